@@ -1,0 +1,22 @@
+/** Connection ids are 16 bytes on the wire and 32 lower-case hex digits in JavaScript. */
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
+const CONN_ID_RE = /^[0-9a-f]{32}$/;
+
+export const CONN_ID_BYTES = 16;
+
+export function connIdToHex(bytes: Uint8Array, offset = 0): string {
+  let s = "";
+  for (let i = offset; i < offset + CONN_ID_BYTES; i++) s += HEX[bytes[i]!];
+  return s;
+}
+
+export function isConnId(s: string): boolean {
+  return CONN_ID_RE.test(s);
+}
+
+/** Writes a 32-hex-digit connection id into `out` at `offset`. Throws RangeError on a malformed id. */
+export function writeConnId(id: string, out: Uint8Array, offset: number): void {
+  if (!CONN_ID_RE.test(id)) throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
+  for (let i = 0; i < CONN_ID_BYTES; i++) out[offset + i] = Number.parseInt(id.slice(i * 2, i * 2 + 2), 16);
+}

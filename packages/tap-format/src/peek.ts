@@ -1,0 +1,138 @@
+/**
+ * Pure peek functions: given the bytes at hand, say whether a complete header or frame is there, how large it
+ * is, or what is wrong with it. They never throw and never copy; the streaming reader is built on them.
+ */
+import {
+  BadHeaderError,
+  BadMagicError,
+  ChecksumMismatchError,
+  type CtapError,
+  OversizedFrameError,
+  UnsupportedVersionError,
+} from "./errors.js";
+import { crc32 } from "./crc32.js";
+import {
+  FRAME_SYNC,
+  Frame,
+  HEADER_FLAG_COMPRESSION_MASK,
+  Header,
+  MAGIC,
+  MAX_FRAME_BODY_BYTES,
+  VERSION_MAJOR,
+} from "./layout.js";
+import { type BlobHeader, Compression } from "./records.js";
+
+export type HeaderPeek =
+  | { readonly kind: "incomplete"; readonly need: number }
+  | { readonly kind: "header"; readonly header: BlobHeader; readonly size: number }
+  | { readonly kind: "invalid"; readonly error: CtapError };
+
+export type FramePeek =
+  | { readonly kind: "incomplete"; readonly need: number }
+  | {
+      readonly kind: "frame";
+      readonly type: number;
+      /** Offset of the body within the bytes given. */
+      readonly bodyOffset: number;
+      readonly bodyLength: number;
+      readonly bodyCrc: number;
+      /** Header plus body. */
+      readonly size: number;
+    }
+  | { readonly kind: "invalid"; readonly error: CtapError };
+
+const compressions = new Set<number>(Object.values(Compression));
+const tapperIdDecoder = new TextDecoder("utf-8", { fatal: true });
+const TAPPER_ID_RE = /^[A-Za-z0-9._-]+$/;
+
+function dataView(b: Uint8Array): DataView {
+  return new DataView(b.buffer, b.byteOffset, b.byteLength);
+}
+
+/** Peeks the blob header at the start of `bytes`. `need` is the total number of bytes required. */
+export function peekHeader(bytes: Uint8Array): HeaderPeek {
+  const have = Math.min(bytes.length, MAGIC.length);
+  for (let i = 0; i < have; i++) {
+    if (bytes[i] !== MAGIC[i]) return { kind: "invalid", error: new BadMagicError(0) };
+  }
+  if (bytes.length < Header.tapperId) return { kind: "incomplete", need: Header.tapperId };
+  const dv = dataView(bytes);
+  const major = dv.getUint16(Header.versionMajor, true);
+  const minor = dv.getUint16(Header.versionMinor, true);
+  if (major !== VERSION_MAJOR) return { kind: "invalid", error: new UnsupportedVersionError(major, minor) };
+  const size = dv.getUint32(Header.headerLength, true);
+  const idLength = dv.getUint16(Header.tapperIdLength, true);
+  if (idLength < 1 || idLength > Header.maxTapperIdBytes) {
+    return { kind: "invalid", error: new BadHeaderError(`tapper id length ${idLength}`, Header.tapperIdLength) };
+  }
+  if (size < Header.fixedBytes + idLength || size > Header.maxBytes) {
+    return { kind: "invalid", error: new BadHeaderError(`header length ${size}`, Header.headerLength) };
+  }
+  if (bytes.length < size) return { kind: "incomplete", need: size };
+  const stored = dv.getUint32(size - 4, true);
+  if (crc32(bytes.subarray(0, size - 4)) !== stored) {
+    return { kind: "invalid", error: new ChecksumMismatchError("header", 0) };
+  }
+  const flags = dv.getUint32(Header.flags, true);
+  const compression = flags & HEADER_FLAG_COMPRESSION_MASK;
+  if (!compressions.has(compression)) {
+    return { kind: "invalid", error: new BadHeaderError(`unknown compression ${compression}`, Header.flags) };
+  }
+  let tapperId: string;
+  try {
+    tapperId = tapperIdDecoder.decode(bytes.subarray(Header.tapperId, Header.tapperId + idLength));
+  } catch {
+    tapperId = "";
+  }
+  if (!TAPPER_ID_RE.test(tapperId)) {
+    return { kind: "invalid", error: new BadHeaderError("tapper id is not [A-Za-z0-9._-]+", Header.tapperId) };
+  }
+  return {
+    kind: "header",
+    size,
+    header: {
+      versionMajor: major,
+      versionMinor: minor,
+      tapperId,
+      sequence: dv.getBigUint64(Header.sequence, true),
+      startNs: dv.getBigUint64(Header.startNs, true),
+      compression: compression as Compression,
+      headerBytes: size,
+    },
+  };
+}
+
+/**
+ * Peeks the frame at `bytes[offset]`. Checks the sync word, the header checksum, and the declared body
+ * length against `maxFrameBytes` before anything else, so a hostile length is rejected without buffering.
+ * The body checksum is not verified here (the body may not be present yet): see `bodyCrc`.
+ * `streamOffset` is the stream position of `bytes[offset]`, used in errors.
+ */
+export function peekFrame(
+  bytes: Uint8Array,
+  offset = 0,
+  maxFrameBytes: number = MAX_FRAME_BODY_BYTES,
+  streamOffset = offset,
+): FramePeek {
+  const avail = bytes.length - offset;
+  if (avail < Frame.headerBytes) return { kind: "incomplete", need: Frame.headerBytes };
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, Frame.headerBytes);
+  const head = bytes.subarray(offset, offset + Frame.headerCrc);
+  if (dv.getUint16(Frame.sync, true) !== FRAME_SYNC || crc32(head) !== dv.getUint32(Frame.headerCrc, true)) {
+    return { kind: "invalid", error: new ChecksumMismatchError("frame header", streamOffset) };
+  }
+  const bodyLength = dv.getUint32(Frame.bodyLength, true);
+  if (bodyLength > maxFrameBytes) {
+    return { kind: "invalid", error: new OversizedFrameError(bodyLength, maxFrameBytes, streamOffset) };
+  }
+  const size = Frame.headerBytes + bodyLength;
+  if (avail < size) return { kind: "incomplete", need: size };
+  return {
+    kind: "frame",
+    type: dv.getUint16(Frame.type, true),
+    bodyOffset: offset + Frame.headerBytes,
+    bodyLength,
+    bodyCrc: dv.getUint32(Frame.bodyCrc, true),
+    size,
+  };
+}

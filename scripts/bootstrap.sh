@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what cloudtap needs on a fresh Debian/Ubuntu machine with Node >= 20, and nothing that is already there:
+# pnpm, the workspace's packages, and the Debian packages the tests use as judges and peers
+# (tshark, tcpdump, nats-server). Safe to run again; it is quiet when all is present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_node_major=20
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if [ "$node_major" -lt "$need_node_major" ]; then
+  echo "cloudtap needs Node >= $need_node_major (found: $(node -v 2>/dev/null || echo none))" >&2
+  exit 1
+fi
+
+if ! command -v pnpm >/dev/null 2>&1; then
+  echo "bootstrap: installing pnpm" >&2
+  npm install -g pnpm >/dev/null 2>&1 || { echo "bootstrap: 'npm install -g pnpm' failed" >&2; exit 1; }
+fi
+
+apt_missing=()
+command -v tshark >/dev/null 2>&1 || apt_missing+=(tshark)
+command -v tcpdump >/dev/null 2>&1 || apt_missing+=(tcpdump)
+command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
+if [ "${#apt_missing[@]}" -gt 0 ]; then
+  echo "bootstrap: installing Debian packages: ${apt_missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  # Wireshark asks whether non-root users may capture; answer "no" up front so the install never prompts.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq >/dev/null || true
+  $sudo apt-get install -y -qq "${apt_missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules/.pnpm ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then
+  echo "bootstrap: installing workspace packages" >&2
+  pnpm install --frozen-lockfile --reporter=silent
+fi
