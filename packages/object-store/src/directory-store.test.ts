@@ -4,7 +4,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
-import { InvalidKeyError, ObjectNotFoundError, openStore, readAll, UnsupportedStoreUrlError } from "./index.js";
+import {
+  InvalidKeyError,
+  ObjectNotFoundError,
+  openStore,
+  readAll,
+  UnsupportedStoreUrlError,
+} from "./index.js";
 import type { ObjectStore } from "./object-store.js";
 
 const enc = new TextEncoder();
@@ -14,7 +20,16 @@ describe("object-store - directory backend", () => {
   let dir: string;
   let store: ObjectStore;
   // Chosen so that directory order and key order differ: "a-c" < "a/b" < "a0" in byte order ('-' < '/' < '0').
-  const keys = ["a/b", "a-c", "a0", "a/b2/x", "a/b2/y", "p/data/2026/11/25/01/gw/1.ctap", "p/data/2026/11/25/02/gw/2.ctap", "z"];
+  const keys = [
+    "a/b",
+    "a-c",
+    "a0",
+    "a/b2/x",
+    "a/b2/y",
+    "p/data/2026/11/25/01/gw/1.ctap",
+    "p/data/2026/11/25/02/gw/2.ctap",
+    "z",
+  ];
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), "cloudtap-store-"));
@@ -46,7 +61,10 @@ describe("object-store - directory backend", () => {
     let cursor: string | undefined;
     let pages = 0;
     do {
-      const page = await store.listPage("", { pageSize: 3, ...(cursor === undefined ? {} : { startAfter: cursor }) });
+      const page = await store.listPage("", {
+        pageSize: 3,
+        ...(cursor === undefined ? {} : { startAfter: cursor }),
+      });
       got.push(...page.objects.map((o) => o.key));
       cursor = page.nextStartAfter;
       pages++;

@@ -55,7 +55,10 @@ export class DirectoryStore implements ObjectStore {
   async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
     let startAfter = options.startAfter;
     for (;;) {
-      const page = await this.listPage(prefix, { ...options, ...(startAfter === undefined ? {} : { startAfter }) });
+      const page = await this.listPage(prefix, {
+        ...options,
+        ...(startAfter === undefined ? {} : { startAfter }),
+      });
       yield* page.objects;
       if (page.nextStartAfter === undefined) return;
       startAfter = page.nextStartAfter;
@@ -67,11 +70,18 @@ export class DirectoryStore implements ObjectStore {
    * names, yields keys in byte order: every key under directory "a" starts with "a/", so it sorts exactly
    * where "a/" sorts among its siblings.
    */
-  private async *walk(dirKey: string, prefix: string, startAfter: string, signal?: AbortSignal): AsyncGenerator<ObjectInfo> {
+  private async *walk(
+    dirKey: string,
+    prefix: string,
+    startAfter: string,
+    signal?: AbortSignal,
+  ): AsyncGenerator<ObjectInfo> {
     signal?.throwIfAborted();
     let entries: Dirent[];
     try {
-      entries = await readdir(dirKey ? join(this.root, ...dirKey.split("/")) : this.root, { withFileTypes: true });
+      entries = await readdir(dirKey ? join(this.root, ...dirKey.split("/")) : this.root, {
+        withFileTypes: true,
+      });
     } catch (err) {
       if (isMissing(err)) return;
       throw err;
@@ -123,7 +133,11 @@ export class DirectoryStore implements ObjectStore {
     return readAll(this.read(key, options));
   }
 
-  async write(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: { signal?: AbortSignal } = {}): Promise<void> {
+  async write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
     const path = this.path(key);
     const dir = dirname(path);
     await mkdir(dir, { recursive: true });

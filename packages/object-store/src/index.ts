@@ -7,6 +7,13 @@ export {
   ObjectStoreErrorCode,
   UnsupportedStoreUrlError,
 } from "./errors.js";
-export type { ByteRange, ListOptions, ListPage, ObjectInfo, ObjectStore, ReadOptions } from "./object-store.js";
+export type {
+  ByteRange,
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  ReadOptions,
+} from "./object-store.js";
 export { openStore } from "./open-store.js";
 export { readAll } from "./read-all.js";

@@ -50,7 +50,11 @@ export interface ObjectStore {
    * Writes an object atomically: readers see the old object or the whole new one, never a part.
    * A body given as an async iterable is streamed.
    */
-  write(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options?: { signal?: AbortSignal }): Promise<void>;
+  write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options?: { signal?: AbortSignal },
+  ): Promise<void>;
   /** Deletes an object; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Metadata of one object, or undefined when it does not exist. */

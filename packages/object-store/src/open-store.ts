@@ -13,5 +13,8 @@ export function openStore(url: string): ObjectStore {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) return new DirectoryStore(resolve(url));
   if (scheme === "file") return new DirectoryStore(fileURLToPath(url));
-  throw new UnsupportedStoreUrlError(url, `the ${scheme}:// backend is not part of this build (directory stores only)`);
+  throw new UnsupportedStoreUrlError(
+    url,
+    `the ${scheme}:// backend is not part of this build (directory stores only)`,
+  );
 }

@@ -17,6 +17,7 @@ export function isConnId(s: string): boolean {
 
 /** Writes a 32-hex-digit connection id into `out` at `offset`. Throws RangeError on a malformed id. */
 export function writeConnId(id: string, out: Uint8Array, offset: number): void {
-  if (!CONN_ID_RE.test(id)) throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
+  if (!CONN_ID_RE.test(id))
+    throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
   for (let i = 0; i < CONN_ID_BYTES; i++) out[offset + i] = Number.parseInt(id.slice(i * 2, i * 2 + 2), 16);
 }

@@ -87,7 +87,11 @@ export class OversizedFrameError extends CtapError {
     readonly maxFrameBytes: number,
     offset: number,
   ) {
-    super(CtapErrorCode.OversizedFrame, `frame body of ${length} bytes exceeds the cap of ${maxFrameBytes}`, offset);
+    super(
+      CtapErrorCode.OversizedFrame,
+      `frame body of ${length} bytes exceeds the cap of ${maxFrameBytes}`,
+      offset,
+    );
   }
 }
 

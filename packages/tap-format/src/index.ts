@@ -31,6 +31,8 @@ export {
 } from "./object-key.js";
 export type { FramePeek, HeaderPeek } from "./peek.js";
 export { peekFrame, peekHeader } from "./peek.js";
+export type { CorruptionItem, CtapItem, CtapReadOptions, HeaderItem } from "./reader.js";
+export { CtapReadStats, readCtap, readCtapBytes } from "./reader.js";
 export type {
   AnyRecord,
   BlobEndRecord,
@@ -53,7 +55,5 @@ export {
   IdentityKey,
   Transport,
 } from "./records.js";
-export type { CorruptionItem, CtapItem, CtapReadOptions, HeaderItem } from "./reader.js";
-export { CtapReadStats, readCtap, readCtapBytes } from "./reader.js";
 export type { ByteSink, CtapWriter, CtapWriterOptions } from "./writer.js";
 export { CtapWriterStateError, createCtapWriter, encodeHeader, MemorySink } from "./writer.js";

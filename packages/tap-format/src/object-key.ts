@@ -27,7 +27,10 @@ function leaf(startNs: bigint, sequence: bigint): string {
 }
 
 export function dataBlobKey(prefix: string, tapperId: string, startNs: bigint, sequence: bigint): string {
-  return join(prefix, `${DATA_DIR}/${hourPath(startNs)}/${tapperId}/${leaf(startNs, sequence)}${BLOB_SUFFIX}`);
+  return join(
+    prefix,
+    `${DATA_DIR}/${hourPath(startNs)}/${tapperId}/${leaf(startNs, sequence)}${BLOB_SUFFIX}`,
+  );
 }
 
 export function keyLogKey(

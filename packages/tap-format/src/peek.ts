@@ -2,6 +2,8 @@
  * Pure peek functions: given the bytes at hand, say whether a complete header or frame is there, how large it
  * is, or what is wrong with it. They never throw and never copy; the streaming reader is built on them.
  */
+
+import { crc32 } from "./crc32.js";
 import {
   BadHeaderError,
   BadMagicError,
@@ -10,7 +12,6 @@ import {
   OversizedFrameError,
   UnsupportedVersionError,
 } from "./errors.js";
-import { crc32 } from "./crc32.js";
 import {
   FRAME_SYNC,
   Frame,
@@ -63,7 +64,10 @@ export function peekHeader(bytes: Uint8Array): HeaderPeek {
   const size = dv.getUint32(Header.headerLength, true);
   const idLength = dv.getUint16(Header.tapperIdLength, true);
   if (idLength < 1 || idLength > Header.maxTapperIdBytes) {
-    return { kind: "invalid", error: new BadHeaderError(`tapper id length ${idLength}`, Header.tapperIdLength) };
+    return {
+      kind: "invalid",
+      error: new BadHeaderError(`tapper id length ${idLength}`, Header.tapperIdLength),
+    };
   }
   if (size < Header.fixedBytes + idLength || size > Header.maxBytes) {
     return { kind: "invalid", error: new BadHeaderError(`header length ${size}`, Header.headerLength) };
@@ -85,7 +89,10 @@ export function peekHeader(bytes: Uint8Array): HeaderPeek {
     tapperId = "";
   }
   if (!TAPPER_ID_RE.test(tapperId)) {
-    return { kind: "invalid", error: new BadHeaderError("tapper id is not [A-Za-z0-9._-]+", Header.tapperId) };
+    return {
+      kind: "invalid",
+      error: new BadHeaderError("tapper id is not [A-Za-z0-9._-]+", Header.tapperId),
+    };
   }
   return {
     kind: "header",

@@ -27,7 +27,13 @@ import {
 } from "./errors.js";
 import { FRAME_SYNC_BYTE0, Frame, Header, MAX_FRAME_BODY_BYTES } from "./layout.js";
 import { peekFrame, peekHeader } from "./peek.js";
-import { decodeBlobEnd, decodeConnClose, decodeConnOpen, decodeData, decodeDatagram } from "./record-codec.js";
+import {
+  decodeBlobEnd,
+  decodeConnClose,
+  decodeConnOpen,
+  decodeData,
+  decodeDatagram,
+} from "./record-codec.js";
 import { type BlobEndRecord, type BlobHeader, Compression, FrameType, type TapRecord } from "./records.js";
 
 export interface HeaderItem {
@@ -154,7 +160,10 @@ export async function* readCtap(
     if (header.compression !== Compression.None) {
       // Zstd is reserved in the format (docs/tap-format.md) but this reader has no decoder for it yet.
       if (header.compression !== Compression.Gzip) {
-        throw new BadHeaderError(`compression ${header.compression} is not supported by this reader`, Header.flags);
+        throw new BadHeaderError(
+          `compression ${header.compression} is not supported by this reader`,
+          Header.flags,
+        );
       }
       const failed: { error?: unknown } = {};
       const plain = gunzip(gather(input.q.drain(), raw), failed)[Symbol.asyncIterator]();
@@ -294,7 +303,10 @@ async function* readFrames(
     if (item?.type === "blob-end") {
       if (item.frameCount !== frameIndex) {
         if (!resync) {
-          throw new MalformedRecordError(`blob-end counts ${item.frameCount} frames, read ${frameIndex}`, bodyAt);
+          throw new MalformedRecordError(
+            `blob-end counts ${item.frameCount} frames, read ${frameIndex}`,
+            bodyAt,
+          );
         }
         stats.frameCountMismatch = true;
       }

@@ -104,7 +104,8 @@ export function encodeConnOpen(r: ConnOpenRecord, out: Uint8Array): number {
   for (const [k, v] of entries) {
     const kb = utf8Encoder.encode(k);
     const vb = utf8Encoder.encode(v);
-    if (kb.length === 0 || kb.length > 0xff) throw new RangeError(`attribute key "${k}" must be 1..255 bytes`);
+    if (kb.length === 0 || kb.length > 0xff)
+      throw new RangeError(`attribute key "${k}" must be 1..255 bytes`);
     if (vb.length > 0xffff) throw new RangeError(`attribute "${k}" value exceeds 65535 bytes`);
     out[p++] = kb.length;
     out.set(kb, p);
@@ -118,7 +119,8 @@ export function encodeConnOpen(r: ConnOpenRecord, out: Uint8Array): number {
 }
 
 function checkOffset(n: number, what: string): void {
-  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`${what} ${n} must be a non-negative safe integer`);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new RangeError(`${what} ${n} must be a non-negative safe integer`);
 }
 
 /** Encodes the fixed part of a data record (the payload follows it in the frame body). */
@@ -165,7 +167,12 @@ export function encodeConnClose(r: ConnCloseRecord, out: Uint8Array): number {
   return L.fixedBytes;
 }
 
-export function encodeBlobEnd(endNs: bigint, frameCount: number, payloadBytes: number, out: Uint8Array): number {
+export function encodeBlobEnd(
+  endNs: bigint,
+  frameCount: number,
+  payloadBytes: number,
+  out: Uint8Array,
+): number {
   const dv = view(out);
   dv.setBigUint64(BlobEndLayout.endNs, endNs, true);
   dv.setBigUint64(BlobEndLayout.frameCount, BigInt(frameCount), true);
@@ -262,7 +269,8 @@ export function decodeData(body: Uint8Array, at: number): DataRecord {
   }
   const payload = body.subarray(payloadAt);
   const offset = safeNumber(dv.getBigUint64(L.offset, true), "data offset", at);
-  if (offset + payload.length > Number.MAX_SAFE_INTEGER) throw new MalformedRecordError("data end offset overflows", at);
+  if (offset + payload.length > Number.MAX_SAFE_INTEGER)
+    throw new MalformedRecordError("data end offset overflows", at);
   return {
     type: "data",
     connId: connIdToHex(body, L.connId),
@@ -299,7 +307,8 @@ export function decodeConnClose(body: Uint8Array, at: number): ConnCloseRecord {
   const reason = body[L.reason]!;
   const initiator = body[L.initiator]!;
   if (!closeReasons.has(reason)) throw new MalformedRecordError(`conn-close reason ${reason} unknown`, at);
-  if (!closeInitiators.has(initiator)) throw new MalformedRecordError(`conn-close initiator ${initiator} unknown`, at);
+  if (!closeInitiators.has(initiator))
+    throw new MalformedRecordError(`conn-close initiator ${initiator} unknown`, at);
   return {
     type: "conn-close",
     connId: connIdToHex(body, L.connId),
@@ -321,4 +330,3 @@ export function decodeBlobEnd(body: Uint8Array, at: number): BlobEndRecord {
     payloadBytes: safeNumber(dv.getBigUint64(BlobEndLayout.payloadBytes, true), "payload bytes", at),
   };
 }
-

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { crc32 } from "./crc32.js";
 import {
   BadMagicError,
   ChecksumMismatchError,
@@ -15,7 +16,6 @@ import {
   TruncatedFrameError,
   UnsupportedVersionError,
 } from "./index.js";
-import { crc32 } from "./crc32.js";
 import { Frame } from "./layout.js";
 import type { TapRecord } from "./records.js";
 import { sampleRecords } from "./test-records.js";
@@ -32,7 +32,8 @@ async function encode(records: TapRecord[], compression: "none" | "gzip" = "none
 
 async function collect(items: AsyncIterable<CtapItem>): Promise<CtapItem[]> {
   const out: CtapItem[] = [];
-  for await (const it of items) out.push(it.type === "data" || it.type === "datagram" ? { ...it, payload: it.payload.slice() } : it);
+  for await (const it of items)
+    out.push(it.type === "data" || it.type === "datagram" ? { ...it, payload: it.payload.slice() } : it);
   return out;
 }
 
@@ -115,23 +116,28 @@ describe("tap-format - round trip", () => {
 });
 
 describe("tap-format - typed errors", () => {
-  const cases: { name: string; mutate: (b: Uint8Array) => Uint8Array; want: new (...a: never[]) => Error }[] = [
-    { name: "bad magic", mutate: (b) => b.map((x, i) => (i === 1 ? 0x44 : x)), want: BadMagicError },
-    {
-      name: "unsupported version",
-      mutate: (b) => b.map((x, i) => (i === 8 ? 2 : x)),
-      want: UnsupportedVersionError,
-    },
-    { name: "header checksum", mutate: (b) => b.map((x, i) => (i === 30 ? x ^ 1 : x)), want: ChecksumMismatchError },
-    { name: "empty input", mutate: () => new Uint8Array(0), want: TruncatedFrameError },
-    { name: "truncated mid-frame", mutate: (b) => b.subarray(0, b.length - 30), want: TruncatedFrameError },
-    { name: "missing blob-end", mutate: (b) => b.subarray(0, b.length - 40), want: MissingTrailerError },
-    {
-      name: "body checksum",
-      mutate: (b) => b.map((x, i) => (i === b.length - 100 ? x ^ 0x80 : x)),
-      want: ChecksumMismatchError,
-    },
-  ];
+  const cases: { name: string; mutate: (b: Uint8Array) => Uint8Array; want: new (...a: never[]) => Error }[] =
+    [
+      { name: "bad magic", mutate: (b) => b.map((x, i) => (i === 1 ? 0x44 : x)), want: BadMagicError },
+      {
+        name: "unsupported version",
+        mutate: (b) => b.map((x, i) => (i === 8 ? 2 : x)),
+        want: UnsupportedVersionError,
+      },
+      {
+        name: "header checksum",
+        mutate: (b) => b.map((x, i) => (i === 30 ? x ^ 1 : x)),
+        want: ChecksumMismatchError,
+      },
+      { name: "empty input", mutate: () => new Uint8Array(0), want: TruncatedFrameError },
+      { name: "truncated mid-frame", mutate: (b) => b.subarray(0, b.length - 30), want: TruncatedFrameError },
+      { name: "missing blob-end", mutate: (b) => b.subarray(0, b.length - 40), want: MissingTrailerError },
+      {
+        name: "body checksum",
+        mutate: (b) => b.map((x, i) => (i === b.length - 100 ? x ^ 0x80 : x)),
+        want: ChecksumMismatchError,
+      },
+    ];
   for (const c of cases) {
     it(`${c.name} -> ${c.want.name}`, async () => {
       const blob = await encode(sampleRecords());
@@ -172,7 +178,11 @@ describe("tap-format - typed errors", () => {
       const stats = new CtapReadStats();
       const items = await collect(readCtapBytes(bad, { onCorruption: "resync", stats }));
       const kept = items.filter((i) => i.type !== "corruption");
-      assert.deepEqual(kept, whole.filter((_, i) => i !== 3), what);
+      assert.deepEqual(
+        kept,
+        whole.filter((_, i) => i !== 3),
+        what,
+      );
       assert.equal(stats.corruptions, 1, what);
       assert.equal(stats.frameCountMismatch, true, what);
     }

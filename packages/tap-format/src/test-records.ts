@@ -1,5 +1,12 @@
 /** Sample records shared by the tap-format tests and the golden-blob generator. */
-import { CloseInitiator, CloseReason, type ConnOpenRecord, Direction, type TapRecord, Transport } from "./records.js";
+import {
+  CloseInitiator,
+  CloseReason,
+  type ConnOpenRecord,
+  Direction,
+  type TapRecord,
+  Transport,
+} from "./records.js";
 
 export const SAMPLE_CONN_V4: ConnOpenRecord = {
   type: "conn-open",
@@ -10,8 +17,22 @@ export const SAMPLE_CONN_V4: ConnOpenRecord = {
   client: { address: "10.20.30.40", port: 51234 },
   server: { address: "203.0.113.7", port: 443 },
   midstream: false,
-  tcp: { clientMss: 1460, serverMss: 1400, clientWindowScale: 7, serverWindowScale: 9, sackPermitted: true, clientIsn: 0xdeadbeef, serverIsn: 1 },
-  attributes: { user: "alice@example.com", tenant: "acme", app: "Slack", policy: "tap-all", device: "LT-0042" },
+  tcp: {
+    clientMss: 1460,
+    serverMss: 1400,
+    clientWindowScale: 7,
+    serverWindowScale: 9,
+    sackPermitted: true,
+    clientIsn: 0xdeadbeef,
+    serverIsn: 1,
+  },
+  attributes: {
+    user: "alice@example.com",
+    tenant: "acme",
+    app: "Slack",
+    policy: "tap-all",
+    device: "LT-0042",
+  },
 };
 
 export const SAMPLE_CONN_V6: ConnOpenRecord = {
@@ -64,7 +85,7 @@ export function sampleRecords(): TapRecord[] {
       timestampNs: SAMPLE_CONN_V4.timestampNs + 3_000_000n,
       reason: CloseReason.Fin,
       initiator: CloseInitiator.Server,
-      bytesClientToServer: 36,
+      bytesClientToServer: 37,
       bytesServerToClient: 0,
     },
   ];

@@ -5,14 +5,22 @@
  */
 import { CompressionStream } from "node:stream/web";
 import { crc32 } from "./crc32.js";
-import { FRAME_SYNC, Frame, Header, MAGIC, MAX_FRAME_BODY_BYTES, VERSION_MAJOR, VERSION_MINOR } from "./layout.js";
+import {
+  FRAME_SYNC,
+  Frame,
+  Header,
+  MAGIC,
+  MAX_FRAME_BODY_BYTES,
+  VERSION_MAJOR,
+  VERSION_MINOR,
+} from "./layout.js";
 import {
   connOpenBodySize,
   encodeBlobEnd,
   encodeConnClose,
   encodeConnOpen,
-  encodeDataHead,
   encodeDatagramHead,
+  encodeDataHead,
 } from "./record-codec.js";
 import { Compression, FrameType, type TapRecord } from "./records.js";
 
@@ -138,7 +146,9 @@ class StreamingCtapWriter implements CtapWriter {
     const fixed = buf.subarray(Frame.headerBytes);
     const bodyLength = fixed.length + (payload?.length ?? 0);
     if (bodyLength > MAX_FRAME_BODY_BYTES) {
-      throw new RangeError(`record body of ${bodyLength} bytes exceeds the CTAP frame limit ${MAX_FRAME_BODY_BYTES}`);
+      throw new RangeError(
+        `record body of ${bodyLength} bytes exceeds the CTAP frame limit ${MAX_FRAME_BODY_BYTES}`,
+      );
     }
     const dv = new DataView(buf.buffer, buf.byteOffset, Frame.headerBytes);
     dv.setUint16(Frame.sync, FRAME_SYNC, true);

@@ -1,0 +1,47 @@
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { parseArgs } from "node:util";
+import { formatInventory, inspectBlob, inspectStore } from "@cloudtap/inspect";
+import { openStore } from "@cloudtap/object-store";
+import type { Command } from "../command.js";
+import { UsageError } from "../usage-error.js";
+
+export const inspectCommand: Command = {
+  name: "inspect",
+  summary: "summarize a blob file or a whole store: records, connections, byte ranges, problems",
+  usage: `cloudtap inspect <blob file | store URL> [--keys <store>] [--prefix P] [--verbose] [--json]
+
+  A blob file is read on its own; a directory or file:// URL is read as a store (every data blob under
+  <prefix>/data/, every key log under <prefix>/keys/ of --keys or of the store itself).
+  Exit status: 0 when no problem was found, 1 when problems were found, 2 for a bad command line.`,
+  async run(args, io) {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        keys: { type: "string" },
+        prefix: { type: "string", default: "" },
+        verbose: { type: "boolean", short: "v", default: false },
+        json: { type: "boolean", default: false },
+      },
+    });
+    const target = positionals[0];
+    if (!target || positionals.length > 1) throw new UsageError("give exactly one blob file or store URL");
+    const isFile =
+      !/^[a-z][a-z0-9+.-]*:\/\//i.test(target) && (await stat(target).catch(() => undefined))?.isFile();
+    const report = isFile
+      ? await inspectBlob(target, createReadStream(target))
+      : await inspectStore(openStore(target), {
+          prefix: values.prefix,
+          ...(values.keys ? { keyStore: openStore(values.keys) } : {}),
+          signal: io.signal,
+          ...(io.stderr.isTTY
+            ? { onProgress: (n: number) => io.stderr.write(`\rinspected ${n} blobs`) }
+            : {}),
+        });
+    if (!isFile && io.stderr.isTTY) io.stderr.write("\r\x1b[K");
+    if (values.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    else io.stdout.write(`${formatInventory(report, { verbose: values.verbose })}\n`);
+    return report.problems.length === 0 ? 0 : 1;
+  },
+};
