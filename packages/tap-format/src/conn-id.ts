@@ -15,9 +15,26 @@ export function isConnId(s: string): boolean {
   return CONN_ID_RE.test(s);
 }
 
+function nibble(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48; // 0-9
+  if (code >= 97 && code <= 102) return code - 87; // a-f
+  return -1;
+}
+
 /** Writes a 32-hex-digit connection id into `out` at `offset`. Throws RangeError on a malformed id. */
 export function writeConnId(id: string, out: Uint8Array, offset: number): void {
-  if (!CONN_ID_RE.test(id))
-    throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
-  for (let i = 0; i < CONN_ID_BYTES; i++) out[offset + i] = Number.parseInt(id.slice(i * 2, i * 2 + 2), 16);
+  if (id.length === 32) {
+    let ok = true;
+    for (let i = 0; i < CONN_ID_BYTES; i++) {
+      const hi = nibble(id.charCodeAt(i * 2));
+      const lo = nibble(id.charCodeAt(i * 2 + 1));
+      if (hi < 0 || lo < 0) {
+        ok = false;
+        break;
+      }
+      out[offset + i] = (hi << 4) | lo;
+    }
+    if (ok) return;
+  }
+  throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
 }

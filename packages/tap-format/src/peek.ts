@@ -3,17 +3,18 @@
  * is, or what is wrong with it. They never throw and never copy; the streaming reader is built on them.
  */
 
-import { crc32 } from "./crc32.js";
+import { crc32, crc32Short } from "./crc32.js";
 import {
   BadHeaderError,
   BadMagicError,
   ChecksumMismatchError,
-  type CtapError,
+  CtapError,
   OversizedFrameError,
   UnsupportedVersionError,
 } from "./errors.js";
 import {
-  FRAME_SYNC,
+  FRAME_SYNC_BYTE0,
+  FRAME_SYNC_BYTE1,
   Frame,
   HEADER_FLAG_COMPRESSION_MASK,
   Header,
@@ -123,23 +124,51 @@ export function peekFrame(
 ): FramePeek {
   const avail = bytes.length - offset;
   if (avail < Frame.headerBytes) return { kind: "incomplete", need: Frame.headerBytes };
-  const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, Frame.headerBytes);
-  const head = bytes.subarray(offset, offset + Frame.headerCrc);
-  if (dv.getUint16(Frame.sync, true) !== FRAME_SYNC || crc32(head) !== dv.getUint32(Frame.headerCrc, true)) {
-    return { kind: "invalid", error: new ChecksumMismatchError("frame header", streamOffset) };
-  }
-  const bodyLength = dv.getUint32(Frame.bodyLength, true);
-  if (bodyLength > maxFrameBytes) {
-    return { kind: "invalid", error: new OversizedFrameError(bodyLength, maxFrameBytes, streamOffset) };
-  }
-  const size = Frame.headerBytes + bodyLength;
+  const h = parseFrameHeader(bytes, offset, maxFrameBytes, streamOffset);
+  if (h instanceof CtapError) return { kind: "invalid", error: h };
+  const size = Frame.headerBytes + h.bodyLength;
   if (avail < size) return { kind: "incomplete", need: size };
   return {
     kind: "frame",
-    type: dv.getUint16(Frame.type, true),
+    type: h.type,
     bodyOffset: offset + Frame.headerBytes,
-    bodyLength,
-    bodyCrc: dv.getUint32(Frame.bodyCrc, true),
+    bodyLength: h.bodyLength,
+    bodyCrc: h.bodyCrc,
     size,
+  };
+}
+
+export interface FrameHeaderFields {
+  readonly type: number;
+  readonly bodyLength: number;
+  readonly bodyCrc: number;
+}
+
+/**
+ * Checks and parses the 16-byte frame header at `bytes[offset]` (which must be present): sync word, header
+ * checksum, body length against the cap. Returns the error instead of throwing.
+ */
+export function parseFrameHeader(
+  bytes: Uint8Array,
+  offset: number,
+  maxFrameBytes: number,
+  streamOffset: number,
+): FrameHeaderFields | CtapError {
+  const b = bytes;
+  const o = offset;
+  const stored = (b[o + 12]! | (b[o + 13]! << 8) | (b[o + 14]! << 16) | (b[o + 15]! << 24)) >>> 0;
+  if (
+    b[o] !== FRAME_SYNC_BYTE0 ||
+    b[o + 1] !== FRAME_SYNC_BYTE1 ||
+    crc32Short(b, o, o + Frame.headerCrc) !== stored
+  ) {
+    return new ChecksumMismatchError("frame header", streamOffset);
+  }
+  const bodyLength = (b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16) | (b[o + 7]! << 24)) >>> 0;
+  if (bodyLength > maxFrameBytes) return new OversizedFrameError(bodyLength, maxFrameBytes, streamOffset);
+  return {
+    type: b[o + 2]! | (b[o + 3]! << 8),
+    bodyLength,
+    bodyCrc: (b[o + 8]! | (b[o + 9]! << 8) | (b[o + 10]! << 16) | (b[o + 11]! << 24)) >>> 0,
   };
 }

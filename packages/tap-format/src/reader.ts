@@ -18,7 +18,7 @@ import { crc32 } from "./crc32.js";
 import {
   BadHeaderError,
   ChecksumMismatchError,
-  type CtapError,
+  CtapError,
   DecompressError,
   isCtapError,
   MalformedRecordError,
@@ -26,7 +26,7 @@ import {
   TruncatedFrameError,
 } from "./errors.js";
 import { FRAME_SYNC_BYTE0, Frame, Header, MAX_FRAME_BODY_BYTES } from "./layout.js";
-import { peekFrame, peekHeader } from "./peek.js";
+import { parseFrameHeader, peekHeader } from "./peek.js";
 import {
   decodeBlobEnd,
   decodeConnClose,
@@ -210,7 +210,7 @@ async function* readFrames(
         q.skip(q.available);
         break;
       }
-      if (peekFrame(q.peek(Frame.headerBytes), 0, maxFrameBytes).kind !== "invalid") break;
+      if (!(parseFrameHeader(q.peek(Frame.headerBytes), 0, maxFrameBytes, 0) instanceof CtapError)) break;
       q.skip(1);
       skipped++;
     }
@@ -236,13 +236,13 @@ async function* readFrames(
       return;
     }
     const at = q.position;
-    const head = peekFrame(q.peek(Frame.headerBytes), 0, maxFrameBytes, at);
-    if (head.kind === "invalid") {
-      if (!resync) throw head.error;
-      yield* scan(head.error);
+    const head = parseFrameHeader(q.peek(Frame.headerBytes), 0, maxFrameBytes, at);
+    if (head instanceof CtapError) {
+      if (!resync) throw head;
+      yield* scan(head);
       continue;
     }
-    const size = head.kind === "incomplete" ? head.need : head.size;
+    const size = Frame.headerBytes + head.bodyLength;
     if (!(await input.ensure(size))) {
       const err = new TruncatedFrameError(q.available, size, at);
       if (!resync) throw err;
@@ -252,11 +252,9 @@ async function* readFrames(
       q.skip(q.available);
       continue; // reports the missing trailer next
     }
-    const frame = q.take(size);
-    const body = frame.subarray(Frame.headerBytes);
-    const dv = new DataView(frame.buffer, frame.byteOffset, Frame.headerBytes);
-    const type = dv.getUint16(Frame.type, true);
-    if (crc32(body) !== dv.getUint32(Frame.bodyCrc, true)) {
+    const body = q.take(size).subarray(Frame.headerBytes);
+    const type = head.type;
+    if (crc32(body) !== head.bodyCrc) {
       const err = new ChecksumMismatchError("frame body", at);
       if (!resync) throw err;
       stats.corruptions++;

@@ -35,6 +35,17 @@ function view(bytes: Uint8Array): DataView {
   return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+// Decoding many records from one input chunk: one DataView per underlying buffer, not one per record.
+let cachedBuffer: ArrayBufferLike | undefined;
+let cachedView: DataView | undefined;
+function bufferView(bytes: Uint8Array): DataView {
+  if (bytes.buffer !== cachedBuffer) {
+    cachedBuffer = bytes.buffer;
+    cachedView = new DataView(bytes.buffer);
+  }
+  return cachedView!;
+}
+
 function safeNumber(v: bigint, field: string, at: number): number {
   if (v > MAX_SAFE) throw new MalformedRecordError(`${field} ${v} exceeds 2^53-1`, at);
   return Number(v);
@@ -262,13 +273,16 @@ export function decodeConnOpen(body: Uint8Array, at: number): ConnOpenRecord {
 export function decodeData(body: Uint8Array, at: number): DataRecord {
   const L = DataLayout;
   need(body, L.fixedBytes, "data", at);
-  const dv = view(body);
-  const payloadAt = dv.getUint16(L.payloadOffset, true);
+  const dv = bufferView(body);
+  const o = body.byteOffset;
+  const payloadAt = dv.getUint16(o + L.payloadOffset, true);
   if (payloadAt < L.fixedBytes || payloadAt > body.length) {
     throw new MalformedRecordError(`data payload offset ${payloadAt} out of range`, at);
   }
   const payload = body.subarray(payloadAt);
-  const offset = safeNumber(dv.getBigUint64(L.offset, true), "data offset", at);
+  const hi = dv.getUint32(o + L.offset + 4, true);
+  if (hi > 0x1fffff) throw new MalformedRecordError("data offset exceeds 2^53-1", at);
+  const offset = hi * 0x1_0000_0000 + dv.getUint32(o + L.offset, true);
   if (offset + payload.length > Number.MAX_SAFE_INTEGER)
     throw new MalformedRecordError("data end offset overflows", at);
   return {
@@ -276,8 +290,8 @@ export function decodeData(body: Uint8Array, at: number): DataRecord {
     connId: connIdToHex(body, L.connId),
     direction: direction(body[L.direction]!, at),
     offset,
-    timestampNs: dv.getBigUint64(L.timestampNs, true),
-    spanNs: dv.getUint32(L.spanNs, true),
+    timestampNs: dv.getBigUint64(o + L.timestampNs, true),
+    spanNs: dv.getUint32(o + L.spanNs, true),
     payload,
   };
 }

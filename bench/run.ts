@@ -1,0 +1,36 @@
+/**
+ * `pnpm bench [name ...]`: runs the benchmarks (all, or those whose name contains an argument), prints a
+ * table, and writes the results with date, machine and command to bench/results/<date>.json.
+ * docs/benchmarks.md records the figures quoted in issue notes.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
+import type { BenchResult } from "./bench-result.js";
+import { benchTapFormat } from "./tap-format.bench.js";
+
+const suites: Record<string, () => Promise<BenchResult[]>> = {
+  "tap-format": benchTapFormat,
+};
+
+const wanted = process.argv.slice(2);
+const chosen = Object.entries(suites).filter(
+  ([n]) => wanted.length === 0 || wanted.some((w) => n.includes(w)),
+);
+const all: (BenchResult & { suite: string })[] = [];
+for (const [suite, run] of chosen) {
+  process.stderr.write(`running ${suite}...\n`);
+  for (const r of await run()) {
+    all.push({ suite, ...r });
+    process.stdout.write(
+      `${suite.padEnd(12)} ${r.name.padEnd(44)} ${r.value.toFixed(1).padStart(10)} ${r.unit}${r.detail ? `  (${r.detail})` : ""}\n`,
+    );
+  }
+}
+const machine = `${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+const date = new Date().toISOString();
+mkdirSync(new URL("results/", import.meta.url), { recursive: true });
+writeFileSync(
+  new URL(`results/${date.slice(0, 10)}.json`, import.meta.url),
+  `${JSON.stringify({ date, machine, command: `pnpm bench ${wanted.join(" ")}`.trim(), results: all }, null, 2)}\n`,
+);
+process.stdout.write(`machine: ${machine}\n`);
