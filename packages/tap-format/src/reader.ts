@@ -131,14 +131,19 @@ async function* gather(first: Uint8Array[], rest: AsyncIterator<Uint8Array>): As
   }
 }
 
+/** Iterates a sync iterable as an async one, so arrays of chunks can be read too. */
+async function* fromSync(source: Iterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  yield* source;
+}
+
 export async function* readCtap(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   options: CtapReadOptions = {},
 ): AsyncGenerator<CtapItem, void, undefined> {
   const maxFrameBytes = options.maxFrameBytes ?? MAX_FRAME_BODY_BYTES;
   const resync = options.onCorruption === "resync";
   const stats = options.stats ?? new CtapReadStats();
-  const raw = source[Symbol.asyncIterator]();
+  const raw = (Symbol.asyncIterator in source ? source : fromSync(source))[Symbol.asyncIterator]();
   const first = new Input(new ByteQueue(), raw);
   let input = first;
   try {
@@ -320,10 +325,5 @@ async function* readFrames(
 
 /** Reads a whole blob held in memory. */
 export function readCtapBytes(bytes: Uint8Array, options?: CtapReadOptions): AsyncGenerator<CtapItem> {
-  return readCtap(
-    (async function* () {
-      yield bytes;
-    })(),
-    options,
-  );
+  return readCtap([bytes], options);
 }
