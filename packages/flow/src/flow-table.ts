@@ -1,0 +1,475 @@
+/**
+ * The flow table: tapped records in, connections out, each as a stream of in-order bytes per direction with
+ * explicit gaps.
+ *
+ * Lifecycle contract (per connection id):
+ *   1. `FlowHandler.create(flow)` is called once, when the flow's conn-open record has been seen, or when
+ *      the flow times out in state `new` without one (then `flow.open` is undefined). It returns a
+ *      `FlowStream`, or undefined to ignore the flow (its records are then dropped and counted).
+ *   2. `onData` / `onDatagram` / `onGap` are called 0..n times, in byte order per direction. Directions are
+ *      interleaved in the order their bytes became releasable. `bytes` is only valid during the call:
+ *      copy what you keep.
+ *   3. `onComplete` is called exactly once, after which nothing else is called for that flow. Records of a
+ *      completed flow that arrive later (duplicates from another blob) are recognised for a while (a bounded
+ *      memory of completed ids) and counted as late, not made into a new flow.
+ *
+ * Time is the record timestamps; the table never reads a clock. `now` is the highest timestamp seen. Timeouts
+ * and gap waits act only when the caller calls `flushOlderThan(now)` (e.g. after each blob) or `flushAll()`
+ * (at the end of input, or at shutdown).
+ *
+ * Every buffer has a cap, a named overflow policy and a counter in `stats`.
+ */
+import type {
+  ConnCloseRecord,
+  ConnOpenRecord,
+  DatagramRecord,
+  DataRecord,
+  Direction,
+  TapRecord,
+} from "@cloudtap/tap-format";
+import { OrderedStream, type StreamOutput } from "./ordered-stream.js";
+
+export const FlowState = { New: "new", Established: "established", Closing: "closing" } as const;
+export type FlowState = (typeof FlowState)[keyof typeof FlowState];
+
+export const CompletionReason = {
+  /** The close record was seen and both directions are complete up to its byte totals. */
+  Closed: "closed",
+  /** The close record was seen but bytes were still missing when the closing timeout expired. */
+  ClosedIncomplete: "closed-incomplete",
+  /** No record for longer than the established timeout (no close record). */
+  IdleTimeout: "idle-timeout",
+  /** No conn-open record arrived within the new-flow timeout. */
+  NeverOpened: "never-opened",
+  /** Evicted to make room (max flows or total buffered bytes). */
+  Evicted: "evicted",
+  /** `flushAll()`: the input ended. */
+  Flushed: "flushed",
+} as const;
+export type CompletionReason = (typeof CompletionReason)[keyof typeof CompletionReason];
+
+/** What the table does when it holds `maxFlows` flows and a record of a new one arrives. */
+export const FlowOverflowPolicy = {
+  /** Complete the least recently active flow (reason `evicted`) and admit the new one. */
+  EvictOldest: "evict-oldest",
+  /** Drop the new flow's records (counted). */
+  DropNew: "drop-new",
+} as const;
+export type FlowOverflowPolicy = (typeof FlowOverflowPolicy)[keyof typeof FlowOverflowPolicy];
+
+/** What a flow does when its buffered (out-of-order) bytes exceed `maxBufferedBytesPerFlow`. */
+export const BufferOverflowPolicy = {
+  /** Give up on the oldest hole: report it as a gap and release what waited behind it. */
+  ReleaseGap: "release-gap",
+  /** Drop the chunk that does not fit (counted); it becomes a gap later if it never comes again. */
+  DropData: "drop-data",
+} as const;
+export type BufferOverflowPolicy = (typeof BufferOverflowPolicy)[keyof typeof BufferOverflowPolicy];
+
+export interface FlowTableOptions {
+  readonly maxFlows?: number;
+  readonly flowOverflow?: FlowOverflowPolicy;
+  readonly maxBufferedBytesPerFlow?: number;
+  readonly bufferOverflow?: BufferOverflowPolicy;
+  /** Across all flows; above it, holes of the least recently active flows are released as gaps. */
+  readonly maxBufferedBytesTotal?: number;
+  /** How long (record time) bytes wait behind a hole before the hole is released as a gap. */
+  readonly gapWaitNs?: bigint;
+  /** Idle timeouts per state, in record time. */
+  readonly newTimeoutNs?: bigint;
+  readonly establishedTimeoutNs?: bigint;
+  readonly closingTimeoutNs?: bigint;
+  /** How many completed connection ids are remembered to recognise late duplicates. */
+  readonly completedMemory?: number;
+}
+
+export const DEFAULT_FLOW_TABLE_OPTIONS = {
+  maxFlows: 1_000_000,
+  flowOverflow: FlowOverflowPolicy.EvictOldest,
+  maxBufferedBytesPerFlow: 16 * 1024 * 1024,
+  bufferOverflow: BufferOverflowPolicy.ReleaseGap,
+  maxBufferedBytesTotal: 1024 * 1024 * 1024,
+  gapWaitNs: 30_000_000_000n,
+  newTimeoutNs: 60_000_000_000n,
+  establishedTimeoutNs: 600_000_000_000n,
+  closingTimeoutNs: 30_000_000_000n,
+  completedMemory: 65_536,
+} as const satisfies Required<FlowTableOptions>;
+
+export interface FlowInfo {
+  readonly connId: string;
+  /** Undefined when the flow timed out in state `new` without its conn-open record. */
+  readonly open: ConnOpenRecord | undefined;
+}
+
+export interface FlowCompletion {
+  readonly reason: CompletionReason;
+  readonly close: ConnCloseRecord | undefined;
+  /** Per direction [c2s, s2c]: bytes released, gaps and gap bytes, duplicates, differing overlaps. */
+  readonly directions: readonly [DirectionSummary, DirectionSummary];
+}
+
+export interface DirectionSummary {
+  readonly bytes: number;
+  readonly gaps: number;
+  readonly gapBytes: number;
+  readonly duplicateBytes: number;
+  readonly overlapMismatchBytes: number;
+}
+
+export interface FlowStream {
+  onData(direction: Direction, offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void;
+  onDatagram(direction: Direction, index: number, bytes: Uint8Array, timestampNs: bigint): void;
+  onGap(direction: Direction, offset: number, length: number, timestampNs: bigint): void;
+  onComplete(completion: FlowCompletion): void;
+}
+
+export interface FlowHandler {
+  create(flow: FlowInfo): FlowStream | undefined;
+}
+
+export class FlowTableStats {
+  flowsCreated = 0;
+  flowsIgnored = 0;
+  readonly completed: Record<CompletionReason, number> = {
+    closed: 0,
+    "closed-incomplete": 0,
+    "idle-timeout": 0,
+    "never-opened": 0,
+    evicted: 0,
+    flushed: 0,
+  };
+  /** Records of flows the handler ignored, or that arrived after their flow completed. */
+  recordsIgnored = 0;
+  lateRecords = 0;
+  droppedNewFlows = 0;
+  /** Times a flow hit its buffer cap, and bytes dropped under the drop-data policy. */
+  perFlowCapHits = 0;
+  droppedBytes = 0;
+  totalCapHits = 0;
+  gaps = 0;
+  gapBytes = 0;
+  duplicateBytes = 0;
+  overlapMismatchBytes = 0;
+  duplicateDatagrams = 0;
+  bufferedBytes = 0;
+  peakBufferedBytes = 0;
+  flows = 0;
+  peakFlows = 0;
+}
+
+const MAX_DATAGRAM_INDEXES = 4096;
+
+interface Flow {
+  readonly connId: string;
+  open: ConnOpenRecord | undefined;
+  close: ConnCloseRecord | undefined;
+  state: FlowState;
+  stream: FlowStream | undefined;
+  ignored: boolean;
+  dirs: [OrderedStream, OrderedStream];
+  outs: [StreamOutput, StreamOutput] | undefined;
+  /** Datagram indexes seen per direction (bounded), and datagrams held until the stream exists. */
+  datagrams: { seen: [Set<number>, Set<number>]; held: DatagramRecord[] } | undefined;
+  lastSeenNs: bigint;
+  bufferedBytes: number;
+}
+
+export class FlowTable {
+  readonly stats = new FlowTableStats();
+  private readonly o: Required<FlowTableOptions>;
+  /** Insertion order = least recently active first (a flow is re-inserted when it sees a record). */
+  private readonly flows = new Map<string, Flow>();
+  private readonly completedIds = new Set<string>();
+  private nowNs = 0n;
+
+  constructor(
+    private readonly handler: FlowHandler,
+    options: FlowTableOptions = {},
+  ) {
+    this.o = { ...DEFAULT_FLOW_TABLE_OPTIONS, ...options };
+  }
+
+  /** The highest record timestamp seen. */
+  get now(): bigint {
+    return this.nowNs;
+  }
+
+  get size(): number {
+    return this.flows.size;
+  }
+
+  accept(record: TapRecord): void {
+    if (record.timestampNs > this.nowNs) this.nowNs = record.timestampNs;
+    const flow = this.lookup(record.connId);
+    if (!flow) return;
+    if (flow.ignored) {
+      this.stats.recordsIgnored++;
+      return;
+    }
+    switch (record.type) {
+      case "conn-open":
+        if (!flow.open) {
+          flow.open = record;
+          if (flow.state === FlowState.New) flow.state = FlowState.Established;
+          this.start(flow);
+        }
+        break;
+      case "data":
+        this.data(flow, record);
+        break;
+      case "datagram":
+        this.datagram(flow, record);
+        break;
+      case "conn-close":
+        if (!flow.close) {
+          flow.close = record;
+          flow.state = FlowState.Closing;
+        }
+        break;
+    }
+    this.touch(flow, record.timestampNs);
+    if (flow.close && flow.stream) this.completeIfDone(flow);
+    if (this.stats.bufferedBytes > this.o.maxBufferedBytesTotal) this.relieveTotal();
+  }
+
+  /**
+   * Applies the timeouts and gap waits at time `nowNs` (default: the highest record timestamp seen).
+   * Holes that have waited `gapWaitNs` are released as gaps; flows idle past their state's timeout complete.
+   */
+  flushOlderThan(nowNs: bigint = this.nowNs): void {
+    for (const flow of [...this.flows.values()]) {
+      if (flow.stream) {
+        for (const d of [0, 1] as const) {
+          const since = flow.dirs[d].waitingSinceNs;
+          if (since !== undefined && since + this.o.gapWaitNs <= nowNs) this.releaseHoles(flow, d);
+        }
+        if (flow.close) this.completeIfDone(flow);
+      }
+      if (!this.flows.has(flow.connId)) continue;
+      const timeout =
+        flow.state === FlowState.New
+          ? this.o.newTimeoutNs
+          : flow.state === FlowState.Closing
+            ? this.o.closingTimeoutNs
+            : this.o.establishedTimeoutNs;
+      if (flow.lastSeenNs + timeout <= nowNs) {
+        const reason =
+          flow.state === FlowState.New
+            ? CompletionReason.NeverOpened
+            : flow.state === FlowState.Closing
+              ? CompletionReason.ClosedIncomplete
+              : CompletionReason.IdleTimeout;
+        this.complete(flow, reason);
+      }
+    }
+  }
+
+  /** Completes every flow: the input has ended. Flows without a conn-open are offered to the handler first. */
+  flushAll(): void {
+    for (const flow of [...this.flows.values()]) {
+      if (!this.flows.has(flow.connId)) continue;
+      const reason = flow.close
+        ? this.missing(flow)
+          ? CompletionReason.ClosedIncomplete
+          : CompletionReason.Closed
+        : CompletionReason.Flushed;
+      this.complete(flow, flow.open ? reason : CompletionReason.NeverOpened);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------- internals
+
+  private lookup(connId: string): Flow | undefined {
+    const f = this.flows.get(connId);
+    if (f) return f;
+    if (this.completedIds.has(connId)) {
+      this.stats.lateRecords++;
+      return undefined;
+    }
+    if (this.flows.size >= this.o.maxFlows) {
+      if (this.o.flowOverflow === FlowOverflowPolicy.DropNew) {
+        this.stats.droppedNewFlows++;
+        return undefined;
+      }
+      const oldest = this.flows.values().next().value;
+      if (oldest) this.complete(oldest, CompletionReason.Evicted);
+    }
+    const flow: Flow = {
+      connId,
+      open: undefined,
+      close: undefined,
+      state: FlowState.New,
+      stream: undefined,
+      ignored: false,
+      dirs: [new OrderedStream(), new OrderedStream()],
+      outs: undefined,
+      datagrams: undefined,
+      lastSeenNs: this.nowNs,
+      bufferedBytes: 0,
+    };
+    this.flows.set(connId, flow);
+    this.stats.flows = this.flows.size;
+    if (this.flows.size > this.stats.peakFlows) this.stats.peakFlows = this.flows.size;
+    return flow;
+  }
+
+  private touch(flow: Flow, ts: bigint): void {
+    if (ts > flow.lastSeenNs) flow.lastSeenNs = ts;
+    // Move to the back of the activity order; cheap enough at one delete + set per record.
+    this.flows.delete(flow.connId);
+    this.flows.set(flow.connId, flow);
+  }
+
+  private addBuffered(flow: Flow, delta: number): void {
+    if (delta === 0) return;
+    flow.bufferedBytes += delta;
+    this.stats.bufferedBytes += delta;
+    if (this.stats.bufferedBytes > this.stats.peakBufferedBytes)
+      this.stats.peakBufferedBytes = this.stats.bufferedBytes;
+  }
+
+  /** Creates the consumer and releases what was held while the flow had none. */
+  private start(flow: Flow): void {
+    const stream = this.handler.create({ connId: flow.connId, open: flow.open });
+    this.stats.flowsCreated++;
+    if (!stream) {
+      this.stats.flowsIgnored++;
+      flow.ignored = true;
+      this.addBuffered(flow, -flow.bufferedBytes);
+      flow.dirs = [new OrderedStream(), new OrderedStream()];
+      flow.datagrams = undefined;
+      return;
+    }
+    flow.stream = stream;
+    flow.outs = [this.output(flow, 0), this.output(flow, 1)];
+    for (const d of [0, 1] as const) this.addBuffered(flow, flow.dirs[d].drain(flow.outs[d]));
+    const held = flow.datagrams?.held;
+    if (held?.length) {
+      flow.datagrams!.held = [];
+      for (const r of held) {
+        this.addBuffered(flow, -r.payload.length);
+        stream.onDatagram(r.direction, r.index, r.payload, r.timestampNs);
+      }
+    }
+  }
+
+  private output(flow: Flow, d: Direction): StreamOutput {
+    const stream = flow.stream!;
+    return {
+      data: (offset, bytes, ts, span) => stream.onData(d, offset, bytes, ts, span),
+      gap: (offset, length, ts) => {
+        this.stats.gaps++;
+        this.stats.gapBytes += length;
+        stream.onGap(d, offset, length, ts);
+      },
+    };
+  }
+
+  private data(flow: Flow, r: DataRecord): void {
+    const dir = flow.dirs[r.direction];
+    const out = flow.outs?.[r.direction];
+    const inOrder = out && r.offset <= dir.next && !dir.hasPending;
+    if (!inOrder && flow.bufferedBytes + r.payload.length > this.o.maxBufferedBytesPerFlow) {
+      this.stats.perFlowCapHits++;
+      if (this.o.bufferOverflow === BufferOverflowPolicy.DropData || !out) {
+        // Without a consumer there is nothing to release into: the chunk is dropped either way.
+        this.stats.droppedBytes += r.payload.length;
+        return;
+      }
+      this.releaseHoles(flow, r.direction);
+    }
+    const dup = dir.duplicateBytes;
+    const mis = dir.overlapMismatchBytes;
+    this.addBuffered(flow, dir.accept(r.offset, r.payload, r.timestampNs, r.spanNs, out));
+    this.stats.duplicateBytes += dir.duplicateBytes - dup;
+    this.stats.overlapMismatchBytes += dir.overlapMismatchBytes - mis;
+  }
+
+  private datagram(flow: Flow, r: DatagramRecord): void {
+    flow.datagrams ??= { seen: [new Set(), new Set()], held: [] };
+    const seen = flow.datagrams.seen[r.direction];
+    if (seen.has(r.index)) {
+      this.stats.duplicateDatagrams++;
+      return;
+    }
+    if (seen.size >= MAX_DATAGRAM_INDEXES) seen.delete(seen.values().next().value!);
+    seen.add(r.index);
+    if (flow.stream) {
+      flow.stream.onDatagram(r.direction, r.index, r.payload, r.timestampNs);
+      return;
+    }
+    if (flow.bufferedBytes + r.payload.length > this.o.maxBufferedBytesPerFlow) {
+      this.stats.perFlowCapHits++;
+      this.stats.droppedBytes += r.payload.length;
+      return;
+    }
+    flow.datagrams.held.push({ ...r, payload: r.payload.slice() });
+    this.addBuffered(flow, r.payload.length);
+  }
+
+  private releaseHoles(flow: Flow, d: Direction): void {
+    const out = flow.outs?.[d];
+    if (out) this.addBuffered(flow, flow.dirs[d].releaseHole(out));
+  }
+
+  private relieveTotal(): void {
+    this.stats.totalCapHits++;
+    for (const flow of this.flows.values()) {
+      if (this.stats.bufferedBytes <= this.o.maxBufferedBytesTotal) return;
+      if (flow.bufferedBytes === 0) continue;
+      if (flow.stream) {
+        for (const d of [0, 1] as const) while (flow.dirs[d].hasPending) this.releaseHoles(flow, d);
+      } else {
+        this.complete(flow, CompletionReason.Evicted);
+      }
+    }
+  }
+
+  private missing(flow: Flow): boolean {
+    const c = flow.close;
+    if (!c) return true;
+    return (
+      flow.dirs[0].hasPending ||
+      flow.dirs[1].hasPending ||
+      flow.dirs[0].next < c.bytesClientToServer ||
+      flow.dirs[1].next < c.bytesServerToClient
+    );
+  }
+
+  private completeIfDone(flow: Flow): void {
+    if (!this.missing(flow)) this.complete(flow, CompletionReason.Closed);
+  }
+
+  private complete(flow: Flow, reason: CompletionReason): void {
+    if (!flow.stream && !flow.ignored) {
+      // Never opened (or evicted before its open arrived): offer what it holds to the handler anyway.
+      this.start(flow);
+    }
+    if (flow.stream && flow.outs) {
+      const c = flow.close;
+      const totals = [c?.bytesClientToServer, c?.bytesServerToClient] as const;
+      for (const d of [0, 1] as const)
+        this.addBuffered(flow, flow.dirs[d].finish(flow.outs[d], totals[d], this.nowNs));
+      const summary = (d: 0 | 1): DirectionSummary => {
+        const s = flow.dirs[d];
+        return {
+          bytes: s.releasedBytes,
+          gaps: s.gapCount,
+          gapBytes: s.gapBytes,
+          duplicateBytes: s.duplicateBytes,
+          overlapMismatchBytes: s.overlapMismatchBytes,
+        };
+      };
+      flow.stream.onComplete({ reason, close: c, directions: [summary(0), summary(1)] });
+    }
+    this.addBuffered(flow, -flow.bufferedBytes);
+    this.flows.delete(flow.connId);
+    this.stats.flows = this.flows.size;
+    this.stats.completed[reason]++;
+    this.completedIds.add(flow.connId);
+    if (this.completedIds.size > this.o.completedMemory) {
+      this.completedIds.delete(this.completedIds.values().next().value!);
+    }
+  }
+}

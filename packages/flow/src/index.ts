@@ -1,0 +1,19 @@
+export type {
+  DirectionSummary,
+  FlowCompletion,
+  FlowHandler,
+  FlowInfo,
+  FlowStream,
+  FlowTableOptions,
+} from "./flow-table.js";
+export {
+  BufferOverflowPolicy,
+  CompletionReason,
+  DEFAULT_FLOW_TABLE_OPTIONS,
+  FlowOverflowPolicy,
+  FlowState,
+  FlowTable,
+  FlowTableStats,
+} from "./flow-table.js";
+export type { StreamOutput } from "./ordered-stream.js";
+export { OrderedStream } from "./ordered-stream.js";
