@@ -1,3 +1,5 @@
+export type { FlowFilter, FlowRule } from "./flow-filter.js";
+export { createFlowFilter, FlowFilterSyntaxError, parseFlowRule } from "./flow-filter.js";
 export type {
   DirectionSummary,
   FlowCompletion,

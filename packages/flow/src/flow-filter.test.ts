@@ -1,0 +1,67 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { type ConnOpenRecord, Transport } from "@cloudtap/tap-format";
+import { createFlowFilter, FlowFilterSyntaxError } from "./flow-filter.js";
+
+const flow = (over: Partial<ConnOpenRecord> = {}): ConnOpenRecord => ({
+  type: "conn-open",
+  connId: "0".repeat(32),
+  timestampNs: 0n,
+  transport: Transport.Tcp,
+  ipVersion: 4,
+  client: { address: "10.20.30.40", port: 50000 },
+  server: { address: "203.0.113.9", port: 443 },
+  midstream: false,
+  tcp: {},
+  attributes: { user: "Alice@Example.com", app: "Slack", device: "LT-0042", tenant: "acme" },
+  ...over,
+});
+
+describe("flow - filter rules", () => {
+  const cases: { rules: string[]; flow: ConnOpenRecord; want: boolean }[] = [
+    { rules: [], flow: flow(), want: true },
+    { rules: ["accept port=443"], flow: flow(), want: true },
+    { rules: ["accept port=443"], flow: flow({ server: { address: "203.0.113.9", port: 80 } }), want: false },
+    { rules: ["reject port=22"], flow: flow(), want: true },
+    {
+      rules: ["accept port=8000-8999"],
+      flow: flow({ server: { address: "1.2.3.4", port: 8443 } }),
+      want: true,
+    },
+    { rules: ["accept user=*@example.com"], flow: flow(), want: true },
+    { rules: ["accept identity=lt-*"], flow: flow(), want: true },
+    { rules: ["reject app=slack", "accept any"], flow: flow(), want: false },
+    { rules: ["accept src=10.0.0.0/8,proto=tcp"], flow: flow(), want: true },
+    { rules: ["accept src=10.0.0.0/8,proto=udp"], flow: flow(), want: false },
+    { rules: ["accept src=10.20.30.32/28"], flow: flow(), want: true },
+    { rules: ["accept src=10.20.30.48/28"], flow: flow(), want: false },
+    {
+      rules: ["accept src=fd00:1::/32"],
+      flow: flow({
+        ipVersion: 6,
+        client: { address: "fd00:1:2::42", port: 1 },
+        server: { address: "2001:db8::1", port: 443 },
+      }),
+      want: true,
+    },
+    { rules: ["accept src=fd00::/8"], flow: flow(), want: false },
+    { rules: ["accept dst=203.0.113.0/24", "reject any"], flow: flow(), want: true },
+    { rules: ["accept tenant=other", "reject user=*"], flow: flow(), want: false },
+  ];
+  for (const c of cases) {
+    it(`${JSON.stringify(c.rules)} -> ${c.want}`, () => {
+      assert.equal(createFlowFilter(c.rules).decide(c.flow).accept, c.want);
+    });
+  }
+  it("names the problem in a bad rule", () => {
+    for (const bad of [
+      "allow port=1",
+      "accept port=70000",
+      "accept src=10.0.0.0/33",
+      "accept colour=red",
+      "accept proto=icmp",
+    ]) {
+      assert.throws(() => createFlowFilter([bad]), FlowFilterSyntaxError, bad);
+    }
+  });
+});
