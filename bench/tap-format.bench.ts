@@ -71,7 +71,11 @@ async function median(runs: number, fn: () => Promise<unknown>): Promise<number>
 
 async function write(rs: TapRecord[]): Promise<number> {
   let n = 0;
-  const sink = { write: (c: Uint8Array) => void (n += c.length) };
+  const sink = {
+    write: (c: Uint8Array) => {
+      n += c.length;
+    },
+  };
   const w = createCtapWriter(sink, { tapperId: "bench", sequence: 0n, startNs: 0n });
   for (const r of rs) await w.write(r);
   await w.finish(1n);

@@ -4,10 +4,11 @@
  * Commands are thin wiring over packages/*.
  */
 import type { Command } from "./command.js";
+import { ingestCommand } from "./commands/ingest.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { UsageError } from "./usage-error.js";
 
-const commands: Command[] = [inspectCommand];
+const commands: Command[] = [ingestCommand, inspectCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -106,7 +106,12 @@ describe("flow - ordered stream", () => {
     const s = new OrderedStream();
     const input = enc.encode("abcdef");
     let seen: Uint8Array | undefined;
-    s.accept(0, input, 0n, 0, { data: (_o, b) => void (seen = b), gap: () => {} });
+    s.accept(0, input, 0n, 0, {
+      data: (_o, b) => {
+        seen = b;
+      },
+      gap: () => {},
+    });
     assert.equal(seen?.buffer, input.buffer);
     const later = enc.encode("xyz");
     s.accept(10, later, 0n, 0, { data: () => {}, gap: () => {} });
