@@ -29,6 +29,8 @@ export type { PacketLayer } from "./errors.js";
 export { isMalformedPacketError, MalformedPacketError, PacketErrorCode } from "./errors.js";
 export type { EthernetFrame, VlanTag } from "./ethernet.js";
 export { MAX_VLAN_TAGS, parseEthernet } from "./ethernet.js";
+export { fold32, sumRange } from "./fast-checksum.js";
+export type { FrameSink } from "./frame-sink.js";
 export { formatIpAddress, formatIpv4, formatIpv6 } from "./ip-address.js";
 export { parseIpAddress } from "./ip-address-parse.js";
 export type { Ipv4Packet } from "./ipv4.js";

@@ -1,5 +1,13 @@
 export type { ByteSink } from "./byte-sink.js";
 export type {
+  CaptureEncoder,
+  CaptureEncoderOptions,
+  PcapEncoderOptions,
+  PcapngEncoder,
+  PcapngEncoderOptions,
+} from "./capture-encoder.js";
+export { createPcapEncoder, createPcapngEncoder } from "./capture-encoder.js";
+export type {
   CaptureItem,
   CapturePacket,
   CaptureReaderOptions,
