@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
-import { createPcapEncoder, createPcapngEncoder } from "./capture-encoder.js";
+import { type CaptureEncoder, createPcapEncoder, createPcapngEncoder } from "./capture-encoder.js";
 import { readCapture } from "./capture-reader.js";
 
 function join2(chunks: Uint8Array[]): Uint8Array {
@@ -23,12 +23,15 @@ describe("pcap - capture encoders", () => {
   for (const kind of ["pcap-us", "pcap-ns", "pcapng"] as const) {
     it(`${kind}: frames built in place read back with their timestamps, across chunk boundaries`, async () => {
       const options = { linkType: 1, chunkBytes: 1024 };
-      const enc =
-        kind === "pcapng"
-          ? createPcapngEncoder({ ...options, userApplication: "cloudtap test" })
-          : createPcapEncoder({ ...options, resolution: kind === "pcap-ns" ? "nanosecond" : "microsecond" });
       const out: Uint8Array[] = [];
-      if (kind === "pcapng" && "writeTlsKeyLog" in enc) enc.writeTlsKeyLog("CLIENT_RANDOM 00 11\n");
+      let enc: CaptureEncoder;
+      if (kind === "pcapng") {
+        const ng = createPcapngEncoder({ ...options, userApplication: "cloudtap test" });
+        ng.writeTlsKeyLog("CLIENT_RANDOM 00 11\n");
+        enc = ng;
+      } else {
+        enc = createPcapEncoder({ ...options, resolution: kind === "pcap-ns" ? "nanosecond" : "microsecond" });
+      }
       frames.forEach((f, i) => {
         enc.begin(f.length).set(f);
         enc.commit(1_700_000_000_123_456_789n + BigInt(i) * 1000n, i === 1 ? 100 : undefined);
