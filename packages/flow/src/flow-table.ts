@@ -19,13 +19,14 @@
  *
  * Every buffer has a cap, a named overflow policy and a counter in `stats`.
  */
-import type {
-  ConnCloseRecord,
-  ConnOpenRecord,
-  DatagramRecord,
-  DataRecord,
-  Direction,
-  TapRecord,
+import {
+  type ConnCloseRecord,
+  type ConnOpenRecord,
+  type DatagramRecord,
+  type DataRecord,
+  type Direction,
+  type TapRecord,
+  Transport,
 } from "@cloudtap/tap-format";
 import { OrderedStream, type StreamOutput } from "./ordered-stream.js";
 
@@ -170,7 +171,9 @@ interface Flow {
   dirs: [OrderedStream, OrderedStream];
   outs: [StreamOutput, StreamOutput] | undefined;
   /** Datagram indexes seen per direction (bounded), and datagrams held until the stream exists. */
-  datagrams: { seen: [Set<number>, Set<number>]; held: DatagramRecord[] } | undefined;
+  datagrams:
+    | { seen: [Set<number>, Set<number>]; held: DatagramRecord[]; bytes: [number, number] }
+    | undefined;
   lastSeenNs: bigint;
   bufferedBytes: number;
 }
@@ -387,7 +390,7 @@ export class FlowTable {
   }
 
   private datagram(flow: Flow, r: DatagramRecord): void {
-    flow.datagrams ??= { seen: [new Set(), new Set()], held: [] };
+    flow.datagrams ??= { seen: [new Set(), new Set()], held: [], bytes: [0, 0] };
     const seen = flow.datagrams.seen[r.direction];
     if (seen.has(r.index)) {
       this.stats.duplicateDatagrams++;
@@ -395,6 +398,7 @@ export class FlowTable {
     }
     if (seen.size >= MAX_DATAGRAM_INDEXES) seen.delete(seen.values().next().value!);
     seen.add(r.index);
+    flow.datagrams.bytes[r.direction] += r.payload.length;
     if (flow.stream) {
       flow.stream.onDatagram(r.direction, r.index, r.payload, r.timestampNs);
       return;
@@ -426,9 +430,20 @@ export class FlowTable {
     }
   }
 
+  private isUdp(flow: Flow): boolean {
+    return (
+      flow.open?.transport === Transport.Udp || (flow.open === undefined && flow.datagrams !== undefined)
+    );
+  }
+
   private missing(flow: Flow): boolean {
     const c = flow.close;
     if (!c) return true;
+    if (this.isUdp(flow)) {
+      // A UDP close counts datagram bytes per direction: complete once they have all been seen.
+      const b = flow.datagrams?.bytes ?? [0, 0];
+      return b[0] < c.bytesClientToServer || b[1] < c.bytesServerToClient;
+    }
     return (
       flow.dirs[0].hasPending ||
       flow.dirs[1].hasPending ||
@@ -448,7 +463,11 @@ export class FlowTable {
     }
     if (flow.stream && flow.outs) {
       const c = flow.close;
-      const totals = [c?.bytesClientToServer, c?.bytesServerToClient] as const;
+      // Byte totals bound TCP streams only; datagrams have no offsets to leave a gap in.
+      const udp = this.isUdp(flow);
+      const totals = udp
+        ? ([undefined, undefined] as const)
+        : ([c?.bytesClientToServer, c?.bytesServerToClient] as const);
       for (const d of [0, 1] as const)
         this.addBuffered(flow, flow.dirs[d].finish(flow.outs[d], totals[d], this.nowNs));
       const summary = (d: 0 | 1): DirectionSummary => {

@@ -1,0 +1,128 @@
+/**
+ * One stitch run over a set of blobs: decode each blob, feed its records to the stitcher, pass the encoded
+ * output on to a byte sink as it fills, and report what happened. Blobs are processed in the order given
+ * (key order when listed from a store); the flow table copes with any order of records across blobs.
+ *
+ * A damaged blob never stops the run. In `resync` mode (the default) every frame that passes its checksums
+ * is used and the damaged regions are reported; in `skip-rest` mode the blob's records after the first error
+ * are not trusted. Either way the blob is named in the report and counted.
+ */
+import { CtapReadStats, isCtapError, readCtap } from "@cloudtap/tap-format";
+import type { Stitcher } from "./stitcher.js";
+
+export interface BlobSource {
+  /** The blob's name in reports (its object key or file name). */
+  readonly key: string;
+  read(): AsyncIterable<Uint8Array>;
+}
+
+export interface ChunkedOutput {
+  /** Full output chunks so far. */
+  drain(): Uint8Array[];
+  /** All output so far. */
+  flush(): Uint8Array[];
+}
+
+export interface OutputSink {
+  write(chunk: Uint8Array): void | Promise<void>;
+}
+
+export interface StitchJobOptions {
+  readonly blobs: AsyncIterable<BlobSource>;
+  readonly stitcher: Stitcher;
+  readonly output: ChunkedOutput;
+  readonly sink: OutputSink;
+  readonly onCorruption?: "resync" | "skip-rest";
+  readonly onProgress?: (progress: StitchProgress) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface StitchProgress {
+  blobs: number;
+  blobBytes: number;
+  records: number;
+  payloadBytes: number;
+  outputBytes: number;
+}
+
+export interface BlobProblem {
+  readonly blob: string;
+  /** The CtapError code ("checksum-mismatch", "truncated-frame", ...) or "read-failed". */
+  readonly kind: string;
+  readonly message: string;
+}
+
+export interface StitchJobReport extends StitchProgress {
+  readonly problems: readonly BlobProblem[];
+  readonly problemCounts: Readonly<Record<string, number>>;
+  readonly unknownFrames: number;
+}
+
+export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport> {
+  const progress: StitchProgress = { blobs: 0, blobBytes: 0, records: 0, payloadBytes: 0, outputBytes: 0 };
+  const problems: BlobProblem[] = [];
+  let unknownFrames = 0;
+  const resync = (o.onCorruption ?? "resync") === "resync";
+  const pass = async (chunks: Uint8Array[]) => {
+    for (const c of chunks) {
+      progress.outputBytes += c.length;
+      await o.sink.write(c);
+    }
+  };
+  for await (const blob of o.blobs) {
+    o.signal?.throwIfAborted();
+    const stats = new CtapReadStats();
+    let bytes = 0;
+    const source = blob.read();
+    const counted = (async function* () {
+      for await (const c of source) {
+        bytes += c.length;
+        yield c;
+      }
+    })();
+    let sinceDrain = 0;
+    try {
+      for await (const item of readCtap(counted, { onCorruption: resync ? "resync" : "throw", stats })) {
+        switch (item.type) {
+          case "header":
+          case "blob-end":
+            break;
+          case "corruption":
+            problems.push({ blob: blob.key, kind: item.error.code, message: item.error.message });
+            break;
+          default:
+            o.stitcher.accept(item);
+            progress.records++;
+            if (item.type === "data" || item.type === "datagram") {
+              progress.payloadBytes += item.payload.length;
+              sinceDrain += item.payload.length;
+              if (sinceDrain >= 1 << 20) {
+                sinceDrain = 0;
+                await pass(o.output.drain());
+              }
+            }
+        }
+      }
+    } catch (err) {
+      if (isCtapError(err)) problems.push({ blob: blob.key, kind: err.code, message: err.message });
+      else if (o.signal?.aborted) throw err;
+      else
+        problems.push({
+          blob: blob.key,
+          kind: "read-failed",
+          message: err instanceof Error ? err.message : String(err),
+        });
+    }
+    unknownFrames += stats.unknownFrames;
+    progress.blobs++;
+    progress.blobBytes += bytes;
+    o.stitcher.flushOlderThan();
+    await pass(o.output.drain());
+    o.onProgress?.(progress);
+  }
+  o.stitcher.flushAll();
+  await pass(o.output.flush());
+  const problemCounts: Record<string, number> = {};
+  for (const p of problems) problemCounts[p.kind] = (problemCounts[p.kind] ?? 0) + 1;
+  return { ...progress, problems, problemCounts, unknownFrames };
+}
