@@ -6,10 +6,12 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import type { BenchResult } from "./bench-result.js";
+import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   "tap-format": benchTapFormat,
+  stitch: benchStitch,
 };
 
 const wanted = process.argv.slice(2);

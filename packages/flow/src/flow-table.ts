@@ -161,22 +161,85 @@ export class FlowTableStats {
 
 const MAX_DATAGRAM_INDEXES = 4096;
 
-interface Flow {
-  readonly connId: string;
-  open: ConnOpenRecord | undefined;
-  close: ConnCloseRecord | undefined;
-  state: FlowState;
-  stream: FlowStream | undefined;
-  ignored: boolean;
-  dirs: [OrderedStream, OrderedStream];
-  outs: [StreamOutput, StreamOutput] | undefined;
+const Flag = { Opened: 1, Udp: 2, Ignored: 4 } as const;
+
+/**
+ * One connection in the table. It is also the output of its two ordered streams (one object, no closures,
+ * so an idle flow costs a few hundred bytes).
+ */
+class Flow implements StreamOutput {
+  /** The conn-open record until the consumer is created (it gets the record; the table keeps no copy). */
+  open: ConnOpenRecord | undefined = undefined;
+  close: ConnCloseRecord | undefined = undefined;
+  state: FlowState = FlowState.New;
+  stream: FlowStream | undefined = undefined;
+  /** `Flag` bits: a few booleans in one field (an idle flow's size matters at 100,000 flows). */
+  private bits = 0;
+
+  get opened(): boolean {
+    return (this.bits & Flag.Opened) !== 0;
+  }
+  set opened(v: boolean) {
+    this.bits = v ? this.bits | Flag.Opened : this.bits & ~Flag.Opened;
+  }
+  get udp(): boolean {
+    return (this.bits & Flag.Udp) !== 0;
+  }
+  set udp(v: boolean) {
+    this.bits = v ? this.bits | Flag.Udp : this.bits & ~Flag.Udp;
+  }
+  get ignored(): boolean {
+    return (this.bits & Flag.Ignored) !== 0;
+  }
+  set ignored(v: boolean) {
+    this.bits = v ? this.bits | Flag.Ignored : this.bits & ~Flag.Ignored;
+  }
+  c2s = new OrderedStream(0);
+  s2c = new OrderedStream(1);
   /** Datagram indexes seen per direction (bounded), and datagrams held until the stream exists. */
   datagrams:
     | { seen: [Set<number>, Set<number>]; held: DatagramRecord[]; bytes: [number, number] }
-    | undefined;
-  lastSeenNs: bigint;
-  bufferedBytes: number;
+    | undefined = undefined;
+  bufferedBytes = 0;
+  /** Record time when the flow last moved to the back of the table's activity order. */
+  reorderedNs: bigint;
+
+  constructor(
+    readonly connId: string,
+    public lastSeenNs: bigint,
+  ) {
+    this.reorderedNs = lastSeenNs;
+  }
+
+  dir(d: Direction): OrderedStream {
+    return d === 0 ? this.c2s : this.s2c;
+  }
+
+  /** The flow's output once it has a consumer, else undefined (bytes are held). */
+  get out(): StreamOutput | undefined {
+    return this.stream ? this : undefined;
+  }
+
+  data(direction: 0 | 1, offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void {
+    this.stream!.onData(direction, offset, bytes, timestampNs, spanNs);
+  }
+
+  /** Gaps are counted in the table's stats by `FlowTable.countGaps`, around the calls that release them. */
+  gap(direction: 0 | 1, offset: number, length: number, timestampNs: bigint): void {
+    this.stream!.onGap(direction, offset, length, timestampNs);
+  }
+
+  get gapCount(): number {
+    return this.c2s.gapCount + this.s2c.gapCount;
+  }
+
+  get gapBytes(): number {
+    return this.c2s.gapBytes + this.s2c.gapBytes;
+  }
 }
+
+/** Re-insert a flow into the activity order at most once per this much record time (Map churn). */
+const REORDER_GRANULARITY_NS = 1_000_000_000n;
 
 export class FlowTable {
   readonly stats = new FlowTableStats();
@@ -212,8 +275,10 @@ export class FlowTable {
     }
     switch (record.type) {
       case "conn-open":
-        if (!flow.open) {
+        if (!flow.opened) {
+          flow.opened = true;
           flow.open = record;
+          flow.udp = record.transport === Transport.Udp;
           if (flow.state === FlowState.New) flow.state = FlowState.Established;
           this.start(flow);
         }
@@ -244,7 +309,7 @@ export class FlowTable {
     for (const flow of [...this.flows.values()]) {
       if (flow.stream) {
         for (const d of [0, 1] as const) {
-          const since = flow.dirs[d].waitingSinceNs;
+          const since = flow.dir(d).waitingSinceNs;
           if (since !== undefined && since + this.o.gapWaitNs <= nowNs) this.releaseHoles(flow, d);
         }
         if (flow.close) this.completeIfDone(flow);
@@ -277,7 +342,7 @@ export class FlowTable {
           ? CompletionReason.ClosedIncomplete
           : CompletionReason.Closed
         : CompletionReason.Flushed;
-      this.complete(flow, flow.open ? reason : CompletionReason.NeverOpened);
+      this.complete(flow, flow.opened ? reason : CompletionReason.NeverOpened);
     }
   }
 
@@ -298,19 +363,7 @@ export class FlowTable {
       const oldest = this.flows.values().next().value;
       if (oldest) this.complete(oldest, CompletionReason.Evicted);
     }
-    const flow: Flow = {
-      connId,
-      open: undefined,
-      close: undefined,
-      state: FlowState.New,
-      stream: undefined,
-      ignored: false,
-      dirs: [new OrderedStream(), new OrderedStream()],
-      outs: undefined,
-      datagrams: undefined,
-      lastSeenNs: this.nowNs,
-      bufferedBytes: 0,
-    };
+    const flow = new Flow(connId, this.nowNs);
     this.flows.set(connId, flow);
     this.stats.flows = this.flows.size;
     if (this.flows.size > this.stats.peakFlows) this.stats.peakFlows = this.flows.size;
@@ -319,9 +372,12 @@ export class FlowTable {
 
   private touch(flow: Flow, ts: bigint): void {
     if (ts > flow.lastSeenNs) flow.lastSeenNs = ts;
-    // Move to the back of the activity order; cheap enough at one delete + set per record.
-    this.flows.delete(flow.connId);
-    this.flows.set(flow.connId, flow);
+    // Move to the back of the activity order, at most once per second of record time per flow.
+    if (flow.lastSeenNs - flow.reorderedNs >= REORDER_GRANULARITY_NS) {
+      flow.reorderedNs = flow.lastSeenNs;
+      this.flows.delete(flow.connId);
+      this.flows.set(flow.connId, flow);
+    }
   }
 
   private addBuffered(flow: Flow, delta: number): void {
@@ -335,18 +391,20 @@ export class FlowTable {
   /** Creates the consumer and releases what was held while the flow had none. */
   private start(flow: Flow): void {
     const stream = this.handler.create({ connId: flow.connId, open: flow.open });
+    flow.open = undefined;
     this.stats.flowsCreated++;
     if (!stream) {
       this.stats.flowsIgnored++;
       flow.ignored = true;
       this.addBuffered(flow, -flow.bufferedBytes);
-      flow.dirs = [new OrderedStream(), new OrderedStream()];
+      flow.c2s = new OrderedStream(0);
+      flow.s2c = new OrderedStream(1);
       flow.datagrams = undefined;
       return;
     }
     flow.stream = stream;
-    flow.outs = [this.output(flow, 0), this.output(flow, 1)];
-    for (const d of [0, 1] as const) this.addBuffered(flow, flow.dirs[d].drain(flow.outs[d]));
+    this.addBuffered(flow, flow.c2s.drain(flow));
+    this.addBuffered(flow, flow.s2c.drain(flow));
     const held = flow.datagrams?.held;
     if (held?.length) {
       flow.datagrams!.held = [];
@@ -357,21 +415,9 @@ export class FlowTable {
     }
   }
 
-  private output(flow: Flow, d: Direction): StreamOutput {
-    const stream = flow.stream!;
-    return {
-      data: (offset, bytes, ts, span) => stream.onData(d, offset, bytes, ts, span),
-      gap: (offset, length, ts) => {
-        this.stats.gaps++;
-        this.stats.gapBytes += length;
-        stream.onGap(d, offset, length, ts);
-      },
-    };
-  }
-
   private data(flow: Flow, r: DataRecord): void {
-    const dir = flow.dirs[r.direction];
-    const out = flow.outs?.[r.direction];
+    const dir = flow.dir(r.direction);
+    const out = flow.out;
     const inOrder = out && r.offset <= dir.next && !dir.hasPending;
     if (!inOrder && flow.bufferedBytes + r.payload.length > this.o.maxBufferedBytesPerFlow) {
       this.stats.perFlowCapHits++;
@@ -413,8 +459,12 @@ export class FlowTable {
   }
 
   private releaseHoles(flow: Flow, d: Direction): void {
-    const out = flow.outs?.[d];
-    if (out) this.addBuffered(flow, flow.dirs[d].releaseHole(out));
+    if (!flow.stream) return;
+    const gaps = flow.gapCount;
+    const gapBytes = flow.gapBytes;
+    this.addBuffered(flow, flow.dir(d).releaseHole(flow));
+    this.stats.gaps += flow.gapCount - gaps;
+    this.stats.gapBytes += flow.gapBytes - gapBytes;
   }
 
   private relieveTotal(): void {
@@ -423,7 +473,7 @@ export class FlowTable {
       if (this.stats.bufferedBytes <= this.o.maxBufferedBytesTotal) return;
       if (flow.bufferedBytes === 0) continue;
       if (flow.stream) {
-        for (const d of [0, 1] as const) while (flow.dirs[d].hasPending) this.releaseHoles(flow, d);
+        for (const d of [0, 1] as const) while (flow.dir(d).hasPending) this.releaseHoles(flow, d);
       } else {
         this.complete(flow, CompletionReason.Evicted);
       }
@@ -431,9 +481,7 @@ export class FlowTable {
   }
 
   private isUdp(flow: Flow): boolean {
-    return (
-      flow.open?.transport === Transport.Udp || (flow.open === undefined && flow.datagrams !== undefined)
-    );
+    return flow.udp || (!flow.opened && flow.datagrams !== undefined);
   }
 
   private missing(flow: Flow): boolean {
@@ -445,10 +493,10 @@ export class FlowTable {
       return b[0] < c.bytesClientToServer || b[1] < c.bytesServerToClient;
     }
     return (
-      flow.dirs[0].hasPending ||
-      flow.dirs[1].hasPending ||
-      flow.dirs[0].next < c.bytesClientToServer ||
-      flow.dirs[1].next < c.bytesServerToClient
+      flow.c2s.hasPending ||
+      flow.s2c.hasPending ||
+      flow.c2s.next < c.bytesClientToServer ||
+      flow.s2c.next < c.bytesServerToClient
     );
   }
 
@@ -461,17 +509,21 @@ export class FlowTable {
       // Never opened (or evicted before its open arrived): offer what it holds to the handler anyway.
       this.start(flow);
     }
-    if (flow.stream && flow.outs) {
+    if (flow.stream) {
       const c = flow.close;
       // Byte totals bound TCP streams only; datagrams have no offsets to leave a gap in.
       const udp = this.isUdp(flow);
       const totals = udp
         ? ([undefined, undefined] as const)
         : ([c?.bytesClientToServer, c?.bytesServerToClient] as const);
+      const gaps = flow.gapCount;
+      const gapBytes = flow.gapBytes;
       for (const d of [0, 1] as const)
-        this.addBuffered(flow, flow.dirs[d].finish(flow.outs[d], totals[d], this.nowNs));
+        this.addBuffered(flow, flow.dir(d).finish(flow, totals[d], this.nowNs));
+      this.stats.gaps += flow.gapCount - gaps;
+      this.stats.gapBytes += flow.gapBytes - gapBytes;
       const summary = (d: 0 | 1): DirectionSummary => {
-        const s = flow.dirs[d];
+        const s = flow.dir(d);
         return {
           bytes: s.releasedBytes,
           gaps: s.gapCount,

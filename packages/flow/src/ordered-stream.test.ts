@@ -14,8 +14,8 @@ function recorder(): StreamOutput & { events: string[] } {
   const events: string[] = [];
   return {
     events,
-    data: (offset, bytes) => events.push(`${offset}:${dec.decode(bytes)}`),
-    gap: (offset, length) => events.push(`gap ${offset}+${length}`),
+    data: (_d, offset, bytes) => events.push(`${offset}:${dec.decode(bytes)}`),
+    gap: (_d, offset, length) => events.push(`gap ${offset}+${length}`),
   };
 }
 
@@ -107,7 +107,7 @@ describe("flow - ordered stream", () => {
     const input = enc.encode("abcdef");
     let seen: Uint8Array | undefined;
     s.accept(0, input, 0n, 0, {
-      data: (_o, b) => {
+      data: (_d, _o, b) => {
         seen = b;
       },
       gap: () => {},

@@ -14,8 +14,8 @@
  */
 
 export interface StreamOutput {
-  data(offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void;
-  gap(offset: number, length: number, timestampNs: bigint): void;
+  data(direction: 0 | 1, offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void;
+  gap(direction: 0 | 1, offset: number, length: number, timestampNs: bigint): void;
 }
 
 interface Segment {
@@ -26,6 +26,11 @@ interface Segment {
 }
 
 export class OrderedStream {
+  constructor(
+    /** Passed to the output with every event, so one output can serve both directions. */
+    readonly direction: 0 | 1 = 0,
+  ) {}
+
   /** Next offset to release: everything below it has been released (as data or as gap). */
   next = 0;
   bufferedBytes = 0;
@@ -33,9 +38,13 @@ export class OrderedStream {
   overlapMismatchBytes = 0;
   gapCount = 0;
   gapBytes = 0;
-  releasedBytes = 0;
   /** Buffered segments, sorted by start, non-overlapping, all starting above `next`. Allocated on first use. */
   private pending: Segment[] | undefined;
+
+  /** Bytes released as data: everything below `next` that was not a gap. */
+  get releasedBytes(): number {
+    return this.next - this.gapBytes;
+  }
 
   get hasPending(): boolean {
     return this.pending !== undefined && this.pending.length > 0;
@@ -125,7 +134,7 @@ export class OrderedStream {
     const length = offset - this.next;
     this.gapCount++;
     this.gapBytes += length;
-    out.gap(this.next, length, timestampNs);
+    out.gap(this.direction, this.next, length, timestampNs);
     this.next = offset;
   }
 
@@ -137,8 +146,7 @@ export class OrderedStream {
     out: StreamOutput,
   ): void {
     this.next = offset + bytes.length;
-    this.releasedBytes += bytes.length;
-    if (bytes.length > 0) out.data(offset, bytes, timestampNs, spanNs);
+    if (bytes.length > 0) out.data(this.direction, offset, bytes, timestampNs, spanNs);
   }
 
   /** Inserts `[start, start + b.length)` into the buffer where no segment holds those bytes yet. */

@@ -10,7 +10,6 @@ import { dirname, join, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { InvalidKeyError, ObjectNotFoundError } from "./errors.js";
 import type { ListOptions, ListPage, ObjectInfo, ObjectStore, ReadOptions } from "./object-store.js";
-import { readAll } from "./read-all.js";
 
 const TMP_PREFIX = ".ctap-tmp-";
 const DEFAULT_PAGE = 1000;
@@ -118,7 +117,7 @@ export class DirectoryStore implements ObjectStore {
     const stream = createReadStream(path, {
       start,
       ...(end === undefined ? {} : { end: end - 1 }),
-      highWaterMark: 256 * 1024,
+      highWaterMark: 1024 * 1024,
       ...(options.signal ? { signal: options.signal } : {}),
     });
     try {
@@ -129,8 +128,35 @@ export class DirectoryStore implements ObjectStore {
     }
   }
 
-  readBytes(key: string, options: ReadOptions = {}): Promise<Uint8Array> {
-    return readAll(this.read(key, options));
+  /**
+   * One positioned read for the whole object (or range), not a stream of small reads: the thread pool fills
+   * the buffer while the caller's thread keeps working, which is what read-ahead needs.
+   */
+  async readBytes(key: string, options: ReadOptions = {}): Promise<Uint8Array> {
+    const path = this.path(key);
+    options.signal?.throwIfAborted();
+    let fh: Awaited<ReturnType<typeof open>>;
+    try {
+      fh = await open(path, "r");
+    } catch (err) {
+      if (isMissing(err)) throw new ObjectNotFoundError(key, { cause: err });
+      throw err;
+    }
+    try {
+      const size = (await fh.stat()).size;
+      const start = Math.min(options.range?.start ?? 0, size);
+      const end = Math.min(options.range?.end ?? size, size);
+      const out = new Uint8Array(Math.max(0, end - start));
+      let got = 0;
+      while (got < out.length) {
+        const { bytesRead } = await fh.read(out, got, out.length - got, start + got);
+        if (bytesRead === 0) break; // truncated while reading
+        got += bytesRead;
+      }
+      return got === out.length ? out : out.subarray(0, got);
+    } finally {
+      await fh.close();
+    }
   }
 
   async write(

@@ -7,8 +7,9 @@ export interface FrameSink {
   /** A buffer of exactly `length` bytes for the next frame; valid until `commit` (or the next `begin`). */
   begin(length: number): Uint8Array;
   /**
-   * Records the frame written into the last `begin` buffer. `originalLength` (default: the buffer's length)
-   * is the frame's length on the wire when the sink was given a shortened frame.
+   * Records the frame written into the last `begin` buffer, stamped `timestampNs + offsetNs` (the offset
+   * lets a builder spread a chunk's packets over time without a BigInt per packet). `originalLength`
+   * (default: the buffer's length) is the frame's length on the wire when the sink was given a shortened frame.
    */
-  commit(timestampNs: bigint, originalLength?: number): void;
+  commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
 }

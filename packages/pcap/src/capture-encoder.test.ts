@@ -30,11 +30,14 @@ describe("pcap - capture encoders", () => {
         ng.writeTlsKeyLog("CLIENT_RANDOM 00 11\n");
         enc = ng;
       } else {
-        enc = createPcapEncoder({ ...options, resolution: kind === "pcap-ns" ? "nanosecond" : "microsecond" });
+        enc = createPcapEncoder({
+          ...options,
+          resolution: kind === "pcap-ns" ? "nanosecond" : "microsecond",
+        });
       }
       frames.forEach((f, i) => {
         enc.begin(f.length).set(f);
-        enc.commit(1_700_000_000_123_456_789n + BigInt(i) * 1000n, i === 1 ? 100 : undefined);
+        enc.commit(1_700_000_000_123_456_789n, i * 1000, i === 1 ? 100 : undefined);
         out.push(...enc.drain());
       });
       out.push(...enc.flush());

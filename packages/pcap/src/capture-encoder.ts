@@ -16,8 +16,8 @@ import { PCAPNG_BYTE_ORDER_MAGIC, PcapngBlockType, PcapngOption } from "./pcapng
 export interface CaptureEncoder {
   /** Space for the next frame of `length` bytes, inside the output chunk. */
   begin(length: number): Uint8Array;
-  /** Commits the frame written into the last `begin` space. */
-  commit(timestampNs: bigint, originalLength?: number): void;
+  /** Commits the frame written into the last `begin` space, stamped `timestampNs + offsetNs`. */
+  commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
   /** Full chunks produced so far (each returned once). */
   drain(): Uint8Array[];
   /** Everything produced so far, the partial chunk included. */
@@ -100,7 +100,30 @@ abstract class ChunkedEncoder implements CaptureEncoder {
   }
 
   abstract begin(length: number): Uint8Array;
-  abstract commit(timestampNs: bigint, originalLength?: number): void;
+  abstract commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
+
+  // The last base timestamp split into two 32-bit halves (pcapng) or seconds and nanoseconds (pcap), so that
+  // packets sharing a base cost no BigInt arithmetic.
+  private lastBase = -1n;
+  private baseHigh = 0;
+  private baseLow = 0;
+
+  /** `timestampNs + offsetNs` as [high, low] with `low < 2^32 * unit`, for the given split. */
+  protected split(timestampNs: bigint, offsetNs: number, unit: bigint): [number, number] {
+    if (timestampNs !== this.lastBase) {
+      this.lastBase = timestampNs;
+      this.baseHigh = Number(timestampNs / unit);
+      this.baseLow = Number(timestampNs % unit);
+    }
+    let low = this.baseLow + offsetNs;
+    let high = this.baseHigh;
+    const u = Number(unit);
+    if (low >= u) {
+      high += Math.floor(low / u);
+      low %= u;
+    }
+    return [high, low];
+  }
 
   drain(): Uint8Array[] {
     return this.ready.splice(0, this.ready.length);
@@ -194,18 +217,19 @@ class PcapngChunkEncoder extends ChunkedEncoder implements PcapngEncoder {
     return this.chunk.subarray(this.used + 28, this.used + 28 + length);
   }
 
-  commit(timestampNs: bigint, originalLength?: number): void {
+  commit(timestampNs: bigint, offsetNs = 0, originalLength?: number): void {
     const at = this.recordAt;
     if (at < 0) throw new PcapWriteError(PcapWriteErrorCode.BadPacket, "commit without begin");
     const length = this.frameLength;
+    const [high, low] = this.split(timestampNs, offsetNs, 0x1_0000_0000n);
     const padded = pad4(length);
     const total = 32 + padded;
     const v = this.view;
     v.setUint32(at, PcapngBlockType.EnhancedPacket, true);
     v.setUint32(at + 4, total, true);
     v.setUint32(at + 8, 0, true);
-    v.setUint32(at + 12, Number(timestampNs >> 32n), true);
-    v.setUint32(at + 16, Number(timestampNs & 0xffff_ffffn), true);
+    v.setUint32(at + 12, high, true);
+    v.setUint32(at + 16, low, true);
     v.setUint32(at + 20, length, true);
     v.setUint32(at + 24, Math.max(length, originalLength ?? length), true);
     for (let i = at + 28 + length; i < at + 28 + padded; i++) this.chunk[i] = 0;
@@ -241,13 +265,12 @@ class PcapChunkEncoder extends ChunkedEncoder {
     return this.chunk.subarray(this.used + 16, this.used + 16 + length);
   }
 
-  commit(timestampNs: bigint, originalLength?: number): void {
+  commit(timestampNs: bigint, offsetNs = 0, originalLength?: number): void {
     const at = this.recordAt;
     if (at < 0) throw new PcapWriteError(PcapWriteErrorCode.BadPacket, "commit without begin");
     const v = this.view;
-    const seconds = timestampNs / 1_000_000_000n;
-    const fraction = Number(timestampNs - seconds * 1_000_000_000n);
-    v.setUint32(at, Number(seconds), true);
+    const [seconds, fraction] = this.split(timestampNs, offsetNs, 1_000_000_000n);
+    v.setUint32(at, seconds, true);
     v.setUint32(at + 4, this.nano ? fraction : Math.floor(fraction / 1000), true);
     v.setUint32(at + 8, this.frameLength, true);
     v.setUint32(at + 12, Math.max(this.frameLength, originalLength ?? this.frameLength), true);

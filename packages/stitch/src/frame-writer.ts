@@ -69,67 +69,134 @@ export function hash32(text: string, salt = 0): number {
 }
 
 /**
- * Ethernet + IP header for one direction of a flow, with every constant field filled in. The variable
- * fields (IPv4 total length, id, checksum; IPv6 payload length) are written per packet.
+ * Fixed-size slots in shared slabs, for the per-flow header templates: one small typed array per flow would
+ * cost more in array and backing-store headers than its bytes. Slots are returned with `free` when the flow
+ * ends and reused.
  */
-export class DirectionTemplate {
-  readonly bytes: Uint8Array;
-  readonly ipHeader: number;
-  /** IPv4: folded sum of the header's constant words. */
-  readonly ipv4Sum: number;
-  /** Folded sum of the pseudo-header's addresses (the protocol and length are added per packet). */
-  readonly addressSum: number;
-  readonly source: Uint8Array;
-  readonly destination: Uint8Array;
+export class TemplateArena {
+  private readonly slabs: Uint8Array[] = [];
+  private readonly free: { slab: Uint8Array; offset: number }[][] = [];
+  private current: Uint8Array | undefined;
+  private used = 0;
 
-  constructor(ep: Endpoints, fromClient: boolean, protocol: number, link: LinkOptions, flowLabel: number) {
-    const v4 = ep.ipVersion === 4;
-    this.ipHeader = v4 ? IPV4_HEADER : IPV6_HEADER;
-    const b = new Uint8Array(ETHERNET_HEADER + this.ipHeader);
-    const clientMac = link.clientMac ?? clientMacFor(ep.clientAddress);
-    const gatewayMac = link.gatewayMac ?? DEFAULT_GATEWAY_MAC;
-    b.set(fromClient ? gatewayMac : clientMac, 0);
-    b.set(fromClient ? clientMac : gatewayMac, 6);
-    put16(b, 12, v4 ? 0x0800 : 0x86dd);
-    this.source = fromClient ? ep.clientAddress : ep.serverAddress;
-    this.destination = fromClient ? ep.serverAddress : ep.clientAddress;
-    const ttl = fromClient ? (link.clientTtl ?? DEFAULT_CLIENT_TTL) : (link.serverTtl ?? DEFAULT_SERVER_TTL);
-    const ip = ETHERNET_HEADER;
-    if (v4) {
-      b[ip] = 0x45;
-      b[ip + 1] = 0;
-      put16(b, ip + 6, 0x4000); // DF, as Linux sets on TCP
-      b[ip + 8] = ttl;
-      b[ip + 9] = protocol;
-      b.set(this.source, ip + 12);
-      b.set(this.destination, ip + 16);
-      this.ipv4Sum = sumBytes(b, ip, ip + IPV4_HEADER);
-    } else {
-      put32(b, ip, (0x6 << 28) | (flowLabel & 0xfffff));
-      b[ip + 6] = protocol;
-      b[ip + 7] = ttl;
-      b.set(this.source, ip + 8);
-      b.set(this.destination, ip + 24);
-      this.ipv4Sum = 0;
+  constructor(private readonly slabBytes = 256 * 1024) {}
+
+  alloc(size: number): { slab: Uint8Array; offset: number } {
+    const reuse = this.free[size]?.pop();
+    if (reuse) return reuse;
+    if (!this.current || this.used + size > this.current.length) {
+      this.current = new Uint8Array(Math.max(this.slabBytes, size));
+      this.slabs.push(this.current);
+      this.used = 0;
     }
-    this.bytes = b;
-    this.addressSum = sumBytes(
-      this.source,
-      0,
-      this.source.length,
-      sumBytes(this.destination, 0, this.destination.length),
-    );
+    const slot = { slab: this.current, offset: this.used };
+    this.used += size;
+    return slot;
   }
 
-  /** Copies the template into `frame` and fills the IP length fields (and IPv4 id and checksum). */
-  writeIp(frame: Uint8Array, ipPayloadLength: number, id: number, fragmentField?: number): void {
-    frame.set(this.bytes, 0);
+  release(size: number, slot: { slab: Uint8Array; offset: number }): void {
+    let list = this.free[size];
+    if (!list) {
+      list = [];
+      this.free[size] = list;
+    }
+    list.push(slot);
+  }
+}
+
+const defaultArena = new TemplateArena(16 * 1024);
+
+/**
+ * Ethernet + IP headers for both directions of a flow in one buffer, with every constant field filled in and
+ * the constant parts of the checksums summed once. The variable fields (IPv4 total length, id, checksum;
+ * IPv6 payload length) are written per packet. One small buffer per flow: an idle flow stays cheap.
+ */
+export class FlowTemplates {
+  /** Direction 0 (client to server) at [base, base + size), direction 1 right after it, in an arena slab. */
+  private readonly slab: Uint8Array;
+  private readonly base: number;
+  private readonly arena: TemplateArena;
+  /** Ethernet plus IP header bytes of one direction. */
+  readonly size: number;
+  readonly ipHeader: number;
+  /** IPv4: folded sum of each direction's constant header words. */
+  private readonly ipv4Sum0: number;
+  private readonly ipv4Sum1: number;
+  /** Folded sum of the pseudo-header's addresses (the same both ways). */
+  readonly addressSum: number;
+
+  constructor(
+    ep: Endpoints,
+    protocol: number,
+    link: LinkOptions,
+    flowLabel: number,
+    arena: TemplateArena = defaultArena,
+  ) {
+    const v4 = ep.ipVersion === 4;
+    this.ipHeader = v4 ? IPV4_HEADER : IPV6_HEADER;
+    this.size = ETHERNET_HEADER + this.ipHeader;
+    this.arena = arena;
+    const slot = arena.alloc(2 * this.size);
+    this.slab = slot.slab;
+    this.base = slot.offset;
+    const clientMac = link.clientMac ?? clientMacFor(ep.clientAddress);
+    const gatewayMac = link.gatewayMac ?? DEFAULT_GATEWAY_MAC;
+    const sums = [0, 0];
+    for (const d of [0, 1] as const) {
+      const b = this.slab.subarray(this.base + d * this.size, this.base + (d + 1) * this.size);
+      b.fill(0);
+      const fromClient = d === 0;
+      b.set(fromClient ? gatewayMac : clientMac, 0);
+      b.set(fromClient ? clientMac : gatewayMac, 6);
+      put16(b, 12, v4 ? 0x0800 : 0x86dd);
+      const source = fromClient ? ep.clientAddress : ep.serverAddress;
+      const destination = fromClient ? ep.serverAddress : ep.clientAddress;
+      const ttl = fromClient
+        ? (link.clientTtl ?? DEFAULT_CLIENT_TTL)
+        : (link.serverTtl ?? DEFAULT_SERVER_TTL);
+      const ip = ETHERNET_HEADER;
+      if (v4) {
+        b[ip] = 0x45;
+        put16(b, ip + 6, 0x4000); // DF, as Linux sets it
+        b[ip + 8] = ttl;
+        b[ip + 9] = protocol;
+        b.set(source, ip + 12);
+        b.set(destination, ip + 16);
+        sums[d] = sumBytes(b, ip, ip + IPV4_HEADER);
+      } else {
+        put32(b, ip, (0x6 << 28) | ((flowLabel ^ (d * 0x5555)) & 0xfffff));
+        b[ip + 6] = protocol;
+        b[ip + 7] = ttl;
+        b.set(source, ip + 8);
+        b.set(destination, ip + 24);
+      }
+    }
+    this.ipv4Sum0 = sums[0]!;
+    this.ipv4Sum1 = sums[1]!;
+    const a = ep.clientAddress;
+    const z = ep.serverAddress;
+    this.addressSum = sumBytes(a, 0, a.length, sumBytes(z, 0, z.length));
+  }
+
+  /** Returns the slot to the arena; the templates must not be used afterwards. */
+  release(): void {
+    this.arena.release(2 * this.size, { slab: this.slab, offset: this.base });
+  }
+
+  /**
+   * Copies direction `dir`'s headers into `frame` and fills the IP length fields (and IPv4 id and checksum).
+   * `fragmentField` replaces the IPv4 flags/offset word (default: DF).
+   */
+  writeIp(dir: 0 | 1, frame: Uint8Array, ipPayloadLength: number, id: number, fragmentField?: number): void {
+    const size = this.size;
+    const from = this.base + dir * size;
+    frame.set(this.slab.subarray(from, from + size), 0);
     const ip = ETHERNET_HEADER;
     if (this.ipHeader === IPV4_HEADER) {
       const total = IPV4_HEADER + ipPayloadLength;
       put16(frame, ip + 2, total);
       put16(frame, ip + 4, id);
-      let sum = this.ipv4Sum + total + id;
+      let sum = (dir === 0 ? this.ipv4Sum0 : this.ipv4Sum1) + total + id;
       if (fragmentField !== undefined) {
         put16(frame, ip + 6, fragmentField);
         // Replace the template's DF word: add the new word and the one's complement of the old one.

@@ -1,7 +1,7 @@
 export type { BlobWindow } from "./blob-listing.js";
 export { DEFAULT_LOOKBACK_NS, listBlobs } from "./blob-listing.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
-export { clientMacFor, DEFAULT_GATEWAY_MAC, DirectionTemplate } from "./frame-writer.js";
+export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type {
   BlobProblem,
   BlobSource,
@@ -12,7 +12,7 @@ export type {
   StitchProgress,
 } from "./stitch-job.js";
 export { runStitchJob } from "./stitch-job.js";
-export type { StitchedFlow, StitcherOptions } from "./stitcher.js";
+export type { FlowIdentity, StitchedFlow, StitcherOptions } from "./stitcher.js";
 export {
   DEFAULT_MAX_HELD_BYTES_PER_FLOW,
   DEFAULT_MTU,

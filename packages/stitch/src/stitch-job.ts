@@ -13,7 +13,11 @@ import type { Stitcher } from "./stitcher.js";
 export interface BlobSource {
   /** The blob's name in reports (its object key or file name). */
   readonly key: string;
+  /** Size in bytes when known; blobs up to `prefetchMaxBytes` are read ahead whole. */
+  readonly size?: number;
   read(): AsyncIterable<Uint8Array>;
+  /** The whole blob in one read, when the source can do that cheaply (used for read-ahead). */
+  readBytes?(): Promise<Uint8Array>;
 }
 
 export interface ChunkedOutput {
@@ -33,6 +37,9 @@ export interface StitchJobOptions {
   readonly output: ChunkedOutput;
   readonly sink: OutputSink;
   readonly onCorruption?: "resync" | "skip-rest";
+  /** Blobs read ahead while the current one is stitched (default 2), each at most `prefetchMaxBytes` (64 MiB). */
+  readonly prefetch?: number;
+  readonly prefetchMaxBytes?: number;
   readonly onProgress?: (progress: StitchProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -58,6 +65,12 @@ export interface StitchJobReport extends StitchProgress {
   readonly unknownFrames: number;
 }
 
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const c of source) out.push(c);
+  return out;
+}
+
 export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport> {
   const progress: StitchProgress = { blobs: 0, blobBytes: 0, records: 0, payloadBytes: 0, outputBytes: 0 };
   const problems: BlobProblem[] = [];
@@ -69,11 +82,44 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
       await o.sink.write(c);
     }
   };
-  for await (const blob of o.blobs) {
+  // Read-ahead: the next blobs are fetched whole while the current one is decoded and stitched, so storage
+  // latency overlaps with CPU work. A read that fails is reported when its blob's turn comes.
+  const depth = Math.max(0, o.prefetch ?? 2);
+  const maxAhead = o.prefetchMaxBytes ?? 64 * 1024 * 1024;
+  const ahead: { blob: BlobSource; bytes: Promise<Uint8Array[]> | undefined }[] = [];
+  const iterator = o.blobs[Symbol.asyncIterator]();
+  let exhausted = false;
+  const fill = async () => {
+    while (!exhausted && ahead.length <= depth) {
+      const r = await iterator.next();
+      if (r.done) {
+        exhausted = true;
+        return;
+      }
+      const blob = r.value;
+      const whole = depth > 0 && blob.size !== undefined && blob.size <= maxAhead;
+      const bytes = whole
+        ? blob.readBytes
+          ? blob.readBytes().then((b) => [b])
+          : collect(blob.read())
+        : undefined;
+      bytes?.catch(() => {}); // reported when the blob is processed
+      ahead.push({ blob, bytes });
+    }
+  };
+  for (;;) {
+    await fill();
+    const next = ahead.shift();
+    if (!next) break;
+    const blob = next.blob;
     o.signal?.throwIfAborted();
     const stats = new CtapReadStats();
     let bytes = 0;
-    const source = blob.read();
+    const source: AsyncIterable<Uint8Array> = next.bytes
+      ? (async function* () {
+          yield* await next.bytes!;
+        })()
+      : blob.read();
     const counted = (async function* () {
       for await (const c of source) {
         bytes += c.length;

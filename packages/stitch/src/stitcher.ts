@@ -5,10 +5,13 @@
  *           -> per flow: both directions merged by record time
  *           -> TcpSynth / UdpSynth -> FrameSink (a pcap(ng) encoder, a tunnel sender)
  *
- * Directions are merged by timestamp: an event of one direction is emitted once the other direction has
- * reached its time (its next event can only be later), once it is `reorderWindowNs` older than the newest
- * record seen, when the flow's held bytes pass `maxHeldBytesPerFlow`, or when the flow completes. In-order
- * input therefore leaves in request/response order even when the two directions' records were stored apart.
+ * Direction order: a tapper writes records in the order it saw the bytes, so records that arrive in order
+ * already interleave the two directions by time, and they are emitted as they are released (no copy). When
+ * the input may be out of order across blobs (a shuffled or late-uploaded store), `reorderWindowNs` turns on
+ * a merge by timestamp: an event of one direction is held (copied) until the other direction has reached its
+ * time, it is `reorderWindowNs` older than the newest record seen, the flow's held bytes pass
+ * `maxHeldBytesPerFlow`, or the flow completes. Events emitted against time order are counted
+ * (`outOfOrderEvents`).
  */
 import {
   createFlowFilter,
@@ -24,11 +27,12 @@ import {
   CloseInitiator,
   CloseReason,
   type ConnOpenRecord,
+  type Endpoint,
   parseIp,
   type TapRecord,
   Transport,
 } from "@cloudtap/tap-format";
-import { DirectionTemplate, type Endpoints, hash32, type LinkOptions } from "./frame-writer.js";
+import { type Endpoints, FlowTemplates, hash32, type LinkOptions, TemplateArena } from "./frame-writer.js";
 import { TcpSynth, TcpSynthStats } from "./tcp-synth.js";
 import { UdpSynth, UdpSynthStats } from "./udp-synth.js";
 
@@ -51,12 +55,21 @@ export interface StitcherOptions {
 }
 
 export const DEFAULT_MTU = 1500;
-export const DEFAULT_REORDER_WINDOW_NS = 500_000_000n;
+/** 0: no merge by timestamp; records are emitted in arrival order. */
+export const DEFAULT_REORDER_WINDOW_NS = 0n;
 export const DEFAULT_MAX_HELD_BYTES_PER_FLOW = 1024 * 1024;
 
-export interface StitchedFlow {
+/** Who a flow was: what of its conn-open record outlives the flow's start (the rest is not kept). */
+export interface FlowIdentity {
   readonly connId: string;
-  readonly open: ConnOpenRecord;
+  readonly transport: Transport;
+  readonly client: Endpoint;
+  readonly server: Endpoint;
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+export interface StitchedFlow {
+  readonly flow: FlowIdentity;
   readonly completion: FlowCompletion;
   readonly packets: number;
 }
@@ -73,6 +86,8 @@ export class StitcherStats {
   /** Events held to merge directions by time, and bytes copied for it. */
   heldEvents = 0;
   heldBytes = 0;
+  /** Events emitted earlier in time than an event of the other direction already emitted. */
+  outOfOrderEvents = 0;
   get packets(): number {
     return this.tcp.packets + this.udp.packets;
   }
@@ -87,27 +102,45 @@ interface HeldEvent {
   readonly spanNs: number;
 }
 
-class FlowOutput implements FlowStream {
-  private readonly held: [HeldEvent[], HeldEvent[]] = [[], []];
-  private heldBytes = 0;
+/** Merge state of a flow whose directions are merged by timestamp (only with `reorderWindowNs` > 0). */
+class MergeState {
+  readonly held: [HeldEvent[], HeldEvent[]] = [[], []];
+  heldBytes = 0;
   /** Latest record time released by the flow table per direction. */
-  private readonly front: [bigint, bigint] = [-1n, -1n];
+  front0 = -1n;
+  front1 = -1n;
+}
+
+class FlowOutput implements FlowStream {
+  private readonly connId: string;
+  private readonly client: Endpoint;
+  private readonly server: Endpoint;
+  private readonly attributes: Readonly<Record<string, string>>;
+  private merge: MergeState | undefined;
+  /** Latest record time emitted per direction (to count events emitted against time order). */
+  private emitted0 = -1n;
+  private emitted1 = -1n;
   private lastTs: bigint;
   private readonly packetsAtStart: number;
 
   constructor(
     private readonly stitcher: Stitcher,
-    readonly open: ConnOpenRecord,
+    open: ConnOpenRecord,
     private readonly tcp: TcpSynth | undefined,
     private readonly udp: UdpSynth | undefined,
   ) {
+    // Only what the flow report needs is kept of the conn-open record: an idle flow stays small.
+    this.connId = open.connId;
+    this.client = open.client;
+    this.server = open.server;
+    this.attributes = open.attributes;
     this.lastTs = open.timestampNs;
     this.packetsAtStart = stitcher.stats.packets;
-    if (tcp && !open.midstream) tcp.handshake(open.timestampNs);
   }
 
   get holding(): boolean {
-    return this.held[0].length > 0 || this.held[1].length > 0;
+    const m = this.merge;
+    return m !== undefined && (m.held[0].length > 0 || m.held[1].length > 0);
   }
 
   onData(direction: 0 | 1, _offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void {
@@ -125,49 +158,62 @@ class FlowOutput implements FlowStream {
 
   private event(dir: 0 | 1, ts: bigint, bytes: Uint8Array | undefined, length: number, spanNs: number): void {
     if (!this.tcp) return;
-    if (ts > this.front[dir]) this.front[dir] = ts;
-    const other = (1 - dir) as 0 | 1;
+    if (!this.stitcher.merging) {
+      this.emit(dir, ts, bytes, length, spanNs);
+      return;
+    }
+    this.merge ??= new MergeState();
+    const m = this.merge;
+    if (dir === 0) {
+      if (ts > m.front0) m.front0 = ts;
+    } else if (ts > m.front1) m.front1 = ts;
     // Fast path: nothing held and the other direction is already past this time.
-    if (!this.holding && ts <= this.front[other]) {
-      this.emit({ dir, ts, bytes, length, spanNs });
+    if (!this.holding && ts <= (dir === 0 ? m.front1 : m.front0)) {
+      this.emit(dir, ts, bytes, length, spanNs);
       return;
     }
     const copy = bytes?.slice();
-    this.held[dir].push({ dir, ts, bytes: copy, length, spanNs });
-    this.heldBytes += copy?.length ?? 0;
+    m.held[dir].push({ dir, ts, bytes: copy, length, spanNs });
+    m.heldBytes += copy?.length ?? 0;
     this.stitcher.stats.heldEvents++;
     this.stitcher.stats.heldBytes += copy?.length ?? 0;
     this.stitcher.holding.add(this);
     this.release(undefined);
   }
 
-  /** Emits held events in time order while the rule allows; `force` releases those at or before it. */
+  /** Emits held events in time order while the merge rule allows; `upTo` releases those at or before it. */
   release(upTo: bigint | undefined, all = false): void {
+    const m = this.merge;
+    if (!m) return;
     for (;;) {
-      const a = this.held[0][0];
-      const b = this.held[1][0];
+      const a = m.held[0][0];
+      const b = m.held[1][0];
       if (!a && !b) break;
       const next = !b || (a && a.ts <= b.ts) ? a! : b;
-      const other = (1 - next.dir) as 0 | 1;
+      const otherFront = next.dir === 0 ? m.front1 : m.front0;
       const ok =
         all ||
-        next.ts <= this.front[other] ||
+        next.ts <= otherFront ||
         (upTo !== undefined && next.ts <= upTo) ||
-        this.heldBytes > this.stitcher.maxHeldBytesPerFlow;
+        m.heldBytes > this.stitcher.maxHeldBytesPerFlow;
       if (!ok) break;
-      this.held[next.dir].shift();
-      this.heldBytes -= next.bytes?.length ?? 0;
-      this.emit(next);
+      m.held[next.dir].shift();
+      m.heldBytes -= next.bytes?.length ?? 0;
+      this.emit(next.dir, next.ts, next.bytes, next.length, next.spanNs);
     }
     if (!this.holding) this.stitcher.holding.delete(this);
   }
 
-  private emit(e: HeldEvent): void {
+  private emit(dir: 0 | 1, ts: bigint, bytes: Uint8Array | undefined, length: number, spanNs: number): void {
     const tcp = this.tcp!;
-    const end = e.ts + BigInt(e.spanNs);
+    if (ts < (dir === 0 ? this.emitted1 : this.emitted0)) this.stitcher.stats.outOfOrderEvents++;
+    if (dir === 0) {
+      if (ts > this.emitted0) this.emitted0 = ts;
+    } else if (ts > this.emitted1) this.emitted1 = ts;
+    const end = spanNs ? ts + BigInt(spanNs) : ts;
     if (end > this.lastTs) this.lastTs = end;
-    if (e.bytes) tcp.data(e.dir, e.bytes, e.ts, e.spanNs);
-    else tcp.gap(e.dir, e.length);
+    if (bytes) tcp.data(dir, bytes, ts, spanNs);
+    else tcp.gap(dir, length);
   }
 
   onComplete(completion: FlowCompletion): void {
@@ -181,9 +227,15 @@ class FlowOutput implements FlowStream {
       else if (c?.reason === CloseReason.Rst) tcp.rst(initiator, ts);
       else if (c?.reason !== CloseReason.TapperStop && this.stitcher.finOnTimeout) tcp.fin(initiator, ts);
     }
+    (this.tcp ?? this.udp)?.release();
     this.stitcher.options.onFlowComplete?.({
-      connId: this.open.connId,
-      open: this.open,
+      flow: {
+        connId: this.connId,
+        transport: this.tcp ? Transport.Tcp : Transport.Udp,
+        client: this.client,
+        server: this.server,
+        attributes: this.attributes,
+      },
       completion,
       packets: this.stitcher.stats.packets - this.packetsAtStart,
     });
@@ -197,7 +249,10 @@ export class Stitcher {
   readonly holding = new Set<FlowOutput>();
   readonly maxHeldBytesPerFlow: number;
   readonly finOnTimeout: boolean;
+  /** Whether directions are merged by timestamp (reorderWindowNs > 0). */
+  readonly merging: boolean;
   private readonly filter: FlowFilter;
+  private readonly arena = new TemplateArena();
   private readonly reorderWindowNs: bigint;
   private readonly ipMtu: number;
 
@@ -211,6 +266,7 @@ export class Stitcher {
     this.maxHeldBytesPerFlow = options.maxHeldBytesPerFlow ?? DEFAULT_MAX_HELD_BYTES_PER_FLOW;
     this.finOnTimeout = options.finOnTimeout ?? true;
     this.reorderWindowNs = options.reorderWindowNs ?? DEFAULT_REORDER_WINDOW_NS;
+    this.merging = this.reorderWindowNs > 0n;
     this.ipMtu = (options.mtu ?? DEFAULT_MTU) - (options.encapsulationBytes ?? 0);
     if (this.ipMtu < 68)
       throw new RangeError(`MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`);
@@ -253,14 +309,18 @@ export class Stitcher {
     const tcp = open.transport === Transport.Tcp;
     const link = this.options.link ?? {};
     const label = hash32(open.connId, 7);
-    const templates = [
-      new DirectionTemplate(ep, true, tcp ? 6 : 17, link, label),
-      new DirectionTemplate(ep, false, tcp ? 6 : 17, link, label ^ 0x5555),
-    ] as const;
+    const templates = new FlowTemplates(ep, tcp ? 6 : 17, link, label, this.arena);
     const ipIds = [hash32(open.connId, 1) & 0xffff, hash32(open.connId, 2) & 0xffff] as const;
     if (tcp) {
       this.stats.flowsTcp++;
       const t = open.tcp;
+      const handshake = {
+        ...(t.clientMss === undefined ? {} : { clientMss: t.clientMss }),
+        ...(t.serverMss === undefined ? {} : { serverMss: t.serverMss }),
+        ...(t.clientWindowScale === undefined ? {} : { clientWindowScale: t.clientWindowScale }),
+        ...(t.serverWindowScale === undefined ? {} : { serverWindowScale: t.serverWindowScale }),
+        ...(t.sackPermitted ? { sackPermitted: true } : {}),
+      };
       const synth = new TcpSynth(
         this.options.sink,
         {
@@ -271,16 +331,11 @@ export class Stitcher {
           serverIsn: t.serverIsn ?? hash32(open.connId, 4),
           ipMtu: this.ipMtu,
           ipIds,
-          handshake: {
-            ...(t.clientMss === undefined ? {} : { clientMss: t.clientMss }),
-            ...(t.serverMss === undefined ? {} : { serverMss: t.serverMss }),
-            ...(t.clientWindowScale === undefined ? {} : { clientWindowScale: t.clientWindowScale }),
-            ...(t.serverWindowScale === undefined ? {} : { serverWindowScale: t.serverWindowScale }),
-            ...(t.sackPermitted ? { sackPermitted: true } : {}),
-          },
+          handshake,
         },
         this.stats.tcp,
       );
+      if (!open.midstream) synth.handshake(open.timestampNs, handshake);
       return new FlowOutput(this, open, synth, undefined);
     }
     this.stats.flowsUdp++;

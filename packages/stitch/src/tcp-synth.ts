@@ -6,24 +6,18 @@
  * - Segment size: the MTU minus the encapsulation budget minus the IP and TCP headers, and never more than
  *   the MSS the receiver announced (when the tapper saw it).
  * - Acknowledgements: after each chunk the receiver acknowledges it with a pure ACK, and within a long
- *   chunk every `ackEvery` segments, so the bytes in flight never exceed the receiver's window.
+ *   chunk every `ackEvery` segments, so the bytes in flight never exceed half the receiver's window.
  * - A gap advances the sender's sequence number without packets, as a capture with loss at the capture
  *   point looks: the receiver got the bytes, the capture did not. An analyzer flags the gap where it is:
  *   "previous segment not captured" on the first segment after it, and "ACKed unseen segment" on the
  *   receiver's ACK that covers it. A missing tail is acknowledged only by the FIN exchange.
  * - Timestamps: a chunk's segments are spread evenly over the chunk's span.
- * Frames are built in the sink's buffer: no allocation per packet.
+ * Frames are built in the sink's buffer: no allocation per packet. State is scalar fields (an idle
+ * connection costs one small object).
  */
 import type { FrameSink } from "@cloudtap/packet";
 import { fold32, sumRange } from "@cloudtap/packet";
-import {
-  type DirectionTemplate,
-  ETHERNET_HEADER,
-  put16,
-  put32,
-  sumBytes,
-  TCP_HEADER,
-} from "./frame-writer.js";
+import { ETHERNET_HEADER, type FlowTemplates, put16, put32, sumBytes, TCP_HEADER } from "./frame-writer.js";
 
 export const TcpFlags = { Fin: 0x01, Syn: 0x02, Rst: 0x04, Psh: 0x08, Ack: 0x10 } as const;
 
@@ -31,13 +25,14 @@ export interface TcpHandshakeOptions {
   /** MSS each side announces on its SYN (undefined: option not sent). */
   readonly clientMss?: number;
   readonly serverMss?: number;
+  /** Window scale each side announces; sent only when both are known (RFC 7323 needs both). */
   readonly clientWindowScale?: number;
   readonly serverWindowScale?: number;
   readonly sackPermitted?: boolean;
 }
 
 export interface TcpSynthOptions {
-  readonly templates: readonly [DirectionTemplate, DirectionTemplate];
+  readonly templates: FlowTemplates;
   readonly clientPort: number;
   readonly serverPort: number;
   readonly clientIsn: number;
@@ -56,61 +51,79 @@ export class TcpSynthStats {
   gapBytes = 0;
 }
 
-const MAX_WINDOW_FIELD = 0xffff;
+const WINDOW_FIELD = 0xffff;
+/** SYN options are built here; frames copy them at once, so one buffer serves every connection. */
+const synOptions = new Uint8Array(40);
 
 export class TcpSynth {
-  /** Next sequence number each side sends. */
-  private readonly seq: [number, number];
-  /** The end of what each side sent that a capture has seen (ACKs of the peer never go past it). */
-  private readonly seen: [number, number];
-  private readonly ipId: [number, number];
-  private readonly mss: [number, number];
-  private readonly windowField: [number, number];
-  private readonly ackEvery: [number, number];
-  private readonly ports: [[number, number], [number, number]];
+  private readonly t: FlowTemplates;
+  private readonly clientPort: number;
+  private readonly serverPort: number;
+  // Next sequence number each side sends, and the end of what each side sent that the capture has seen.
+  private seq0: number;
+  private seq1: number;
+  private seen0: number;
+  private seen1: number;
+  private id0: number;
+  private id1: number;
+  /** Segment size per sending side (capped by the peer's MSS) and how often the peer ACKs. */
+  private readonly mss0: number;
+  private readonly mss1: number;
+  private readonly ackEvery0: number;
+  private readonly ackEvery1: number;
   private finished = false;
-  private readonly options = new Uint8Array(40);
 
   constructor(
     private readonly sink: FrameSink,
-    private readonly o: TcpSynthOptions,
+    o: TcpSynthOptions,
     readonly stats: TcpSynthStats = new TcpSynthStats(),
   ) {
-    this.seq = [o.clientIsn >>> 0, o.serverIsn >>> 0];
-    this.seen = [o.clientIsn >>> 0, o.serverIsn >>> 0];
-    this.ipId = [o.ipIds[0] & 0xffff, o.ipIds[1] & 0xffff];
-    const ipHeader = o.templates[0].ipHeader;
-    const linkMss = o.ipMtu - ipHeader - TCP_HEADER;
+    this.t = o.templates;
+    this.clientPort = o.clientPort;
+    this.serverPort = o.serverPort;
+    this.seq0 = this.seen0 = o.clientIsn >>> 0;
+    this.seq1 = this.seen1 = o.serverIsn >>> 0;
+    this.id0 = o.ipIds[0] & 0xffff;
+    this.id1 = o.ipIds[1] & 0xffff;
     const h = o.handshake;
-    // A side sends segments no larger than the MSS its peer announced.
-    this.mss = [
-      Math.max(1, Math.min(linkMss, h.serverMss ?? linkMss)),
-      Math.max(1, Math.min(linkMss, h.clientMss ?? linkMss)),
-    ];
-    // Window field each side advertises: the largest, so its scaled window is as large as it can be.
-    const scale = (ws: number | undefined) => (ws === undefined ? 0 : Math.min(14, ws));
-    const wsKnown = h.clientWindowScale !== undefined && h.serverWindowScale !== undefined;
-    const receiveWindow = [
-      MAX_WINDOW_FIELD * 2 ** (wsKnown ? scale(h.clientWindowScale) : 0),
-      MAX_WINDOW_FIELD * 2 ** (wsKnown ? scale(h.serverWindowScale) : 0),
-    ];
-    this.windowField = [MAX_WINDOW_FIELD, MAX_WINDOW_FIELD];
-    // The receiver acknowledges often enough that a sender never has more than half its window in flight.
-    this.ackEvery = [
-      Math.max(1, Math.floor(receiveWindow[1]! / 2 / this.mss[0])),
-      Math.max(1, Math.floor(receiveWindow[0]! / 2 / this.mss[1])),
-    ];
-    this.ports = [
-      [o.clientPort, o.serverPort],
-      [o.serverPort, o.clientPort],
-    ];
+    const linkMss = o.ipMtu - o.templates.ipHeader - TCP_HEADER;
+    this.mss0 = Math.max(1, Math.min(linkMss, h.serverMss ?? linkMss));
+    this.mss1 = Math.max(1, Math.min(linkMss, h.clientMss ?? linkMss));
+    const scaled = h.clientWindowScale !== undefined && h.serverWindowScale !== undefined;
+    const window = (ws: number | undefined) => WINDOW_FIELD * 2 ** (scaled ? Math.min(14, ws ?? 0) : 0);
+    this.ackEvery0 = Math.max(1, Math.floor(window(h.serverWindowScale) / 2 / this.mss0));
+    this.ackEvery1 = Math.max(1, Math.floor(window(h.clientWindowScale) / 2 / this.mss1));
+  }
+
+  private seq(d: 0 | 1): number {
+    return d === 0 ? this.seq0 : this.seq1;
+  }
+
+  private seen(d: 0 | 1): number {
+    return d === 0 ? this.seen0 : this.seen1;
+  }
+
+  /** Advances side `d` by `n` bytes; `seenToo` when the capture saw them. */
+  private advance(d: 0 | 1, n: number, seenToo: boolean): void {
+    if (d === 0) {
+      this.seq0 = (this.seq0 + n) >>> 0;
+      if (seenToo) this.seen0 = this.seq0;
+    } else {
+      this.seq1 = (this.seq1 + n) >>> 0;
+      if (seenToo) this.seen1 = this.seq1;
+    }
+  }
+
+  /** Returns the header templates to their arena; the synthesizer must not be used afterwards. */
+  release(): void {
+    this.t.release();
   }
 
   /** The three-way handshake, at `timestampNs`. */
-  handshake(timestampNs: bigint): void {
-    const h = this.o.handshake;
-    const synOptions = (mss: number | undefined, ws: number | undefined): number => {
-      const b = this.options;
+  handshake(timestampNs: bigint, h: TcpHandshakeOptions): void {
+    const scaled = h.clientWindowScale !== undefined && h.serverWindowScale !== undefined;
+    const options = (mss: number | undefined, ws: number | undefined): number => {
+      const b = synOptions;
       let n = 0;
       if (mss !== undefined) {
         b[n++] = 2;
@@ -124,8 +137,7 @@ export class TcpSynth {
         b[n++] = 4;
         b[n++] = 2;
       }
-      const bothScale = h.clientWindowScale !== undefined && h.serverWindowScale !== undefined;
-      if (bothScale && ws !== undefined) {
+      if (scaled && ws !== undefined) {
         b[n++] = 1;
         b[n++] = 3;
         b[n++] = 3;
@@ -133,70 +145,79 @@ export class TcpSynth {
       }
       return n;
     };
-    const cIsn = this.seq[0];
-    const sIsn = this.seq[1];
+    const c = this.seq0;
+    const s = this.seq1;
     this.segment(
       0,
       TcpFlags.Syn,
-      cIsn,
+      c,
       0,
       undefined,
       0,
       0,
       timestampNs,
-      synOptions(h.clientMss, h.clientWindowScale),
-      0xffff,
+      0,
+      options(h.clientMss, h.clientWindowScale),
     );
     this.segment(
       1,
       TcpFlags.Syn | TcpFlags.Ack,
-      sIsn,
-      (cIsn + 1) >>> 0,
+      s,
+      (c + 1) >>> 0,
       undefined,
       0,
       0,
       timestampNs,
-      synOptions(h.serverMss, h.serverWindowScale),
-      0xffff,
+      0,
+      options(h.serverMss, h.serverWindowScale),
     );
-    this.seq[0] = this.seen[0] = (cIsn + 1) >>> 0;
-    this.seq[1] = this.seen[1] = (sIsn + 1) >>> 0;
-    this.segment(0, TcpFlags.Ack, this.seq[0], this.seq[1], undefined, 0, 0, timestampNs, 0);
+    this.advance(0, 1, true);
+    this.advance(1, 1, true);
+    this.segment(0, TcpFlags.Ack, this.seq0, this.seq1, undefined, 0, 0, timestampNs, 0, 0);
   }
 
   /** Stream bytes from one side: segmented, sent, acknowledged. */
   data(dir: 0 | 1, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void {
     if (bytes.length === 0 || this.finished) return;
-    const mss = this.mss[dir];
+    const mss = dir === 0 ? this.mss0 : this.mss1;
+    const ackEvery = dir === 0 ? this.ackEvery0 : this.ackEvery1;
+    const other = (1 - dir) as 0 | 1;
     const n = Math.ceil(bytes.length / mss);
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    const other = (1 - dir) as 0 | 1;
-    const ackEvery = this.ackEvery[dir];
-    let ts = timestampNs;
     for (let k = 0, at = 0; k < n; k++, at += mss) {
       const len = Math.min(mss, bytes.length - at);
-      if (n > 1 && spanNs > 0) ts = timestampNs + BigInt(Math.floor((spanNs * k) / (n - 1)));
+      const offset = n > 1 && spanNs > 0 ? Math.floor((spanNs * k) / (n - 1)) : 0;
       const last = k === n - 1;
-      const flags = TcpFlags.Ack | (last ? TcpFlags.Psh : 0);
-      this.segment(dir, flags, this.seq[dir], this.seen[other], bytes, at, len, ts, 0, undefined, view);
-      this.seq[dir] = (this.seq[dir] + len) >>> 0;
-      this.seen[dir] = this.seq[dir];
+      const flags = last ? TcpFlags.Ack | TcpFlags.Psh : TcpFlags.Ack;
+      this.segment(dir, flags, this.seq(dir), this.seen(other), bytes, at, len, timestampNs, offset, 0, view);
+      this.advance(dir, len, true);
       this.stats.payloadBytes += len;
-      if (last || (k + 1) % ackEvery === 0) this.ack(other, ts);
+      if (last || (k + 1) % ackEvery === 0) this.ack(other, timestampNs, offset);
     }
   }
 
   /** `length` bytes of one side that the tapper never captured. */
   gap(dir: 0 | 1, length: number): void {
     if (length <= 0 || this.finished) return;
-    this.seq[dir] = (this.seq[dir] + length) >>> 0;
+    this.advance(dir, length, false);
     this.stats.gaps++;
     this.stats.gapBytes += length;
   }
 
   /** A pure ACK from `dir` for everything of the other side seen so far. */
-  ack(dir: 0 | 1, timestampNs: bigint): void {
-    this.segment(dir, TcpFlags.Ack, this.seq[dir], this.seen[1 - dir]!, undefined, 0, 0, timestampNs, 0);
+  ack(dir: 0 | 1, timestampNs: bigint, offsetNs = 0): void {
+    this.segment(
+      dir,
+      TcpFlags.Ack,
+      this.seq(dir),
+      this.seen((1 - dir) as 0 | 1),
+      undefined,
+      0,
+      0,
+      timestampNs,
+      offsetNs,
+      0,
+    );
   }
 
   /** FIN exchange started by `initiator`: FIN/ACK, FIN/ACK, ACK. */
@@ -204,41 +225,44 @@ export class TcpSynth {
     if (this.finished) return;
     this.finished = true;
     const other = (1 - initiator) as 0 | 1;
-    // A FIN after a missing tail carries the sequence number after the gap: it is "seen" from here on.
     this.segment(
       initiator,
       TcpFlags.Fin | TcpFlags.Ack,
-      this.seq[initiator],
-      this.seen[other],
+      this.seq(initiator),
+      this.seen(other),
       undefined,
       0,
       0,
       timestampNs,
       0,
+      0,
     );
-    this.seq[initiator] = this.seen[initiator] = (this.seq[initiator] + 1) >>> 0;
-    this.seen[other] = this.seq[other];
+    this.advance(initiator, 1, true);
+    // A FIN after a missing tail carries the sequence number after the gap: from here on it counts as seen.
+    this.advance(other, 0, true);
     this.segment(
       other,
       TcpFlags.Fin | TcpFlags.Ack,
-      this.seq[other],
-      this.seen[initiator],
+      this.seq(other),
+      this.seen(initiator),
       undefined,
       0,
       0,
       timestampNs,
       0,
+      0,
     );
-    this.seq[other] = this.seen[other] = (this.seq[other] + 1) >>> 0;
+    this.advance(other, 1, true);
     this.segment(
       initiator,
       TcpFlags.Ack,
-      this.seq[initiator],
-      this.seq[other],
+      this.seq(initiator),
+      this.seq(other),
       undefined,
       0,
       0,
       timestampNs,
+      0,
       0,
     );
   }
@@ -251,19 +275,20 @@ export class TcpSynth {
     this.segment(
       initiator,
       TcpFlags.Rst | TcpFlags.Ack,
-      this.seq[initiator],
-      this.seen[other],
+      this.seq(initiator),
+      this.seen(other),
       undefined,
       0,
       0,
       timestampNs,
       0,
+      0,
     );
   }
 
   /**
-   * Writes one segment. `payload[at, at + len)` is the data (`view` a DataView over `payload` for the
-   * checksum); `optionLength` bytes of `this.options` go into the header.
+   * Writes one segment: `payload[at, at + len)` as data (`view` a DataView over `payload`, for the checksum),
+   * `optionLength` bytes of the shared SYN option buffer in the header.
    */
   private segment(
     dir: 0 | 1,
@@ -274,31 +299,35 @@ export class TcpSynth {
     at: number,
     len: number,
     timestampNs: bigint,
+    offsetNs: number,
     optionLength: number,
-    window = this.windowField[dir],
     view?: DataView,
   ): void {
-    const t = this.o.templates[dir];
+    const t = this.t;
     const tcpAt = ETHERNET_HEADER + t.ipHeader;
-    const tcpLength = TCP_HEADER + optionLength + len;
+    const headerLength = TCP_HEADER + optionLength;
+    const tcpLength = headerLength + len;
     const frame = this.sink.begin(tcpAt + tcpLength);
-    const id = this.ipId[dir];
-    this.ipId[dir] = (id + 1) & 0xffff;
-    t.writeIp(frame, tcpLength, id);
-    const [sport, dport] = this.ports[dir];
-    put16(frame, tcpAt, sport);
-    put16(frame, tcpAt + 2, dport);
+    let id: number;
+    if (dir === 0) {
+      id = this.id0;
+      this.id0 = (id + 1) & 0xffff;
+    } else {
+      id = this.id1;
+      this.id1 = (id + 1) & 0xffff;
+    }
+    t.writeIp(dir, frame, tcpLength, id);
+    put16(frame, tcpAt, dir === 0 ? this.clientPort : this.serverPort);
+    put16(frame, tcpAt + 2, dir === 0 ? this.serverPort : this.clientPort);
     put32(frame, tcpAt + 4, seq);
     put32(frame, tcpAt + 8, flags & TcpFlags.Ack ? ack : 0);
-    put16(frame, tcpAt + 12, (((TCP_HEADER + optionLength) >> 2) << 12) | flags);
-    put16(frame, tcpAt + 14, window);
-    put16(frame, tcpAt + 16, 0);
-    put16(frame, tcpAt + 18, 0);
-    if (optionLength > 0) frame.set(this.options.subarray(0, optionLength), tcpAt + TCP_HEADER);
-    let sum = t.addressSum + 6 + tcpLength;
-    sum = sumBytes(frame, tcpAt, tcpAt + TCP_HEADER + optionLength, sum);
+    put16(frame, tcpAt + 12, ((headerLength >> 2) << 12) | flags);
+    put16(frame, tcpAt + 14, WINDOW_FIELD);
+    put32(frame, tcpAt + 16, 0); // checksum and urgent pointer
+    if (optionLength > 0) frame.set(synOptions.subarray(0, optionLength), tcpAt + TCP_HEADER);
+    let sum = sumBytes(frame, tcpAt, tcpAt + headerLength, t.addressSum + 6 + tcpLength);
     if (payload && len > 0) {
-      frame.set(payload.subarray(at, at + len), tcpAt + TCP_HEADER + optionLength);
+      frame.set(payload.subarray(at, at + len), tcpAt + headerLength);
       sum = sumRange(
         view ?? new DataView(payload.buffer, payload.byteOffset, payload.byteLength),
         at,
@@ -307,7 +336,7 @@ export class TcpSynth {
       );
     }
     put16(frame, tcpAt + 16, ~fold32(sum) & 0xffff);
-    this.sink.commit(timestampNs);
+    this.sink.commit(timestampNs, offsetNs);
     this.stats.packets++;
   }
 }

@@ -7,8 +7,8 @@
 import type { FrameSink } from "@cloudtap/packet";
 import { fold32, sumRange } from "@cloudtap/packet";
 import {
-  type DirectionTemplate,
   ETHERNET_HEADER,
+  type FlowTemplates,
   IPV4_HEADER,
   put16,
   put32,
@@ -16,7 +16,7 @@ import {
 } from "./frame-writer.js";
 
 export interface UdpSynthOptions {
-  readonly templates: readonly [DirectionTemplate, DirectionTemplate];
+  readonly templates: FlowTemplates;
   readonly clientPort: number;
   readonly serverPort: number;
   readonly ipMtu: number;
@@ -44,8 +44,13 @@ export class UdpSynth {
     this.ipId = [o.ipIds[0] & 0xffff, o.ipIds[1] & 0xffff];
   }
 
+  /** Returns the header templates to their arena; the synthesizer must not be used afterwards. */
+  release(): void {
+    this.o.templates.release();
+  }
+
   datagram(dir: 0 | 1, payload: Uint8Array, timestampNs: bigint): void {
-    const t = this.o.templates[dir];
+    const t = this.o.templates;
     const udpLength = UDP_HEADER + payload.length;
     if (udpLength > 0xffff) return; // cannot be a UDP datagram; the tapper would not have produced it
     const [sport, dport] =
@@ -72,7 +77,7 @@ export class UdpSynth {
     const v4 = t.ipHeader === IPV4_HEADER;
     if (t.ipHeader + udpLength <= this.o.ipMtu) {
       const frame = this.sink.begin(ETHERNET_HEADER + t.ipHeader + udpLength);
-      t.writeIp(frame, udpLength, id, v4 ? 0 : undefined);
+      t.writeIp(dir, frame, udpLength, id, v4 ? 0 : undefined);
       frame.set(u, ETHERNET_HEADER + t.ipHeader);
       frame.set(payload, ETHERNET_HEADER + t.ipHeader + UDP_HEADER);
       this.sink.commit(timestampNs);
@@ -92,9 +97,9 @@ export class UdpSynth {
       const ipPayload = extra + len;
       let p = ETHERNET_HEADER + t.ipHeader;
       if (v4) {
-        t.writeIp(frame, ipPayload, id, (more ? 0x2000 : 0) | (off >> 3));
+        t.writeIp(dir, frame, ipPayload, id, (more ? 0x2000 : 0) | (off >> 3));
       } else {
-        t.writeIp(frame, ipPayload, id);
+        t.writeIp(dir, frame, ipPayload, id);
         frame[ETHERNET_HEADER + 6] = 44; // next header: Fragment
         frame[p] = 17;
         frame[p + 1] = 0;
