@@ -6,10 +6,11 @@
 import type { Command } from "./command.js";
 import { ingestCommand } from "./commands/ingest.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { simulateCommand } from "./commands/simulate.js";
 import { stitchCommand } from "./commands/stitch.js";
 import { UsageError } from "./usage-error.js";
 
-const commands: Command[] = [ingestCommand, inspectCommand, stitchCommand];
+const commands: Command[] = [simulateCommand, ingestCommand, inspectCommand, stitchCommand];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

@@ -42,3 +42,21 @@ export async function* listBlobs(
     };
   }
 }
+
+/**
+ * Orders listed blobs by their start time (then tapper, then sequence). A store lists keys per hour and
+ * tapper, so two tappers' blobs of one hour come tapper by tapper; a connection that moved from one tapper to
+ * another (failover) is read in time order only after this sort. One-shot runs sort their whole window.
+ */
+export function sortBlobsByTime<T extends BlobSource>(blobs: readonly T[]): T[] {
+  const keyed = blobs.map((b) => ({ b, k: parseBlobKey(b.key) }));
+  keyed.sort((x, y) => {
+    const a = x.k;
+    const c = y.k;
+    if (!a || !c) return a ? -1 : c ? 1 : x.b.key < y.b.key ? -1 : 1;
+    if (a.startNs !== c.startNs) return a.startNs < c.startNs ? -1 : 1;
+    if (a.tapperId !== c.tapperId) return a.tapperId < c.tapperId ? -1 : 1;
+    return a.sequence < c.sequence ? -1 : a.sequence > c.sequence ? 1 : 0;
+  });
+  return keyed.map((x) => x.b);
+}

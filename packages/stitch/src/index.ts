@@ -1,5 +1,5 @@
 export type { BlobWindow } from "./blob-listing.js";
-export { DEFAULT_LOOKBACK_NS, listBlobs } from "./blob-listing.js";
+export { DEFAULT_LOOKBACK_NS, listBlobs, sortBlobsByTime } from "./blob-listing.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type {

@@ -4,7 +4,7 @@ import { rename, rm } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { openStore } from "@cloudtap/object-store";
 import { type CaptureEncoder, createPcapEncoder, createPcapngEncoder } from "@cloudtap/pcap";
-import { listBlobs, runStitchJob, Stitcher } from "@cloudtap/stitch";
+import { listBlobs, runStitchJob, Stitcher, sortBlobsByTime } from "@cloudtap/stitch";
 import type { Command } from "../command.js";
 import { parseTime } from "../time.js";
 import { formatBytes, toJson } from "../units.js";
@@ -57,15 +57,16 @@ export const stitchCommand: Command = {
     const sinceNs = values.since === undefined ? undefined : parseTime("--since", values.since);
     const untilNs = values.until === undefined ? undefined : parseTime("--until", values.until);
 
-    const blobs = [];
+    const listed = [];
     for await (const b of listBlobs(store, {
       prefix: values.prefix,
       ...(sinceNs === undefined ? {} : { sinceNs }),
       ...(untilNs === undefined ? {} : { untilNs }),
       signal: io.signal,
     })) {
-      blobs.push(b);
+      listed.push(b);
     }
+    const blobs = sortBlobsByTime(listed);
     const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
 
     const file = (values.pcapng ?? values.pcap)!;
