@@ -2,7 +2,9 @@
 # The main job on the embedded default: a local directory as the store, simulated traffic.
 # 1. simulate: real TLS 1.2/1.3, HTTP/1.1, HTTP/2, plain HTTP and DNS traffic on loopback, tapped into CTAP
 #    blobs and key logs under demo-output/store (a fresh run each time);
-# 2. inspect: read every blob back and report connections, byte coverage and problems.
+# 2. inspect: read every blob back and report connections, byte coverage and problems;
+# 3. stitch: rebuild every connection into packets in demo-output/stitched.pcapng (open it in Wireshark;
+#    the key logs are in demo-output/store/keys/).
 # Options are passed to `cloudtap simulate` (e.g. --connections 500 --seed 11).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,3 +15,5 @@ mkdir -p "$out"
 pnpm -s cloudtap simulate --out "$out/store" --connections 200 --seed 7 "$@"
 echo
 pnpm -s cloudtap inspect "$out/store"
+echo
+pnpm -s cloudtap stitch --source "$out/store" --pcapng "$out/stitched.pcapng"
