@@ -1,0 +1,26 @@
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+test("readme - the sample runs and prints the manifest key", async () => {
+  const readme = readFileSync(new URL("../README.md", import.meta.url), "utf8");
+  const sample = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(sample, "the README starts with a TypeScript sample");
+  // Written into the package so that "@cloudtap/*" resolve as they would for a user of the package.
+  const file = fileURLToPath(new URL("../readme-sample.tmp.ts", import.meta.url));
+  writeFileSync(file, sample);
+  try {
+    const { stdout } = await promisify(execFile)(process.execPath, ["--import", "tsx", file], {
+      timeout: 60_000,
+    });
+    assert.match(
+      stdout,
+      /^manifest\/tapsim-readme-[0-9a-f]{10}\.json 12 (https-h1|https-h2|http|dns) [0-9a-f]{64}\n$/,
+    );
+  } finally {
+    rmSync(file, { force: true });
+  }
+});
