@@ -77,7 +77,18 @@ describe("cli - ingest and inspect", () => {
 
   it("stitch: a corrupt blob in the middle of the window is named and skipped, every other flow is complete, exit 0", () => {
     const store = join(dir, "sim");
-    const sim = cloudtap("simulate", "--out", store, "--connections", "24", "--seed", "5", "--blob-size", "48KiB", "--json");
+    const sim = cloudtap(
+      "simulate",
+      "--out",
+      store,
+      "--connections",
+      "24",
+      "--seed",
+      "5",
+      "--blob-size",
+      "48KiB",
+      "--json",
+    );
     assert.equal(sim.status, 0, sim.stderr);
     const manifest = JSON.parse(sim.stdout).manifest as {
       connections: {
@@ -89,7 +100,9 @@ describe("cli - ingest and inspect", () => {
         s2c: { raw: { length: number; sha256: string } };
       }[];
     };
-    const inventory = JSON.parse(cloudtap("inspect", store, "--json").stdout) as { blobList: { key: string }[] };
+    const inventory = JSON.parse(cloudtap("inspect", store, "--json").stdout) as {
+      blobList: { key: string }[];
+    };
     const blobs = inventory.blobList.map((b) => b.key);
     assert.ok(blobs.length >= 5, `${blobs.length} blobs`);
     const victim = blobs[Math.floor(blobs.length / 2)]!;
@@ -107,15 +120,26 @@ describe("cli - ingest and inspect", () => {
     const r = cloudtap("stitch", "--source", store, "--pcapng", out, "--json");
     assert.equal(r.status, 0, r.stderr);
     const summary = JSON.parse(r.stdout) as { problems: { blob: string; kind: string }[] };
-    assert.ok(summary.problems.length > 0 && summary.problems.every((p) => p.blob === victim), JSON.stringify(summary.problems));
+    assert.ok(
+      summary.problems.length > 0 && summary.problems.every((p) => p.blob === victim),
+      JSON.stringify(summary.problems),
+    );
     const got = byEndpoints(followStreams(out));
     let checked = 0;
     for (const c of manifest.connections) {
       if (c.transport !== "tcp" || touched.has(c.connId)) continue;
       const cl = `${c.client.address}|${c.client.port}`;
       const sv = `${c.server.address}|${c.server.port}`;
-      assert.deepEqual(got.get(`${cl}>${sv}`), { bytes: c.c2s.raw.length, sha256: c.c2s.raw.sha256 }, c.connId);
-      assert.deepEqual(got.get(`${sv}>${cl}`), { bytes: c.s2c.raw.length, sha256: c.s2c.raw.sha256 }, c.connId);
+      assert.deepEqual(
+        got.get(`${cl}>${sv}`),
+        { bytes: c.c2s.raw.length, sha256: c.c2s.raw.sha256 },
+        c.connId,
+      );
+      assert.deepEqual(
+        got.get(`${sv}>${cl}`),
+        { bytes: c.s2c.raw.length, sha256: c.s2c.raw.sha256 },
+        c.connId,
+      );
       checked++;
     }
     assert.ok(checked > 0, "some connections lie outside the corrupt blob");

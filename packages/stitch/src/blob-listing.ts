@@ -4,7 +4,7 @@
  * is included, since its records may reach into the window.
  */
 import type { ObjectStore } from "@cloudtap/object-store";
-import { dataPrefix, parseBlobKey } from "@cloudtap/tap-format";
+import { dataPrefix, keysPrefix, parseBlobKey } from "@cloudtap/tap-format";
 import type { BlobSource } from "./stitch-job.js";
 
 export interface BlobWindow {
@@ -44,6 +44,32 @@ export async function* listBlobs(
 }
 
 /**
+ * Key logs (kind "keys") in key order, filtered by the same window: for runs that take keys as they land,
+ * interleaved with the data blobs by `sortBlobsByTime`.
+ */
+export async function* listKeyLogs(
+  store: ObjectStore,
+  window: BlobWindow = {},
+): AsyncGenerator<BlobSource & { size: number }> {
+  const lower =
+    window.sinceNs === undefined ? undefined : window.sinceNs - (window.lookbackNs ?? DEFAULT_LOOKBACK_NS);
+  const opts = window.signal ? { signal: window.signal } : {};
+  for await (const obj of store.list(keysPrefix(window.prefix ?? ""), opts)) {
+    const k = parseBlobKey(obj.key);
+    if (!k || k.kind !== "keys") continue;
+    if (lower !== undefined && k.startNs < lower) continue;
+    if (window.untilNs !== undefined && k.startNs >= window.untilNs) continue;
+    yield {
+      key: obj.key,
+      kind: "keys",
+      size: obj.size,
+      read: () => store.read(obj.key, opts),
+      readBytes: () => store.readBytes(obj.key, opts),
+    };
+  }
+}
+
+/**
  * Orders listed blobs by their start time (then tapper, then sequence). A store lists keys per hour and
  * tapper, so two tappers' blobs of one hour come tapper by tapper; a connection that moved from one tapper to
  * another (failover) is read in time order only after this sort. One-shot runs sort their whole window.
@@ -55,6 +81,8 @@ export function sortBlobsByTime<T extends BlobSource>(blobs: readonly T[]): T[] 
     const c = y.k;
     if (!a || !c) return a ? -1 : c ? 1 : x.b.key < y.b.key ? -1 : 1;
     if (a.startNs !== c.startNs) return a.startNs < c.startNs ? -1 : 1;
+    // At the same time, data before keys: keys that land with the data are "late" by a hair, not early.
+    if (a.kind !== c.kind) return a.kind === "data" ? -1 : 1;
     if (a.tapperId !== c.tapperId) return a.tapperId < c.tapperId ? -1 : 1;
     return a.sequence < c.sequence ? -1 : a.sequence > c.sequence ? 1 : 0;
   });

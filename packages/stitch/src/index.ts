@@ -1,5 +1,5 @@
 export type { BlobWindow } from "./blob-listing.js";
-export { DEFAULT_LOOKBACK_NS, listBlobs, sortBlobsByTime } from "./blob-listing.js";
+export { DEFAULT_LOOKBACK_NS, listBlobs, listKeyLogs, sortBlobsByTime } from "./blob-listing.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type {
@@ -12,8 +12,9 @@ export type {
   StitchProgress,
 } from "./stitch-job.js";
 export { runStitchJob } from "./stitch-job.js";
-export type { FlowIdentity, StitchedFlow, StitcherOptions } from "./stitcher.js";
+export type { FlowIdentity, StitchedFlow, StitcherOptions, StitcherTlsOptions } from "./stitcher.js";
 export {
+  DEFAULT_KEY_WAIT_NS,
   DEFAULT_MAX_HELD_BYTES_PER_FLOW,
   DEFAULT_MTU,
   DEFAULT_REORDER_WINDOW_NS,
@@ -22,5 +23,16 @@ export {
 } from "./stitcher.js";
 export type { TcpHandshakeOptions, TcpSynthOptions } from "./tcp-synth.js";
 export { TcpFlags, TcpSynth, TcpSynthStats } from "./tcp-synth.js";
+export type { TlsFlowReport, TlsVariantOptions } from "./tls-variant.js";
+export {
+  createCleartextPortMap,
+  DEFAULT_CLEARTEXT_PORT,
+  DEFAULT_CLEARTEXT_PORTS,
+  DEFAULT_MAX_KEY_WAIT_BYTES,
+  keyLogLines,
+  TlsFlowVariants,
+  TlsVariantStats,
+  Variant,
+} from "./tls-variant.js";
 export type { UdpSynthOptions } from "./udp-synth.js";
 export { UdpSynth, UdpSynthStats } from "./udp-synth.js";

@@ -7,12 +7,15 @@
  * is used and the damaged regions are reported; in `skip-rest` mode the blob's records after the first error
  * are not trusted. Either way the blob is named in the report and counted.
  */
+import { DecompressionStream, ReadableStream } from "node:stream/web";
 import { CtapReadStats, isCtapError, readCtap } from "@cloudtap/tap-format";
 import type { Stitcher } from "./stitcher.js";
 
 export interface BlobSource {
   /** The blob's name in reports (its object key or file name). */
   readonly key: string;
+  /** A data blob (default) or a key log that lands in the stream of blobs (see `onKeyLog`). */
+  readonly kind?: "data" | "keys";
   /** Size in bytes when known; blobs up to `prefetchMaxBytes` are read ahead whole. */
   readonly size?: number;
   read(): AsyncIterable<Uint8Array>;
@@ -40,6 +43,11 @@ export interface StitchJobOptions {
   /** Blobs read ahead while the current one is stitched (default 2), each at most `prefetchMaxBytes` (64 MiB). */
   readonly prefetch?: number;
   readonly prefetchMaxBytes?: number;
+  /**
+   * Receives each key log met among the blobs (kind "keys"), whole and decompressed, when it lands; the job
+   * then tells the stitcher (`keysAdded`) so connections waiting for those keys continue.
+   */
+  readonly onKeyLog?: (key: string, text: Uint8Array) => void;
   readonly onProgress?: (progress: StitchProgress) => void;
   readonly signal?: AbortSignal;
 }
@@ -63,6 +71,25 @@ export interface StitchJobReport extends StitchProgress {
   readonly problems: readonly BlobProblem[];
   readonly problemCounts: Readonly<Record<string, number>>;
   readonly unknownFrames: number;
+}
+
+function joinChunks(chunks: Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for await (const c of ReadableStream.from([bytes]).pipeThrough(new DecompressionStream("gzip"))) {
+    parts.push(c as Uint8Array);
+  }
+  return joinChunks(parts);
 }
 
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
@@ -113,6 +140,22 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     if (!next) break;
     const blob = next.blob;
     o.signal?.throwIfAborted();
+    if (blob.kind === "keys") {
+      try {
+        const bytes = next.bytes ? joinChunks(await next.bytes) : joinChunks(await collect(blob.read()));
+        o.onKeyLog?.(blob.key, blob.key.endsWith(".gz") ? await gunzip(bytes) : bytes);
+        o.stitcher.keysAdded();
+      } catch (err) {
+        if (o.signal?.aborted) throw err;
+        problems.push({
+          blob: blob.key,
+          kind: "read-failed",
+          message: err instanceof Error ? err.message : String(err),
+        });
+      }
+      await pass(o.output.drain());
+      continue;
+    }
     const stats = new CtapReadStats();
     let bytes = 0;
     const source: AsyncIterable<Uint8Array> = next.bytes

@@ -32,8 +32,16 @@ import {
   type TapRecord,
   Transport,
 } from "@cloudtap/tap-format";
+import type { TlsKeySource } from "@cloudtap/tls";
 import { type Endpoints, FlowTemplates, hash32, type LinkOptions, TemplateArena } from "./frame-writer.js";
 import { TcpSynth, TcpSynthStats } from "./tcp-synth.js";
+import {
+  createCleartextPortMap,
+  type TlsFlowReport,
+  TlsFlowVariants,
+  TlsVariantStats,
+  type Variant,
+} from "./tls-variant.js";
 import { UdpSynth, UdpSynthStats } from "./udp-synth.js";
 
 export interface StitcherOptions {
@@ -52,7 +60,30 @@ export interface StitcherOptions {
   readonly flowTable?: FlowTableOptions;
   /** Called once per flow, after its last packet. */
   readonly onFlowComplete?: (flow: StitchedFlow) => void;
+  /** TLS: which variants to write, where keys come from, where embedded keys go. Default: original only. */
+  readonly tls?: StitcherTlsOptions;
 }
+
+export interface StitcherTlsOptions {
+  readonly keys: TlsKeySource;
+  /** Default "original". */
+  readonly variant?: Variant;
+  /** Receives each TLS connection's key-log lines before its encrypted packets (e.g. a pcapng DSB writer). */
+  readonly embedKeys?: (keyLogText: string) => void;
+  /** Overrides of the cleartext port map (443 -> 80, 8443 -> 8080, ...). */
+  readonly cleartextPorts?: Readonly<Record<number, number>>;
+  /** Cleartext port for TLS ports the map does not name. Default 80. */
+  readonly defaultCleartextPort?: number;
+  /**
+   * How long (record time, from the newest record seen when the connection ended) a finished connection
+   * waits for keys that have not landed, before its undecryptable rest is reported as `no-keys`. Default 60 s.
+   */
+  readonly keyWaitNs?: bigint;
+  /** Cap on one connection's ciphertext queued while it waits for keys (overflow: the rest is undecrypted). */
+  readonly maxKeyWaitBytes?: number;
+}
+
+export const DEFAULT_KEY_WAIT_NS = 60_000_000_000n;
 
 export const DEFAULT_MTU = 1500;
 /** 0: no merge by timestamp; records are emitted in arrival order. */
@@ -72,6 +103,8 @@ export interface StitchedFlow {
   readonly flow: FlowIdentity;
   readonly completion: FlowCompletion;
   readonly packets: number;
+  /** TLS version, suite, SNI, ALPN and decryption outcome, when the stitcher ran with TLS options. */
+  readonly tls?: TlsFlowReport;
 }
 
 export class StitcherStats {
@@ -83,6 +116,7 @@ export class StitcherStats {
   flowsWithoutOpen = 0;
   readonly tcp = new TcpSynthStats();
   readonly udp = new UdpSynthStats();
+  readonly tls = new TlsVariantStats();
   /** Events held to merge directions by time, and bytes copied for it. */
   heldEvents = 0;
   heldBytes = 0;
@@ -128,6 +162,7 @@ class FlowOutput implements FlowStream {
     open: ConnOpenRecord,
     private readonly tcp: TcpSynth | undefined,
     private readonly udp: UdpSynth | undefined,
+    private readonly tls: TlsFlowVariants | undefined,
   ) {
     // Only what the flow report needs is kept of the conn-open record: an idle flow stays small.
     this.connId = open.connId;
@@ -157,7 +192,7 @@ class FlowOutput implements FlowStream {
   }
 
   private event(dir: 0 | 1, ts: bigint, bytes: Uint8Array | undefined, length: number, spanNs: number): void {
-    if (!this.tcp) return;
+    if (!this.tcp && !this.tls) return;
     if (!this.stitcher.merging) {
       this.emit(dir, ts, bytes, length, spanNs);
       return;
@@ -205,7 +240,7 @@ class FlowOutput implements FlowStream {
   }
 
   private emit(dir: 0 | 1, ts: bigint, bytes: Uint8Array | undefined, length: number, spanNs: number): void {
-    const tcp = this.tcp!;
+    const tcp = this.tcp ?? this.tls!;
     if (ts < (dir === 0 ? this.emitted1 : this.emitted0)) this.stitcher.stats.outOfOrderEvents++;
     if (dir === 0) {
       if (ts > this.emitted0) this.emitted0 = ts;
@@ -218,26 +253,53 @@ class FlowOutput implements FlowStream {
 
   onComplete(completion: FlowCompletion): void {
     this.release(undefined, true);
-    const tcp = this.tcp;
-    if (tcp) {
-      const c = completion.close;
-      const ts = c && c.timestampNs > this.lastTs ? c.timestampNs : this.lastTs;
-      const initiator = c?.initiator === CloseInitiator.Server ? 1 : 0;
-      if (c?.reason === CloseReason.Fin) tcp.fin(initiator, ts);
-      else if (c?.reason === CloseReason.Rst) tcp.rst(initiator, ts);
-      else if (c?.reason !== CloseReason.TapperStop && this.stitcher.finOnTimeout) tcp.fin(initiator, ts);
+    if (this.tls?.waitingForKeys) {
+      // The connection is over but its keys have not landed yet: wait for them, within the stitcher's bound.
+      this.stitcher.awaitKeys(this, completion);
+      return;
     }
-    (this.tcp ?? this.udp)?.release();
+    this.finish(completion);
+  }
+
+  /** Called by the stitcher when keys may have arrived; true once the flow no longer waits. */
+  retryKeys(): boolean {
+    this.tls?.keysAvailable(this.lastTs);
+    return !this.tls?.waitingForKeys;
+  }
+
+  giveUpKeys(): void {
+    this.tls?.giveUpKeys();
+  }
+
+  finish(completion: FlowCompletion): void {
+    let tls: TlsFlowReport | undefined;
+    if (this.tcp || this.tls) {
+      const c = completion.close;
+      const timestampNs = c && c.timestampNs > this.lastTs ? c.timestampNs : this.lastTs;
+      const initiator = c?.initiator === CloseInitiator.Server ? 1 : 0;
+      const how =
+        c?.reason === CloseReason.Fin
+          ? "fin"
+          : c?.reason === CloseReason.Rst
+            ? "rst"
+            : c?.reason !== CloseReason.TapperStop && this.stitcher.finOnTimeout
+              ? "fin"
+              : "none";
+      this.tcp?.end(how, initiator, timestampNs);
+      tls = this.tls?.end({ how, initiator, timestampNs });
+    }
+    (this.tcp ?? this.tls ?? this.udp)?.release();
     this.stitcher.options.onFlowComplete?.({
       flow: {
         connId: this.connId,
-        transport: this.tcp ? Transport.Tcp : Transport.Udp,
+        transport: this.udp ? Transport.Udp : Transport.Tcp,
         client: this.client,
         server: this.server,
         attributes: this.attributes,
       },
       completion,
       packets: this.stitcher.stats.packets - this.packetsAtStart,
+      ...(tls ? { tls } : {}),
     });
   }
 }
@@ -247,6 +309,9 @@ export class Stitcher {
   readonly table: FlowTable;
   /** Flows with events held for the direction merge. */
   readonly holding = new Set<FlowOutput>();
+  /** Completed connections whose TLS keys have not landed yet, with the record time they give up at. */
+  private readonly awaiting = new Map<FlowOutput, { completion: FlowCompletion; deadlineNs: bigint }>();
+  private readonly keyWaitNs: bigint;
   readonly maxHeldBytesPerFlow: number;
   readonly finOnTimeout: boolean;
   /** Whether directions are merged by timestamp (reorderWindowNs > 0). */
@@ -255,6 +320,7 @@ export class Stitcher {
   private readonly arena = new TemplateArena();
   private readonly reorderWindowNs: bigint;
   private readonly ipMtu: number;
+  private readonly cleartextPort: (serverPort: number) => number;
 
   constructor(readonly options: StitcherOptions) {
     this.filter =
@@ -270,6 +336,11 @@ export class Stitcher {
     this.ipMtu = (options.mtu ?? DEFAULT_MTU) - (options.encapsulationBytes ?? 0);
     if (this.ipMtu < 68)
       throw new RangeError(`MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`);
+    this.keyWaitNs = options.tls?.keyWaitNs ?? DEFAULT_KEY_WAIT_NS;
+    this.cleartextPort = createCleartextPortMap(
+      options.tls?.cleartextPorts,
+      options.tls?.defaultCleartextPort,
+    );
     this.table = new FlowTable({ create: (flow) => this.create(flow) }, options.flowTable ?? {});
   }
 
@@ -282,11 +353,38 @@ export class Stitcher {
     this.table.flushOlderThan(now);
     const upTo = now - this.reorderWindowNs;
     for (const f of [...this.holding]) f.release(upTo);
+    for (const [f, w] of [...this.awaiting]) {
+      if (w.deadlineNs <= now) this.stopAwaiting(f, true);
+    }
   }
 
-  /** The input ended: every flow completes. */
+  /** The input ended: every flow completes; connections still waiting for keys give up. */
   flushAll(): void {
     this.table.flushAll();
+    for (const f of [...this.awaiting.keys()]) this.stopAwaiting(f, true);
+  }
+
+  /** New TLS secrets were added to the key source: connections waiting for them continue. */
+  keysAdded(): void {
+    for (const f of [...this.awaiting.keys()]) if (f.retryKeys()) this.stopAwaiting(f, false);
+  }
+
+  /** Connections that ended while waiting for their keys. */
+  get awaitingKeys(): number {
+    return this.awaiting.size;
+  }
+
+  awaitKeys(flow: FlowOutput, completion: FlowCompletion): void {
+    this.stats.tls.waitedForKeys++;
+    this.awaiting.set(flow, { completion, deadlineNs: this.table.now + this.keyWaitNs });
+  }
+
+  private stopAwaiting(flow: FlowOutput, giveUp: boolean): void {
+    const w = this.awaiting.get(flow);
+    if (!w) return;
+    this.awaiting.delete(flow);
+    if (giveUp) flow.giveUpKeys();
+    flow.finish(w.completion);
   }
 
   private create(flow: FlowInfo): FlowStream | undefined {
@@ -321,22 +419,60 @@ export class Stitcher {
         ...(t.serverWindowScale === undefined ? {} : { serverWindowScale: t.serverWindowScale }),
         ...(t.sackPermitted ? { sackPermitted: true } : {}),
       };
-      const synth = new TcpSynth(
-        this.options.sink,
+      const connId = open.connId;
+      const openNs = open.timestampNs;
+      const midstream = open.midstream;
+      const clientIsn = t.clientIsn ?? hash32(connId, 3);
+      const serverIsn = t.serverIsn ?? hash32(connId, 4);
+      /** A synthesizer for this connection (or its cleartext twin), its handshake sent at the open time. */
+      const make = (tmpl: FlowTemplates, serverPort: number, cIsn: number, sIsn: number): TcpSynth => {
+        const synth = new TcpSynth(
+          this.options.sink,
+          {
+            templates: tmpl,
+            clientPort: ep.clientPort,
+            serverPort,
+            clientIsn: cIsn,
+            serverIsn: sIsn,
+            ipMtu: this.ipMtu,
+            ipIds,
+            handshake,
+          },
+          this.stats.tcp,
+        );
+        if (!midstream) synth.handshake(openNs, handshake);
+        return synth;
+      };
+      const tlsOptions = this.options.tls;
+      if (!tlsOptions)
+        return new FlowOutput(
+          this,
+          open,
+          make(templates, ep.serverPort, clientIsn, serverIsn),
+          undefined,
+          undefined,
+        );
+      const variants = new TlsFlowVariants(
         {
-          templates,
-          clientPort: ep.clientPort,
-          serverPort: ep.serverPort,
-          clientIsn: t.clientIsn ?? hash32(open.connId, 3),
-          serverIsn: t.serverIsn ?? hash32(open.connId, 4),
-          ipMtu: this.ipMtu,
-          ipIds,
-          handshake,
+          variant: tlsOptions.variant ?? "original",
+          keys: tlsOptions.keys,
+          ...(tlsOptions.embedKeys ? { embedKeys: tlsOptions.embedKeys } : {}),
+          cleartextPort: this.cleartextPort,
+          ...(tlsOptions.maxKeyWaitBytes === undefined
+            ? {}
+            : { maxKeyWaitBytes: tlsOptions.maxKeyWaitBytes }),
         },
-        this.stats.tcp,
+        this.stats.tls,
+        () => make(templates, ep.serverPort, clientIsn, serverIsn),
+        () =>
+          make(
+            new FlowTemplates(ep, 6, link, label ^ 0xc1ea, this.arena),
+            this.cleartextPort(ep.serverPort),
+            hash32(connId, 5),
+            hash32(connId, 6),
+          ),
       );
-      if (!open.midstream) synth.handshake(open.timestampNs, handshake);
-      return new FlowOutput(this, open, synth, undefined);
+      return new FlowOutput(this, open, undefined, undefined, variants);
     }
     this.stats.flowsUdp++;
     const synth = new UdpSynth(
@@ -344,6 +480,6 @@ export class Stitcher {
       { templates, clientPort: ep.clientPort, serverPort: ep.serverPort, ipMtu: this.ipMtu, ipIds },
       this.stats.udp,
     );
-    return new FlowOutput(this, open, undefined, synth);
+    return new FlowOutput(this, open, undefined, synth, undefined);
   }
 }

@@ -267,6 +267,12 @@ export class TcpSynth {
     );
   }
 
+  /** The teardown the tapper recorded: a FIN exchange, a RST, or nothing. */
+  end(how: "fin" | "rst" | "none", initiator: 0 | 1, timestampNs: bigint): void {
+    if (how === "fin") this.fin(initiator, timestampNs);
+    else if (how === "rst") this.rst(initiator, timestampNs);
+  }
+
   /** RST from `initiator`. */
   rst(initiator: 0 | 1, timestampNs: bigint): void {
     if (this.finished) return;

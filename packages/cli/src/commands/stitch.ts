@@ -1,10 +1,18 @@
 import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
+import { DecompressionStream, ReadableStream } from "node:stream/web";
 import { parseArgs } from "node:util";
 import { openStore } from "@cloudtap/object-store";
-import { type CaptureEncoder, createPcapEncoder, createPcapngEncoder } from "@cloudtap/pcap";
-import { listBlobs, runStitchJob, Stitcher, sortBlobsByTime } from "@cloudtap/stitch";
+import {
+  type CaptureEncoder,
+  createPcapEncoder,
+  createPcapngEncoder,
+  type PcapngEncoder,
+} from "@cloudtap/pcap";
+import { listBlobs, runStitchJob, Stitcher, sortBlobsByTime, type Variant } from "@cloudtap/stitch";
+import { keysPrefix } from "@cloudtap/tap-format";
+import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
 import { parseTime } from "../time.js";
 import { formatBytes, toJson } from "../units.js";
@@ -16,6 +24,7 @@ export const stitchCommand: Command = {
   name: "stitch",
   summary: "stitch the connections of a store back into packets: a pcap or pcapng file",
   usage: `cloudtap stitch --source <store> (--pcap FILE | --pcapng FILE) [--keys <store>] [--prefix P]
+                [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
                 [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
                 [--no-fin-on-timeout] [--json]
 
@@ -24,6 +33,12 @@ export const stitchCommand: Command = {
   handshakes, sequence numbers, ACKs and checksums. Missing bytes stay visible as sequence jumps.
   --filter rules are ordered, first match wins: "accept port=443", "reject user=*@example.com",
   "accept src=10.0.0.0/8,proto=tcp", "reject any" (keys: user tenant app policy device identity port src dst proto).
+  TLS: key logs are read from <keys>/keys/ (default: the source store). --variant cleartext writes, for each
+  connection that decrypts, a TCP flow carrying exactly its decrypted application data, server port mapped
+  (443->80, 8443->8080, 465->25, 993->143, 995->110, other TLS ports->80; --cleartext-port 9443:8080 adds to
+  the map); flows that are not TLS pass through unchanged. --variant both writes the original flows too.
+  A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets (the file is
+  then created mode 0600); --no-embed-keys leaves them out.
   A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
   Exit status: 0 when the run completed (problems are reported, not fatal), 1 on a fatal error, 2 on a bad command line.`,
   async run(args, io) {
@@ -41,6 +56,9 @@ export const stitchCommand: Command = {
         filter: { type: "string", multiple: true, default: [] },
         "on-corrupt": { type: "string", default: "resync" },
         "no-fin-on-timeout": { type: "boolean", default: false },
+        variant: { type: "string", default: "original" },
+        "no-embed-keys": { type: "boolean", default: false },
+        "cleartext-port": { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
       },
     });
@@ -53,7 +71,19 @@ export const stitchCommand: Command = {
     const mtu = Number(values.mtu);
     if (!Number.isInteger(mtu) || mtu < 576 || mtu > 65535)
       throw new UsageError("--mtu must be an integer in 576..65535");
+    const variant = values.variant as Variant;
+    if (!["original", "cleartext", "both"].includes(variant))
+      throw new UsageError("--variant is original, cleartext or both");
+    const cleartextPorts: Record<number, number> = {};
+    for (const m of values["cleartext-port"]) {
+      const r = /^(\d+):(\d+)$/.exec(m);
+      if (!r || Number(r[1]) > 65535 || Number(r[2]) > 65535)
+        throw new UsageError(`--cleartext-port "${m}" is not TLSPORT:CLEARPORT`);
+      cleartextPorts[Number(r[1])] = Number(r[2]);
+    }
     const store = openStore(values.source);
+    const keyStoreUrl = values.keys ?? values.source;
+    const keys = await loadKeys(openStore(keyStoreUrl), values.prefix, io.signal);
     const sinceNs = values.since === undefined ? undefined : parseTime("--since", values.since);
     const untilNs = values.until === undefined ? undefined : parseTime("--until", values.until);
 
@@ -73,14 +103,28 @@ export const stitchCommand: Command = {
     const encoder: CaptureEncoder = values.pcapng
       ? createPcapngEncoder({ linkType: LINKTYPE_ETHERNET, userApplication: "cloudtap stitch" })
       : createPcapEncoder({ linkType: LINKTYPE_ETHERNET, resolution: "nanosecond" });
+    const embed = values.pcapng !== undefined && !values["no-embed-keys"] && keys.lines > 0;
     const stitcher = new Stitcher({
       sink: encoder,
       mtu,
       filter: values.filter,
       finOnTimeout: !values["no-fin-on-timeout"],
+      ...(keys.lines > 0 || variant !== "original"
+        ? {
+            tls: {
+              keys: keys.store,
+              variant,
+              cleartextPorts,
+              ...(embed && "writeTlsKeyLog" in encoder
+                ? { embedKeys: (text: string) => (encoder as PcapngEncoder).writeTlsKeyLog(text) }
+                : {}),
+            },
+          }
+        : {}),
     });
     const partial = `${file}.partial`;
-    const out = createWriteStream(partial);
+    // A capture that embeds keys is as sensitive as the key log: owner-only.
+    const out = createWriteStream(partial, { mode: embed ? 0o600 : 0o644 });
     const sink = {
       write: async (chunk: Uint8Array) => {
         if (!out.write(chunk)) await once(out, "drain");
@@ -160,6 +204,17 @@ export const stitchCommand: Command = {
         droppedNewFlows: t.droppedNewFlows,
         peakBufferedBytes: t.peakBufferedBytes,
       },
+      tls: {
+        keyLogObjects: keys.objects,
+        keyLogLines: keys.lines,
+        malformedKeyLogLines: keys.malformed,
+        variant,
+        outcomes: s.tls.outcomes,
+        unsupportedSuites: s.tls.unsupportedSuites,
+        cleartextFlows: s.tls.cleartextFlows,
+        cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
+        keysEmbedded: s.tls.keysEmbedded,
+      },
       unknownFrames: report.unknownFrames,
       problemCounts: report.problemCounts,
       problems: report.problems,
@@ -175,6 +230,13 @@ export const stitchCommand: Command = {
       `packets:    ${s.packets} (${formatBytes(report.outputBytes)} written), payload ${formatBytes(report.payloadBytes)}`,
       `gaps:       ${t.gaps} (${t.gapBytes} bytes)`,
       `duplicates: ${t.duplicateBytes} bytes (${t.overlapMismatchBytes} differing), ${t.duplicateDatagrams} datagrams, ${t.lateRecords} late records`,
+      `tls:        ${keys.lines} key-log lines from ${keys.objects} object(s)${keys.malformed ? ` (${keys.malformed} malformed lines skipped)` : ""}; ` +
+        `variant ${variant}; ${
+          Object.entries(s.tls.outcomes)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(", ") || "no TLS decryption"
+        }; ` +
+        `${s.tls.cleartextFlows} cleartext flows; keys embedded for ${s.tls.keysEmbedded}`,
       `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
       ...report.problems.slice(0, 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),
     ];
@@ -182,3 +244,32 @@ export const stitchCommand: Command = {
     return 0;
   },
 };
+
+/** Loads every key log under <prefix>/keys/ of a store (plain or .gz) into a key store. */
+async function loadKeys(
+  store: ReturnType<typeof openStore>,
+  prefix: string,
+  signal: AbortSignal,
+): Promise<{ store: ReturnType<typeof createKeyStore>; objects: number; lines: number; malformed: number }> {
+  // One-shot runs keep every key of the window: no expiry within the run, a generous byte cap.
+  const keyStore = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
+  let objects = 0;
+  let lines = 0;
+  let malformed = 0;
+  for await (const obj of store.list(keysPrefix(prefix), { signal })) {
+    if (!/\.keylog(\.gz)?$/.test(obj.key)) continue;
+    let bytes = await store.readBytes(obj.key, { signal });
+    if (obj.key.endsWith(".gz")) {
+      const parts: Uint8Array[] = [];
+      for await (const c of ReadableStream.from([bytes]).pipeThrough(new DecompressionStream("gzip"))) {
+        parts.push(c as Uint8Array);
+      }
+      bytes = Buffer.concat(parts);
+    }
+    const r = keyStore.addKeyLog(new TextDecoder().decode(bytes), 0);
+    objects++;
+    lines += r.added;
+    malformed += r.skippedLines.length;
+  }
+  return { store: keyStore, objects, lines, malformed };
+}

@@ -1,0 +1,180 @@
+/**
+ * Acceptance of TLS decryption and the cleartext variant on simulated traffic, judged by tshark:
+ * - every TLS connection decrypts and its cleartext flow carries exactly the manifest's application bytes per
+ *   direction, also when the key logs landed after the data;
+ * - with --variant both, tshark without any key log finds every HTTP/1.1 request of the manifest in the
+ *   cleartext flows, and the original flows still decrypt through the pcapng's own secrets blocks.
+ */
+import assert from "node:assert/strict";
+import { once } from "node:events";
+import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { type ObjectStore, openStore } from "@cloudtap/object-store";
+import { createPcapngEncoder } from "@cloudtap/pcap";
+import { keysPrefix } from "@cloudtap/tap-format";
+import { runSimulation, type SimulationFaults, type SimulationManifest } from "@cloudtap/tapsim";
+import { byEndpoints, followStreams, tshark } from "@cloudtap/test-harness";
+import { createKeyStore } from "@cloudtap/tls";
+import { listBlobs, listKeyLogs, sortBlobsByTime } from "./blob-listing.js";
+import { runStitchJob } from "./stitch-job.js";
+import { Stitcher } from "./stitcher.js";
+import { createCleartextPortMap, type Variant } from "./tls-variant.js";
+
+const CONNECTIONS = Number(process.env["STITCH_TLS_CONNECTIONS"] ?? 80);
+const portMap = createCleartextPortMap();
+
+async function loadKeys(store: ObjectStore) {
+  const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
+  for await (const o of store.list(keysPrefix(""))) keys.addKeyLog(await store.readBytes(o.key), 0);
+  return keys;
+}
+
+/**
+ * `keysAsTheyLand`: key logs are not loaded up front but met in time order among the data blobs, as a
+ * continuous stitcher meets them; connections that end before their keys wait for them.
+ */
+async function run(
+  dir: string,
+  name: string,
+  variant: Variant,
+  faults: SimulationFaults,
+  keysAsTheyLand = false,
+) {
+  const store = openStore(join(dir, name));
+  const { manifest } = await runSimulation({
+    dataStore: store,
+    keyStore: store,
+    connections: CONNECTIONS,
+    seed: 21,
+    blobSize: 256 * 1024,
+    faults,
+  });
+  const keys = keysAsTheyLand ? createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER }) : await loadKeys(store);
+  const listed = [];
+  for await (const b of listBlobs(store)) listed.push(b);
+  if (keysAsTheyLand) for await (const k of listKeyLogs(store)) listed.push(k);
+  const encoder = createPcapngEncoder({ linkType: 1 });
+  const stitcher = new Stitcher({
+    sink: encoder,
+    tls: { keys, variant, embedKeys: (text) => encoder.writeTlsKeyLog(text) },
+  });
+  const file = join(dir, `${name}.pcapng`);
+  const out = createWriteStream(file);
+  await runStitchJob({
+    blobs: (async function* () {
+      yield* sortBlobsByTime(listed);
+    })(),
+    stitcher,
+    output: encoder,
+    sink: { write: (c) => void out.write(c) },
+    onKeyLog: (_key, text) => void keys.addKeyLog(text, 0),
+  });
+  out.end();
+  await once(out, "finish");
+  return { manifest, file, stitcher };
+}
+
+function tlsConnections(m: SimulationManifest) {
+  return m.connections.filter((c) => c.tls !== null);
+}
+
+function assertCleartextMatches(m: SimulationManifest, file: string): void {
+  const got = byEndpoints(followStreams(file));
+  for (const c of tlsConnections(m)) {
+    const client = `${c.client.address}|${c.client.port}`;
+    const server = `${c.server.address}|${portMap(c.server.port)}`;
+    assert.deepEqual(
+      got.get(`${client}>${server}`),
+      { bytes: c.c2s.app.length, sha256: c.c2s.app.sha256 },
+      `${c.connId} c2s`,
+    );
+    assert.deepEqual(
+      got.get(`${server}>${client}`),
+      { bytes: c.s2c.app.length, sha256: c.s2c.app.sha256 },
+      `${c.connId} s2c`,
+    );
+  }
+}
+
+describe("stitch - TLS decryption and the cleartext variant on simulated traffic", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cloudtap-stitch-tls-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const lateKeys of [false, true]) {
+    it(`stitch - --variant cleartext${lateKeys ? ", keys landing after the data" : ""}: every TLS connection decrypts to the manifest's application bytes`, async () => {
+      const { manifest, file, stitcher } = await run(
+        dir,
+        `clear-${lateKeys}`,
+        "cleartext",
+        lateKeys ? { lateKeys: true } : {},
+        lateKeys,
+      );
+      const tls = tlsConnections(manifest).length;
+      assert.ok(tls > CONNECTIONS / 3, `${tls} TLS connections`);
+      // With late keys every TLS connection waited for its keys and was decrypted when they landed.
+      assert.equal(
+        stitcher.stats.tls.outcomes[lateKeys ? "keys-late" : "decrypted"],
+        tls,
+        JSON.stringify(stitcher.stats.tls.outcomes),
+      );
+      if (lateKeys)
+        assert.ok(stitcher.stats.tls.waitedForKeys > 0, "connections ended before their keys landed");
+      assert.equal(stitcher.stats.tls.cleartextFlows, tls);
+      assertCleartextMatches(manifest, file);
+      // Non-TLS flows (plain HTTP) pass through unchanged.
+      const got = byEndpoints(followStreams(file));
+      for (const c of manifest.connections.filter((x) => x.transport === "tcp" && x.tls === null)) {
+        const key = `${c.client.address}|${c.client.port}>${c.server.address}|${c.server.port}`;
+        assert.deepEqual(got.get(key), { bytes: c.c2s.raw.length, sha256: c.c2s.raw.sha256 }, c.connId);
+      }
+    });
+  }
+
+  it("stitch - --variant both: HTTP requests readable without keys, originals decrypt through the embedded secrets", async () => {
+    const { manifest, file, stitcher } = await run(dir, "both", "both", {});
+    // Every HTTP/1.1 request of the manifest (TLS and plain) is visible as an HTTP request with no key log.
+    const want = manifest.connections
+      .filter((c) => c.protocol === "https-h1" || c.protocol === "http")
+      .reduce((n, c) => n + c.http.length, 0);
+    const requests = tshark([
+      "-n",
+      "-r",
+      file,
+      "-o",
+      "tls.keylog_file:",
+      "-Y",
+      "http.request && !tls",
+      "-T",
+      "fields",
+      "-e",
+      "tcp.dstport",
+    ])
+      .trim()
+      .split("\n")
+      .filter((l) => l !== "");
+    assert.equal(requests.length, want, "HTTP/1.1 requests in the cleartext flows");
+    assert.ok(
+      requests.every((p) => p === "80" || p === "8080"),
+      `ports ${[...new Set(requests)]}`,
+    );
+    // The original flows decrypt with the pcapng's own Decryption Secrets Blocks.
+    const tls = byEndpoints(followStreams(file, { layer: "tls" }));
+    for (const c of tlsConnections(manifest)) {
+      const client = `${c.client.address}|${c.client.port}`;
+      const server = `${c.server.address}|${c.server.port}`;
+      assert.deepEqual(
+        tls.get(`${client}>${server}`),
+        { bytes: c.c2s.app.length, sha256: c.c2s.app.sha256 },
+        `${c.connId} c2s`,
+      );
+      assert.deepEqual(
+        tls.get(`${server}>${client}`),
+        { bytes: c.s2c.app.length, sha256: c.s2c.app.sha256 },
+        `${c.connId} s2c`,
+      );
+    }
+    assert.equal(stitcher.stats.tls.keysEmbedded, tlsConnections(manifest).length);
+  });
+});
