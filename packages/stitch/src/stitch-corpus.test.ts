@@ -15,9 +15,11 @@ import { ingestCapture } from "@cloudtap/ingest";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
 import { byEndpoints, CORPUS_DIR, corpusCaptures, expertInfo, followStreams } from "@cloudtap/test-harness";
+import { createKeyStore } from "@cloudtap/tls";
 import { listBlobs } from "./blob-listing.js";
 import { runStitchJob } from "./stitch-job.js";
 import { Stitcher } from "./stitcher.js";
+import { createCleartextPortMap } from "./tls-variant.js";
 
 /** What a stitcher must never introduce into complete flows. */
 const FORBIDDEN =
@@ -37,10 +39,15 @@ const endpoint = (text: string): string => {
   return `${text.slice(0, i)}|${text.slice(i + 1)}`;
 };
 
-async function stitchStore(storeDir: string, out: string, blobSize?: number): Promise<Stitcher> {
+async function stitchStore(storeDir: string, out: string, keyLog?: string): Promise<Stitcher> {
   const store = openStore(storeDir);
   const encoder = createPcapngEncoder({ linkType: 1 });
-  const stitcher = new Stitcher({ sink: encoder });
+  const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
+  if (keyLog !== undefined) keys.addKeyLog(keyLog, 0);
+  const stitcher = new Stitcher({
+    sink: encoder,
+    ...(keyLog === undefined ? {} : { tls: { keys, variant: "cleartext" as const } }),
+  });
   const file = createWriteStream(out);
   await runStitchJob({
     blobs: listBlobs(store),
@@ -50,7 +57,6 @@ async function stitchStore(storeDir: string, out: string, blobSize?: number): Pr
   });
   file.end();
   await once(file, "finish");
-  void blobSize;
   return stitcher;
 }
 
@@ -128,6 +134,24 @@ describe("stitch - interop corpus, judged by tshark", () => {
       const source = new Set(serious(capture.path).map((e) => `${e.protocol}: ${e.summary}`));
       for (const e of stitched)
         assert.ok(source.has(`${e.protocol}: ${e.summary}`), `new in the stitched file: ${e.summary}`);
+
+      // 4. The cleartext variant: per stream and direction, the cleartext flow's TCP bytes are exactly the
+      //    application data tshark decrypts from the source (the corpus's expected hashes).
+      const clearFile = join(dir, `${capture.file}.cleartext.pcapng`);
+      const clear = await stitchStore(storeDir, clearFile, keys);
+      const clearStreams = byEndpoints(followStreams(clearFile));
+      const portMap = createCleartextPortMap();
+      let decrypted = 0;
+      for (const s of expected.streams) {
+        if (s.c2s.bytes + s.s2c.bytes === 0) continue; // no application data: no cleartext flow
+        decrypted++;
+        const c = endpoint(s.client);
+        const [srvAddr, srvPort] = endpoint(s.server).split("|") as [string, string];
+        const srv = `${srvAddr}|${portMap(Number(srvPort))}`;
+        assert.deepEqual(clearStreams.get(`${c}>${srv}`), { bytes: s.c2s.bytes, sha256: s.c2s.sha256 }, `cleartext ${s.client} -> ${s.server}`);
+        assert.deepEqual(clearStreams.get(`${srv}>${c}`), { bytes: s.s2c.bytes, sha256: s.s2c.sha256 }, `cleartext ${s.server} -> ${s.client}`);
+      }
+      assert.equal(clear.stats.tls.cleartextFlows, decrypted, JSON.stringify(clear.stats.tls.outcomes));
     });
   }
 });
