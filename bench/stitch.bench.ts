@@ -25,7 +25,7 @@ async function stitchOnce(
   const store = openStore(dir);
   const encoder = createPcapngEncoder({ linkType: 1 });
   const stitcher = new Stitcher({ sink: encoder });
-  const file = createWriteStream(out);
+  const file = createWriteStream(out, { highWaterMark: 8 * 1024 * 1024 });
   const t = process.hrtime.bigint();
   const report = await runStitchJob({
     blobs: listBlobs(store),
@@ -33,7 +33,7 @@ async function stitchOnce(
     output: encoder,
     sink: {
       write: async (c) => {
-        if (!file.write(c)) await once(file, "drain");
+        if (!file.write(c, () => encoder.recycle(c))) await once(file, "drain");
       },
     },
   });

@@ -22,6 +22,11 @@ export interface CaptureEncoder {
   drain(): Uint8Array[];
   /** Everything produced so far, the partial chunk included. */
   flush(): Uint8Array[];
+  /**
+   * Hands back a chunk returned by `drain`/`flush` once its bytes have been written out, so its buffer is
+   * reused instead of allocated anew (optional: chunks never recycled are simply garbage collected).
+   */
+  recycle(chunk: Uint8Array): void;
   readonly packetsWritten: number;
   readonly bytesWritten: number;
 }
@@ -78,6 +83,24 @@ abstract class ChunkedEncoder implements CaptureEncoder {
     return this.flushedBytes + this.used;
   }
 
+  private readonly spare: ArrayBuffer[] = [];
+
+  recycle(chunk: Uint8Array): void {
+    // Only whole standard-size buffers are kept, and only a few: enough for the writes in flight.
+    const buffer = chunk.buffer;
+    if (buffer instanceof ArrayBuffer && buffer.byteLength === this.chunkBytes && this.spare.length < 8) {
+      if (!this.spare.includes(buffer) && buffer !== this.chunk.buffer) this.spare.push(buffer);
+    }
+  }
+
+  /** A fresh chunk: a recycled buffer when one is there (every byte of it is written before it is read). */
+  private newChunk(n: number): void {
+    const spare = n <= this.chunkBytes ? this.spare.pop() : undefined;
+    this.chunk = spare ? new Uint8Array(spare) : new Uint8Array(Math.max(this.chunkBytes, n));
+    this.view = new DataView(this.chunk.buffer);
+    this.used = 0;
+  }
+
   /** Makes room for `n` more bytes in the current chunk. */
   protected room(n: number): void {
     if (this.used + n <= this.chunk.length) return;
@@ -85,9 +108,7 @@ abstract class ChunkedEncoder implements CaptureEncoder {
       this.ready.push(this.chunk.subarray(0, this.used));
       this.flushedBytes += this.used;
     }
-    this.chunk = new Uint8Array(Math.max(this.chunkBytes, n));
-    this.view = new DataView(this.chunk.buffer);
-    this.used = 0;
+    this.newChunk(n);
   }
 
   protected checkLength(length: number): void {
@@ -108,8 +129,12 @@ abstract class ChunkedEncoder implements CaptureEncoder {
   private baseHigh = 0;
   private baseLow = 0;
 
-  /** `timestampNs + offsetNs` as [high, low] with `low < 2^32 * unit`, for the given split. */
-  protected split(timestampNs: bigint, offsetNs: number, unit: bigint): [number, number] {
+  /** Output of `split`: fields, not an array, to allocate nothing per packet. */
+  protected high = 0;
+  protected low = 0;
+
+  /** Sets `high`/`low` to `timestampNs + offsetNs` split at `unit` (2^32 for pcapng, 10^9 for pcap). */
+  protected split(timestampNs: bigint, offsetNs: number, unit: bigint): void {
     if (timestampNs !== this.lastBase) {
       this.lastBase = timestampNs;
       this.baseHigh = Number(timestampNs / unit);
@@ -122,7 +147,8 @@ abstract class ChunkedEncoder implements CaptureEncoder {
       high += Math.floor(low / u);
       low %= u;
     }
-    return [high, low];
+    this.high = high;
+    this.low = low;
   }
 
   drain(): Uint8Array[] {
@@ -133,9 +159,7 @@ abstract class ChunkedEncoder implements CaptureEncoder {
     if (this.used > 0) {
       this.ready.push(this.chunk.subarray(0, this.used));
       this.flushedBytes += this.used;
-      this.chunk = new Uint8Array(this.chunkBytes);
-      this.view = new DataView(this.chunk.buffer);
-      this.used = 0;
+      this.newChunk(0);
     }
     return this.drain();
   }
@@ -221,15 +245,15 @@ class PcapngChunkEncoder extends ChunkedEncoder implements PcapngEncoder {
     const at = this.recordAt;
     if (at < 0) throw new PcapWriteError(PcapWriteErrorCode.BadPacket, "commit without begin");
     const length = this.frameLength;
-    const [high, low] = this.split(timestampNs, offsetNs, 0x1_0000_0000n);
+    this.split(timestampNs, offsetNs, 0x1_0000_0000n);
     const padded = pad4(length);
     const total = 32 + padded;
     const v = this.view;
     v.setUint32(at, PcapngBlockType.EnhancedPacket, true);
     v.setUint32(at + 4, total, true);
     v.setUint32(at + 8, 0, true);
-    v.setUint32(at + 12, high, true);
-    v.setUint32(at + 16, low, true);
+    v.setUint32(at + 12, this.high, true);
+    v.setUint32(at + 16, this.low, true);
     v.setUint32(at + 20, length, true);
     v.setUint32(at + 24, Math.max(length, originalLength ?? length), true);
     for (let i = at + 28 + length; i < at + 28 + padded; i++) this.chunk[i] = 0;
@@ -269,8 +293,9 @@ class PcapChunkEncoder extends ChunkedEncoder {
     const at = this.recordAt;
     if (at < 0) throw new PcapWriteError(PcapWriteErrorCode.BadPacket, "commit without begin");
     const v = this.view;
-    const [seconds, fraction] = this.split(timestampNs, offsetNs, 1_000_000_000n);
-    v.setUint32(at, seconds, true);
+    this.split(timestampNs, offsetNs, 1_000_000_000n);
+    const fraction = this.low;
+    v.setUint32(at, this.high, true);
     v.setUint32(at + 4, this.nano ? fraction : Math.floor(fraction / 1000), true);
     v.setUint32(at + 8, this.frameLength, true);
     v.setUint32(at + 12, Math.max(this.frameLength, originalLength ?? this.frameLength), true);

@@ -148,8 +148,16 @@ describe("stitch - interop corpus, judged by tshark", () => {
         const c = endpoint(s.client);
         const [srvAddr, srvPort] = endpoint(s.server).split("|") as [string, string];
         const srv = `${srvAddr}|${portMap(Number(srvPort))}`;
-        assert.deepEqual(clearStreams.get(`${c}>${srv}`), { bytes: s.c2s.bytes, sha256: s.c2s.sha256 }, `cleartext ${s.client} -> ${s.server}`);
-        assert.deepEqual(clearStreams.get(`${srv}>${c}`), { bytes: s.s2c.bytes, sha256: s.s2c.sha256 }, `cleartext ${s.server} -> ${s.client}`);
+        assert.deepEqual(
+          clearStreams.get(`${c}>${srv}`),
+          { bytes: s.c2s.bytes, sha256: s.c2s.sha256 },
+          `cleartext ${s.client} -> ${s.server}`,
+        );
+        assert.deepEqual(
+          clearStreams.get(`${srv}>${c}`),
+          { bytes: s.s2c.bytes, sha256: s.s2c.sha256 },
+          `cleartext ${s.server} -> ${s.client}`,
+        );
       }
       assert.equal(clear.stats.tls.cleartextFlows, decrypted, JSON.stringify(clear.stats.tls.outcomes));
     });

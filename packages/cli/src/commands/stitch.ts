@@ -124,10 +124,12 @@ export const stitchCommand: Command = {
     });
     const partial = `${file}.partial`;
     // A capture that embeds keys is as sensitive as the key log: owner-only.
-    const out = createWriteStream(partial, { mode: embed ? 0o600 : 0o644 });
+    // A deep write buffer lets file writes overlap with stitching instead of waiting on each chunk.
+    const out = createWriteStream(partial, { mode: embed ? 0o600 : 0o644, highWaterMark: 8 * 1024 * 1024 });
     const sink = {
       write: async (chunk: Uint8Array) => {
-        if (!out.write(chunk)) await once(out, "drain");
+        // The encoder reuses the chunk's buffer once the file has it.
+        if (!out.write(chunk, () => encoder.recycle(chunk))) await once(out, "drain");
       },
     };
     const started = process.hrtime.bigint();
