@@ -13,3 +13,30 @@ export interface FrameSink {
    */
   commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
 }
+
+/** What a sink may want to know of the flow a frame belongs to (export policy, tunnel metadata). */
+export interface FrameFlowContext {
+  /** 32 hex digits: the tapped connection. */
+  readonly connId: string;
+  /** "original" (as tapped) or "cleartext" (the decrypted variant). */
+  readonly variant: "original" | "cleartext";
+  readonly transport: "tcp" | "udp";
+  readonly ipVersion: 4 | 6;
+  readonly client: { readonly address: string; readonly port: number };
+  /** The server as the frames show it (a cleartext flow's port is the mapped one). */
+  readonly server: { readonly address: string; readonly port: number };
+  /** Identity attributes of the connection (user, tenant, app, policy, device, ...). */
+  readonly attributes: Readonly<Record<string, string>>;
+}
+
+/**
+ * A sink that routes or labels frames per flow (tunnels with per-flow targets, VNIs and metadata). The
+ * stitcher asks it for the sink of each flow it starts, and tells it when the flow is done.
+ */
+export interface FlowAwareFrameSink extends FrameSink {
+  forFlow(flow: FrameFlowContext): FrameSink & { end?(): void };
+}
+
+export function isFlowAware(sink: FrameSink): sink is FlowAwareFrameSink {
+  return typeof (sink as Partial<FlowAwareFrameSink>).forFlow === "function";
+}

@@ -30,7 +30,8 @@ export { isMalformedPacketError, MalformedPacketError, PacketErrorCode } from ".
 export type { EthernetFrame, VlanTag } from "./ethernet.js";
 export { MAX_VLAN_TAGS, parseEthernet } from "./ethernet.js";
 export { fold32, sumRange } from "./fast-checksum.js";
-export type { FrameSink } from "./frame-sink.js";
+export type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "./frame-sink.js";
+export { isFlowAware } from "./frame-sink.js";
 export { formatIpAddress, formatIpv4, formatIpv6 } from "./ip-address.js";
 export { parseIpAddress } from "./ip-address-parse.js";
 export type { Ipv4Packet } from "./ipv4.js";

@@ -22,7 +22,7 @@ import {
   FlowTable,
   type FlowTableOptions,
 } from "@cloudtap/flow";
-import type { FrameSink } from "@cloudtap/packet";
+import { type FrameFlowContext, type FrameSink, isFlowAware } from "@cloudtap/packet";
 import {
   CloseInitiator,
   CloseReason,
@@ -387,6 +387,22 @@ export class Stitcher {
     flow.finish(w.completion);
   }
 
+  /** The sink for one flow's frames: the shared sink, or its per-flow view when the sink routes flows. */
+  private sinkFor(open: ConnOpenRecord, variant: "original" | "cleartext", serverPort: number): FrameSink {
+    const sink = this.options.sink;
+    if (!isFlowAware(sink)) return sink;
+    const context: FrameFlowContext = {
+      connId: open.connId,
+      variant,
+      transport: open.transport === Transport.Udp ? "udp" : "tcp",
+      ipVersion: open.ipVersion,
+      client: open.client,
+      server: { address: open.server.address, port: serverPort },
+      attributes: open.attributes,
+    };
+    return sink.forFlow(context);
+  }
+
   private create(flow: FlowInfo): FlowStream | undefined {
     const open = flow.open;
     if (!open) {
@@ -425,9 +441,15 @@ export class Stitcher {
       const clientIsn = t.clientIsn ?? hash32(connId, 3);
       const serverIsn = t.serverIsn ?? hash32(connId, 4);
       /** A synthesizer for this connection (or its cleartext twin), its handshake sent at the open time. */
-      const make = (tmpl: FlowTemplates, serverPort: number, cIsn: number, sIsn: number): TcpSynth => {
+      const make = (
+        tmpl: FlowTemplates,
+        serverPort: number,
+        cIsn: number,
+        sIsn: number,
+        variant: "original" | "cleartext",
+      ): TcpSynth => {
         const synth = new TcpSynth(
-          this.options.sink,
+          this.sinkFor(open, variant, serverPort),
           {
             templates: tmpl,
             clientPort: ep.clientPort,
@@ -448,7 +470,7 @@ export class Stitcher {
         return new FlowOutput(
           this,
           open,
-          make(templates, ep.serverPort, clientIsn, serverIsn),
+          make(templates, ep.serverPort, clientIsn, serverIsn, "original"),
           undefined,
           undefined,
         );
@@ -463,20 +485,21 @@ export class Stitcher {
             : { maxKeyWaitBytes: tlsOptions.maxKeyWaitBytes }),
         },
         this.stats.tls,
-        () => make(templates, ep.serverPort, clientIsn, serverIsn),
+        () => make(templates, ep.serverPort, clientIsn, serverIsn, "original"),
         () =>
           make(
             new FlowTemplates(ep, 6, link, label ^ 0xc1ea, this.arena),
             this.cleartextPort(ep.serverPort),
             hash32(connId, 5),
             hash32(connId, 6),
+            "cleartext",
           ),
       );
       return new FlowOutput(this, open, undefined, undefined, variants);
     }
     this.stats.flowsUdp++;
     const synth = new UdpSynth(
-      this.options.sink,
+      this.sinkFor(open, "original", ep.serverPort),
       { templates, clientPort: ep.clientPort, serverPort: ep.serverPort, ipMtu: this.ipMtu, ipIds },
       this.stats.udp,
     );

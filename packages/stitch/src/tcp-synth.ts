@@ -117,6 +117,7 @@ export class TcpSynth {
   /** Returns the header templates to their arena; the synthesizer must not be used afterwards. */
   release(): void {
     this.t.release();
+    (this.sink as FrameSink & { end?(): void }).end?.();
   }
 
   /** The three-way handshake, at `timestampNs`. */

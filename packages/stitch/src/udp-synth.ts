@@ -47,6 +47,7 @@ export class UdpSynth {
   /** Returns the header templates to their arena; the synthesizer must not be used afterwards. */
   release(): void {
     this.o.templates.release();
+    (this.sink as FrameSink & { end?(): void }).end?.();
   }
 
   datagram(dir: 0 | 1, payload: Uint8Array, timestampNs: bigint): void {
