@@ -8,10 +8,12 @@ import { cpus, totalmem } from "node:os";
 import type { BenchResult } from "./bench-result.js";
 import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
+import { benchTls } from "./tls.bench.js";
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   "tap-format": benchTapFormat,
   stitch: benchStitch,
+  tls: benchTls,
 };
 
 const wanted = process.argv.slice(2);

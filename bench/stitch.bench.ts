@@ -8,7 +8,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { scratchDir } from "./scratch.js";
 import { join } from "node:path";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
@@ -44,7 +44,7 @@ async function stitchOnce(
 }
 
 export async function benchStitch(): Promise<BenchResult[]> {
-  const dir = mkdtempSync(join(tmpdir(), "cloudtap-bench-stitch-"));
+  const dir = mkdtempSync(join(scratchDir(), "cloudtap-bench-stitch-"));
   try {
     const { payloadBytes, blobs } = await writeSyntheticStore({
       dir: join(dir, "store"),
