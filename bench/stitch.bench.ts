@@ -8,12 +8,12 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { once } from "node:events";
 import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
-import { scratchDir } from "./scratch.js";
 import { join } from "node:path";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
 import { listBlobs, runStitchJob, Stitcher } from "@cloudtap/stitch";
 import type { BenchResult } from "./bench-result.js";
+import { scratchDir } from "./scratch.js";
 import { writeSyntheticStore } from "./synthetic-store.js";
 
 const TOTAL = Number(process.env["STITCH_BENCH_BYTES"] ?? 256 * 1024 * 1024);

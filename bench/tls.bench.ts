@@ -8,11 +8,11 @@
  *    peak memory of both, and of the stitcher on half the traffic (it must not grow with the capture).
  */
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { scratchDir } from "./scratch.js";
 import { join } from "node:path";
 import { benchTlsDecrypt } from "../packages/tls/src/decrypt.bench.js";
 import type { BenchResult } from "./bench-result.js";
 import { measure } from "./measure.js";
+import { scratchDir } from "./scratch.js";
 
 const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
 const CONNECTIONS = Number(process.env["TLS_BENCH_CONNECTIONS"] ?? 700);
@@ -22,9 +22,24 @@ function cloudtap(...args: string[]) {
 }
 
 async function stitchBoth(store: string, keys: string, out: string) {
-  const r = await cloudtap("stitch", "--source", store, "--keys", keys, "--variant", "both", "--pcapng", out, "--json");
+  const r = await cloudtap(
+    "stitch",
+    "--source",
+    store,
+    "--keys",
+    keys,
+    "--variant",
+    "both",
+    "--pcapng",
+    out,
+    "--json",
+  );
   if (r.status !== 0) throw new Error(`cloudtap stitch failed (${r.status})`);
-  const summary = JSON.parse(r.stdout) as { payloadBytes: number; seconds: number; tls: { outcomes: Record<string, number> } };
+  const summary = JSON.parse(r.stdout) as {
+    payloadBytes: number;
+    seconds: number;
+    tls: { outcomes: Record<string, number> };
+  };
   return { ...r, summary };
 }
 
@@ -33,7 +48,16 @@ export async function benchTls(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(scratchDir(), "cloudtap-bench-tls-"));
   try {
     const sim = join(dir, "sim");
-    const s = await cloudtap("simulate", "--out", sim, "--connections", String(CONNECTIONS), "--seed", "99", "--json");
+    const s = await cloudtap(
+      "simulate",
+      "--out",
+      sim,
+      "--connections",
+      String(CONNECTIONS),
+      "--seed",
+      "99",
+      "--json",
+    );
     if (s.status !== 0) throw new Error("simulate failed");
     // The "capture": the simulated traffic as packets, with the key log beside it.
     const capture = join(dir, "capture.pcap");
@@ -57,7 +81,16 @@ export async function benchTls(): Promise<BenchResult[]> {
     if (ing.status !== 0) throw new Error("ingest failed");
 
     const ours = await stitchBoth(store, store, join(dir, "both.pcapng"));
-    const tshark = await measure("tshark", ["-n", "-r", capture, "-o", `tls.keylog_file:${keylog}`, "-q", "-z", "io,stat,0"]);
+    const tshark = await measure("tshark", [
+      "-n",
+      "-r",
+      capture,
+      "-o",
+      `tls.keylog_file:${keylog}`,
+      "-q",
+      "-z",
+      "io,stat,0",
+    ]);
     if (tshark.status !== 0) throw new Error("tshark failed");
     const mb = captureBytes / 1e6;
     const oursRate = mb / ours.seconds;
@@ -80,7 +113,15 @@ export async function benchTls(): Promise<BenchResult[]> {
     );
     // Memory must not grow with the capture: the same run over about half of the blobs.
     const half = join(dir, "half");
-    const h = await cloudtap("simulate", "--out", half, "--connections", String(Math.floor(CONNECTIONS / 2)), "--seed", "99");
+    const h = await cloudtap(
+      "simulate",
+      "--out",
+      half,
+      "--connections",
+      String(Math.floor(CONNECTIONS / 2)),
+      "--seed",
+      "99",
+    );
     if (h.status !== 0) throw new Error("simulate (half) failed");
     const oursHalf = await stitchBoth(half, half, join(dir, "half.pcapng"));
     results.push({
