@@ -5,10 +5,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { byEndpoints, followStreams } from "@cloudtap/test-harness";
+import { byEndpoints, corpusDir, followStreams } from "@cloudtap/test-harness";
 
 const MAIN = new URL("./main.ts", import.meta.url).pathname;
-const CORPUS = new URL("../../../../shared/testdata/tls/", import.meta.url).pathname;
+const CORPUS = corpusDir();
 
 function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
   const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8" });

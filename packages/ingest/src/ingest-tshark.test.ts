@@ -5,11 +5,13 @@ import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
 import { Transport } from "@cloudtap/tap-format";
+import { corpusDir } from "@cloudtap/test-harness";
 import { ingestCapture } from "./ingest.js";
 import { joinDirection, readBack, withTempStore } from "./test-support.js";
 
-const corpus = new URL("../../../../shared/testdata/tls/", import.meta.url);
+const corpus = pathToFileURL(corpusDir());
 const manifest = JSON.parse(readFileSync(new URL("manifest.json", corpus), "utf8")) as {
   captures: { file: string; keylog: string | null }[];
 };

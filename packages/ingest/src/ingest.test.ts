@@ -16,6 +16,7 @@ import {
 } from "@cloudtap/packet";
 import { createPcapWriter, isPcapFormatError, PcapErrorCode, readCapture } from "@cloudtap/pcap";
 import { CloseInitiator, CloseReason, keysPrefix, parseBlobKey, Transport } from "@cloudtap/tap-format";
+import { corpusDir } from "@cloudtap/test-harness";
 import { IngestErrorCode, isIngestError } from "./errors.js";
 import { type IngestOptions, ingestCapture } from "./ingest.js";
 import type { IngestSummary } from "./summary.js";
@@ -536,12 +537,7 @@ describe("ingest", () => {
   });
 
   it("ingest - the pcapng Decryption Secrets Block and the key log option become key-log objects", async () => {
-    const capture = readFileSync(
-      new URL(
-        "../../../../shared/testdata/tls/captures/ja4__chrome-cloudflare-quic-with-secrets.pcapng",
-        import.meta.url,
-      ),
-    );
+    const capture = readFileSync(`${corpusDir()}captures/ja4__chrome-cloudflare-quic-with-secrets.pcapng`);
     let dsbText = "";
     for await (const item of readCapture(capture)) if (item.type === "tls-key-log") dsbText = item.text;
     assert.ok(dsbText.length > 0);
@@ -618,9 +614,7 @@ describe("ingest", () => {
   });
 
   it("ingest - shuffled and duplicated packets of a real capture give the same streams", async () => {
-    const bytes = readFileSync(
-      new URL("../../../../shared/testdata/tls/captures/snet__tls1.3_curl_google.pcap", import.meta.url),
-    );
+    const bytes = readFileSync(`${corpusDir()}captures/snet__tls1.3_curl_google.pcap`);
     const original: Frame[] = [];
     for await (const item of readCapture(bytes))
       if (item.type === "packet") original.push({ data: item.data.slice() });

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { corpusDir } from "@cloudtap/test-harness";
 import type { CaptureItem, CapturePacket } from "./capture-item.js";
 import { detectCaptureFormat, readCapture } from "./capture-reader.js";
 import { isPcapFormatError, PcapErrorCode } from "./errors.js";
@@ -15,7 +17,7 @@ import {
   sectionHeader,
 } from "./test-bytes.js";
 
-const corpus = new URL("../../../../shared/testdata/tls/captures/", import.meta.url);
+const corpus = pathToFileURL(`${corpusDir()}captures/`);
 
 function pcapFile(
   le: boolean,

@@ -14,7 +14,7 @@ import { after, describe, it } from "node:test";
 import { ingestCapture } from "@cloudtap/ingest";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
-import { byEndpoints, CORPUS_DIR, corpusCaptures, expertInfo, followStreams } from "@cloudtap/test-harness";
+import { byEndpoints, corpusCaptures, corpusDir, expertInfo, followStreams } from "@cloudtap/test-harness";
 import { createKeyStore } from "@cloudtap/tls";
 import { listBlobs } from "./blob-listing.js";
 import { runStitchJob } from "./stitch-job.js";
@@ -96,7 +96,7 @@ describe("stitch - interop corpus, judged by tshark", () => {
       const decodeAs = capture.decodeAs.flatMap((d) => ["-d", d]);
       const tls = byEndpoints(followStreams(out, { layer: "tls", keyLogFile: keyFile, extra: decodeAs }));
       const expected = JSON.parse(
-        readFileSync(`${CORPUS_DIR}expected/${capture.file}.expected.json`, "utf8"),
+        readFileSync(`${corpusDir()}expected/${capture.file}.expected.json`, "utf8"),
       ) as {
         streams: {
           client: string;

@@ -1,5 +1,5 @@
 // Internal and unsupported: the tests' access to real peers and judges. Never imported by package code.
 export type { CorpusCapture } from "./corpus.js";
-export { CORPUS_DIR, corpusCaptures } from "./corpus.js";
+export { corpusCaptures, corpusDir } from "./corpus.js";
 export type { ExpertItem, FollowedStream, FollowOptions } from "./tshark.js";
 export { byEndpoints, expertInfo, followStreams, tshark } from "./tshark.js";

@@ -1,5 +1,5 @@
 /**
- * Interop: every capture of the corpus (/work/shared/testdata/tls, see its README) is split into TCP streams
+ * Interop: every capture of the corpus (../shared/testdata/tls beside the repository, see its README) is split into TCP streams
  * by tshark, pushed segment by segment through a TlsSession with the capture's key log, and the decrypted
  * application data of each direction must match what Wireshark's dissector recovered (length and SHA-256).
  */

@@ -1,24 +1,30 @@
 /**
- * Test-only helpers for the interop corpus in /work/shared/testdata/tls (README there): locating it, reading
+ * Test-only helpers for the interop corpus in ../shared/testdata/tls (README there): locating it, reading
  * TCP streams out of a capture with tshark, and the key log embedded in a pcapng Decryption Secrets Block.
  * Not part of the package's API.
  */
 import { execFile } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
+import { corpusDir } from "@cloudtap/test-harness";
 
 const run = promisify(execFile);
 
-/** packages/tls/src -> /work/main -> /work -> /work/shared/testdata/tls/ */
-export const CORPUS_DIR = new URL("../../../../shared/testdata/tls/", import.meta.url);
+/** The corpus folder, found by the test harness (beside this checkout or the one it was cloned from). */
+export const CORPUS_DIR = pathToFileURL(corpusDirOrEmpty());
 
-/** Throws an error that says what is missing and how to get it. */
-export function requireCorpus(): void {
-  if (!existsSync(new URL("manifest.json", CORPUS_DIR))) {
-    throw new Error(
-      `TLS interop corpus not found at ${CORPUS_DIR.pathname} (expected ../shared/testdata/tls beside the repository)`,
-    );
+function corpusDirOrEmpty(): string {
+  try {
+    return corpusDir();
+  } catch {
+    return "/nonexistent-cloudtap-corpus/";
   }
+}
+
+/** Throws an error that says what is missing and where it was looked for. */
+export function requireCorpus(): void {
+  corpusDir();
 }
 
 let tsharkChecked: Promise<void> | undefined;
