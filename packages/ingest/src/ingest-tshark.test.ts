@@ -1,13 +1,12 @@
 // Acceptance: for every capture of the TLS interop corpus, the TCP byte streams that ingest stores are the
 // ones tshark's "Follow TCP Stream" reports, byte for byte, per connection and direction.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { Transport } from "@cloudtap/tap-format";
-import { corpusDir } from "@cloudtap/test-harness";
+import { corpusDir, followStreams } from "@cloudtap/test-harness";
 import { ingestCapture } from "./ingest.js";
 import { joinDirection, readBack, withTempStore } from "./test-support.js";
 
@@ -16,108 +15,7 @@ const manifest = JSON.parse(readFileSync(new URL("manifest.json", corpus), "utf8
   captures: { file: string; keylog: string | null }[];
 };
 
-function tshark(args: string[]): string {
-  try {
-    return execFileSync("tshark", args, {
-      encoding: "utf8",
-      maxBuffer: 64 << 20,
-      stdio: ["ignore", "pipe", "ignore"],
-    });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") {
-      throw new Error(
-        "tshark is not on PATH: this acceptance test needs it. Run ./scripts/bootstrap.sh to install it.",
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-}
-
-interface TsharkStream {
-  readonly stream: number;
-  /** "address|port" of tshark's node 0 and node 1. */
-  readonly nodes: [string, string];
-  readonly sha256: [string, string];
-  readonly bytes: [number, number];
-}
-
 const sha256 = (b: Uint8Array): string => createHash("sha256").update(b).digest("hex");
-
-/** "[2001:db8::1]:443" or "10.0.0.1:443" -> "2001:db8::1|443". */
-function node(text: string): string {
-  const m = /^\[?([^\]]*)\]?:(\d+)$/.exec(text.trim());
-  if (m === null) throw new Error(`unexpected tshark node "${text}"`);
-  return `${m[1]}|${m[2]}`;
-}
-
-/**
- * Runs tshark's Follow TCP Stream (raw) for every stream of the capture. In that output each chunk is a
- * line of hex; lines of node 1 start with a tab.
- */
-function tsharkStreams(path: string): TsharkStream[] {
-  const fields = tshark([
-    "-n",
-    "-r",
-    path,
-    "-Y",
-    "tcp",
-    "-T",
-    "fields",
-    "-E",
-    "separator=,",
-    "-e",
-    "tcp.stream",
-    "-e",
-    "ip.src",
-    "-e",
-    "ipv6.src",
-    "-e",
-    "tcp.srcport",
-    "-e",
-    "ip.dst",
-    "-e",
-    "ipv6.dst",
-    "-e",
-    "tcp.dstport",
-  ]);
-  const firstPacket = new Map<number, [string, string]>();
-  for (const line of fields.split("\n")) {
-    if (line.trim() === "") continue;
-    const [stream, src4, src6, sport, dst4, dst6, dport] = line.split(",");
-    const n = Number(stream);
-    if (!firstPacket.has(n)) firstPacket.set(n, [`${src4 || src6}|${sport}`, `${dst4 || dst6}|${dport}`]);
-  }
-  const ids = [...firstPacket.keys()].sort((a, b) => a - b);
-  if (ids.length === 0) return [];
-  const out = tshark(["-n", "-r", path, "-q", ...ids.flatMap((n) => ["-z", `follow,tcp,raw,${n}`])]);
-  const streams: TsharkStream[] = [];
-  for (const section of out.split(/^=+$/m)) {
-    const filter = /^Filter: tcp\.stream eq (\d+)$/m.exec(section);
-    if (filter === null) continue;
-    const stream = Number(filter[1]);
-    const node0 = /^Node 0: (.*)$/m.exec(section)?.[1] ?? "";
-    const node1 = /^Node 1: (.*)$/m.exec(section)?.[1] ?? "";
-    const parts: [Uint8Array[], Uint8Array[]] = [[], []];
-    for (const line of section.split("\n")) {
-      const m = /^(\t?)([0-9a-f]+)$/.exec(line);
-      if (m === null) continue;
-      parts[m[1] === "\t" ? 1 : 0].push(Uint8Array.from(Buffer.from(m[2]!, "hex")));
-    }
-    // A stream without payload has no nodes in the follow output ("Node 0: :0"): take its endpoints
-    // from its first packet.
-    const nodes: [string, string] = node0 === ":0" ? firstPacket.get(stream)! : [node(node0), node(node1)];
-    const joined = parts.map((p) => Buffer.concat(p)) as [Buffer, Buffer];
-    streams.push({
-      stream,
-      nodes,
-      sha256: [sha256(joined[0]), sha256(joined[1])],
-      bytes: [joined[0].length, joined[1].length],
-    });
-  }
-  assert.equal(streams.length, ids.length, "tshark printed one follow section per stream");
-  return streams.sort((a, b) => a.stream - b.stream);
-}
 
 describe("ingest-tshark", () => {
   const files = readdirSync(new URL("captures/", corpus)).sort();
@@ -134,7 +32,7 @@ describe("ingest-tshark", () => {
       const path = new URL(`captures/${file}`, corpus).pathname;
       const entry = manifest.captures.find((c) => c.file === `captures/${file}`)!;
       const keyLog = entry.keylog ? readFileSync(new URL(entry.keylog, corpus), "utf8") : undefined;
-      const expected = tsharkStreams(path);
+      const expected = followStreams(path);
 
       await withTempStore(async (store) => {
         const bytes = readFileSync(path);
