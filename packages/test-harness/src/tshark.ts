@@ -8,7 +8,7 @@ export function tshark(args: readonly string[]): string {
   try {
     return execFileSync("tshark", args, {
       encoding: "utf8",
-      maxBuffer: 256 << 20,
+      maxBuffer: 2 ** 30,
       stdio: ["ignore", "pipe", "pipe"],
     });
   } catch (err) {
@@ -95,8 +95,10 @@ export function followStreams(path: string, options: FollowOptions = {}): Follow
   const ids = [...firstPacket.keys()].sort((a, b) => a - b);
   const streams: FollowedStream[] = [];
   // tshark runs every -z tap in one pass; batches keep the command line reasonable for large captures.
-  for (let i = 0; i < ids.length; i += 200) {
-    const batch = ids.slice(i, i + 200);
+  // tshark runs every -z tap of a batch in one pass and prints them at the end, as hex (twice the bytes):
+  // batches bound both the command line and the output held at once.
+  for (let i = 0; i < ids.length; i += 100) {
+    const batch = ids.slice(i, i + 100);
     const out = tshark([
       "-n",
       "-r",
