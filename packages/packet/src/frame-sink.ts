@@ -12,6 +12,12 @@ export interface FrameSink {
    * (default: the buffer's length) is the frame's length on the wire when the sink was given a shortened frame.
    */
   commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
+  /**
+   * Optional fast path: like `begin`, but returns the frame's offset in `buffer` instead of a view (no object
+   * per frame). `buffer` is only valid until `commit`.
+   */
+  beginAt?(length: number): number;
+  readonly buffer?: Uint8Array;
 }
 
 /** What a sink may want to know of the flow a frame belongs to (export policy, tunnel metadata). */

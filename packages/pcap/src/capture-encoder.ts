@@ -16,6 +16,10 @@ import { PCAPNG_BYTE_ORDER_MAGIC, PcapngBlockType, PcapngOption } from "./pcapng
 export interface CaptureEncoder {
   /** Space for the next frame of `length` bytes, inside the output chunk. */
   begin(length: number): Uint8Array;
+  /** Like `begin`: the frame's offset in `buffer` (valid until `commit`), without creating a view. */
+  beginAt(length: number): number;
+  /** The current output chunk, for `beginAt`. */
+  readonly buffer: Uint8Array;
   /** Commits the frame written into the last `begin` space, stamped `timestampNs + offsetNs`. */
   commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
   /** Full chunks produced so far (each returned once). */
@@ -120,7 +124,16 @@ abstract class ChunkedEncoder implements CaptureEncoder {
     }
   }
 
-  abstract begin(length: number): Uint8Array;
+  get buffer(): Uint8Array {
+    return this.chunk;
+  }
+
+  abstract beginAt(length: number): number;
+
+  begin(length: number): Uint8Array {
+    const at = this.beginAt(length);
+    return this.chunk.subarray(at, at + length);
+  }
   abstract commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void;
 
   // The last base timestamp split into two 32-bit halves (pcapng) or seconds and nanoseconds (pcap), so that
@@ -232,13 +245,13 @@ class PcapngChunkEncoder extends ChunkedEncoder implements PcapngEncoder {
     );
   }
 
-  begin(length: number): Uint8Array {
+  beginAt(length: number): number {
     this.checkLength(length);
     const total = 32 + pad4(length);
     this.room(total);
     this.recordAt = this.used;
     this.frameLength = length;
-    return this.chunk.subarray(this.used + 28, this.used + 28 + length);
+    return this.used + 28;
   }
 
   commit(timestampNs: bigint, offsetNs = 0, originalLength?: number): void {
@@ -281,12 +294,12 @@ class PcapChunkEncoder extends ChunkedEncoder {
     this.used = 24;
   }
 
-  begin(length: number): Uint8Array {
+  beginAt(length: number): number {
     this.checkLength(length);
     this.room(16 + length);
     this.recordAt = this.used;
     this.frameLength = length;
-    return this.chunk.subarray(this.used + 16, this.used + 16 + length);
+    return this.used + 16;
   }
 
   commit(timestampNs: bigint, offsetNs = 0, originalLength?: number): void {

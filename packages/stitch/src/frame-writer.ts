@@ -187,11 +187,18 @@ export class FlowTemplates {
    * Copies direction `dir`'s headers into `frame` and fills the IP length fields (and IPv4 id and checksum).
    * `fragmentField` replaces the IPv4 flags/offset word (default: DF).
    */
-  writeIp(dir: 0 | 1, frame: Uint8Array, ipPayloadLength: number, id: number, fragmentField?: number): void {
+  writeIp(
+    dir: 0 | 1,
+    frame: Uint8Array,
+    ipPayloadLength: number,
+    id: number,
+    fragmentField?: number,
+    base = 0,
+  ): void {
     const size = this.size;
     const from = this.base + dir * size;
-    frame.set(this.slab.subarray(from, from + size), 0);
-    const ip = ETHERNET_HEADER;
+    frame.set(this.slab.subarray(from, from + size), base);
+    const ip = base + ETHERNET_HEADER;
     if (this.ipHeader === IPV4_HEADER) {
       const total = IPV4_HEADER + ipPayloadLength;
       put16(frame, ip + 2, total);

@@ -311,10 +311,21 @@ export class TcpSynth {
     view?: DataView,
   ): void {
     const t = this.t;
-    const tcpAt = ETHERNET_HEADER + t.ipHeader;
     const headerLength = TCP_HEADER + optionLength;
     const tcpLength = headerLength + len;
-    const frame = this.sink.begin(tcpAt + tcpLength);
+    const frameLength = ETHERNET_HEADER + t.ipHeader + tcpLength;
+    // Build in the sink's own buffer at an offset when it offers that (no view object per frame).
+    const sink = this.sink;
+    let frame: Uint8Array;
+    let base: number;
+    if (sink.beginAt) {
+      base = sink.beginAt(frameLength);
+      frame = sink.buffer!;
+    } else {
+      frame = sink.begin(frameLength);
+      base = 0;
+    }
+    const tcpAt = base + ETHERNET_HEADER + t.ipHeader;
     let id: number;
     if (dir === 0) {
       id = this.id0;
@@ -323,7 +334,7 @@ export class TcpSynth {
       id = this.id1;
       this.id1 = (id + 1) & 0xffff;
     }
-    t.writeIp(dir, frame, tcpLength, id);
+    t.writeIp(dir, frame, tcpLength, id, undefined, base);
     put16(frame, tcpAt, dir === 0 ? this.clientPort : this.serverPort);
     put16(frame, tcpAt + 2, dir === 0 ? this.serverPort : this.clientPort);
     put32(frame, tcpAt + 4, seq);
