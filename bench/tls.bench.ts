@@ -21,8 +21,15 @@ function cloudtap(...args: string[]) {
   return measure(process.execPath, ["--import", "tsx", CLI, ...args]);
 }
 
-async function stitchBoth(store: string, keys: string, out: string) {
-  const r = await cloudtap(
+/** V8 sizes its heap to the allocation rate; a fixed cap shows what the stitcher really needs. */
+const HEAP_CAP = ["--max-old-space-size=128"];
+
+async function stitchBoth(store: string, keys: string, out: string, nodeFlags: readonly string[] = []) {
+  const r = await measure(process.execPath, [
+    ...nodeFlags,
+    "--import",
+    "tsx",
+    CLI,
     "stitch",
     "--source",
     store,
@@ -33,7 +40,7 @@ async function stitchBoth(store: string, keys: string, out: string) {
     "--pcapng",
     out,
     "--json",
-  );
+  ]);
   if (r.status !== 0) throw new Error(`cloudtap stitch failed (${r.status})`);
   const summary = JSON.parse(r.stdout) as {
     payloadBytes: number;
