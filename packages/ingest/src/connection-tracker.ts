@@ -36,6 +36,12 @@ type Flow = TcpConnection | UdpFlow;
 
 /** Idle connections are looked for at most once per second of capture time. */
 const SWEEP_INTERVAL_NS = 1_000_000_000n;
+/**
+ * How long (capture time) a TCP connection stays in the table after both FINs or a RST, for retransmissions
+ * and the last ACK, before its conn-close record is written. Closing promptly lets a stitcher complete the
+ * connection as the tapper's stream goes on, instead of holding it until the capture ends.
+ */
+export const CLOSE_LINGER_NS = 2_000_000_000n;
 
 /**
  * Turns decoded packets into connections and their records. Time is the capture's: idle timeouts are
@@ -172,6 +178,7 @@ export class ConnectionTracker {
     const direction = sameEndpoint(source, conn.client) ? Direction.ClientToServer : Direction.ServerToClient;
     const payloadTruncated = truncated && segment.payload.length > 0;
     conn.handle(direction, segment, segment.payload, ts, payloadTruncated);
+    if (conn.closed) this.#closing.set(key, conn);
   }
 
   #udp(
@@ -220,8 +227,21 @@ export class ConnectionTracker {
     this.#flows.set(key, flow);
   }
 
-  /** Closes flows idle for longer than the timeout; the map is in activity order, so it stops early. */
+  /** Connections that saw both FINs or a RST, waiting out `CLOSE_LINGER_NS` before they are closed. */
+  readonly #closing = new Map<string, TcpConnection>();
+
+  /**
+   * Closes connections that ended (FIN both ways, or RST) at least `CLOSE_LINGER_NS` ago, then flows idle for
+   * longer than the timeout; the flow map is in activity order, so the idle scan stops early.
+   */
   #sweep(nowNs: bigint): void {
+    for (const [key, conn] of this.#closing) {
+      if (nowNs - conn.lastNs < CLOSE_LINGER_NS) continue;
+      this.#closing.delete(key);
+      if (this.#flows.get(key) !== conn) continue; // already closed another way
+      this.#flows.delete(key);
+      conn.finish(CloseReason.Fin); // FIN or RST as seen: finish reports what the connection saw
+    }
     for (const [key, flow] of this.#flows) {
       if (nowNs - flow.lastNs <= this.#options.idleTimeoutNs) break;
       this.#flows.delete(key);
@@ -234,5 +254,6 @@ export class ConnectionTracker {
   finishAll(reason: CloseReason): void {
     for (const flow of this.#flows.values()) flow.finish(reason);
     this.#flows.clear();
+    this.#closing.clear();
   }
 }
