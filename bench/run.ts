@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { benchEgress } from "../packages/egress/src/egress.bench.js";
 import type { BenchResult } from "./bench-result.js";
 import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
@@ -14,6 +15,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   "tap-format": benchTapFormat,
   stitch: benchStitch,
   tls: benchTls,
+  egress: benchEgress,
 };
 
 const wanted = process.argv.slice(2);

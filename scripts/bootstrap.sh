@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cloudtap needs on a fresh Debian/Ubuntu machine with Node >= 20, and nothing that is already there:
-# pnpm, the workspace's packages, and the Debian packages the tests use as judges and peers
-# (tshark, tcpdump, nats-server). Safe to run again; it is quiet when all is present.
+# pnpm, the workspace's packages, and the Debian packages the tests and benchmarks use as judges and peers
+# (tshark, tcpdump, nats-server, iproute2, iperf3, tcpreplay). Safe to run again; it is quiet when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,12 +21,17 @@ apt_missing=()
 command -v tshark >/dev/null 2>&1 || apt_missing+=(tshark)
 command -v tcpdump >/dev/null 2>&1 || apt_missing+=(tcpdump)
 command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
+# Peers the egress benchmark measures against, and the tools its tests use to build network namespaces.
+command -v iperf3 >/dev/null 2>&1 || apt_missing+=(iperf3)
+command -v tcpreplay >/dev/null 2>&1 || apt_missing+=(tcpreplay)
+command -v ip >/dev/null 2>&1 || apt_missing+=(iproute2)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_missing[*]}" >&2
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   # Wireshark asks whether non-root users may capture; answer "no" up front so the install never prompts.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $sudo debconf-set-selections
+  echo "iperf3 iperf3/start_daemon boolean false" | $sudo debconf-set-selections
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq >/dev/null || true
   $sudo apt-get install -y -qq "${apt_missing[@]}" >/dev/null

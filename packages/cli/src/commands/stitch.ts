@@ -1,32 +1,55 @@
 import { once } from "node:events";
-import { createWriteStream } from "node:fs";
-import { rename, rm } from "node:fs/promises";
+import { createWriteStream, readFileSync, type WriteStream } from "node:fs";
 import { DecompressionStream, ReadableStream } from "node:stream/web";
 import { parseArgs } from "node:util";
-import { openStore } from "@cloudtap/object-store";
 import {
-  type CaptureEncoder,
-  createPcapEncoder,
-  createPcapngEncoder,
-  type PcapngEncoder,
-} from "@cloudtap/pcap";
+  createCaptureFileOutput,
+  createEgress,
+  createExportPolicy,
+  createPcapOverIpServer,
+  createRotatingFileOutput,
+  createTunnelOutput,
+  createUdpTransport,
+  type EgressOutput,
+  type ExportPolicy,
+  type ExportPolicySpec,
+  encapsulationBytesFor,
+  isEgressError,
+  PCAP_OVER_IP_PORT,
+  type PcapOverIpServer,
+  resolvePolicyAddresses,
+  SlowClientPolicy,
+  type TunnelTargetSpec,
+} from "@cloudtap/egress";
+import { openStore } from "@cloudtap/object-store";
 import { listBlobs, runStitchJob, Stitcher, sortBlobsByTime, type Variant } from "@cloudtap/stitch";
 import { keysPrefix } from "@cloudtap/tap-format";
 import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
 import { parseTime } from "../time.js";
-import { formatBytes, toJson } from "../units.js";
+import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
-
-const LINKTYPE_ETHERNET = 1;
 
 export const stitchCommand: Command = {
   name: "stitch",
-  summary: "stitch the connections of a store back into packets: a pcap or pcapng file",
-  usage: `cloudtap stitch --source <store> (--pcap FILE | --pcapng FILE) [--keys <store>] [--prefix P]
+  summary: "stitch the connections of a store back into packets: capture files, VXLAN/GENEVE, PCAP-over-IP",
+  usage: `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--prefix P]
                 [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
                 [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
                 [--no-fin-on-timeout] [--json]
+  OUTPUT, at least one, any number at once:
+    --pcap FILE | --pcapng FILE        one capture file
+    --vxlan HOST[:PORT][,vni=N][,cleartext-vni=N][,mtu=N][,name=S] ...
+                                       VXLAN to an NDR (port 4789)
+    --geneve HOST[:PORT][,vni=N][,cleartext-vni=N][,mtu=N][,name=S][,options=user+tenant+...] ...
+                                       GENEVE (port 6081) with cloudtap metadata options
+    --policy FILE                      export policy (JSON): targets, rules, VNIs, rates, pacing, remapping
+    --remap-log FILE                   where address mappings are logged (JSON lines; required when remapping)
+    --pcap-over-ip [ADDR:]PORT         PCAP-over-IP server (default 127.0.0.1:57012)
+      [--pcap-over-ip-clients N]       wait for N clients before stitching
+      [--pcap-over-ip-slow drop|disconnect]   a client that does not keep up (default drop)
+    --out-dir DIR [--out-format pcap|pcapng] [--rotate-size S] [--rotate-time T] [--out-prefix P]
+                  [--upload <store>]   rotating capture files (S: 1GiB, T: 1h), optionally uploaded when complete
 
   Lists the data blobs of the window (T: ISO 8601, Unix seconds, or -2h), decodes them, orders and
   de-duplicates each connection's bytes across blobs, and writes Ethernet/IP/TCP|UDP packets with correct
@@ -39,6 +62,12 @@ export const stitchCommand: Command = {
   the map); flows that are not TLS pass through unchanged. --variant both writes the original flows too.
   A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets (the file is
   then created mode 0600); --no-embed-keys leaves them out.
+  Tunnels: segments are sized so that every packet fits each target's MTU after encapsulation (the outer
+  packet is never fragmented); both directions of a connection share one outer 5-tuple. A target that does
+  not receive (port closed, route gone) is counted in the report; the run goes on. The policy's rules route
+  flows to targets (first match wins; keys as --filter plus variant=original|cleartext); see the egress
+  package README for the policy format. The --vxlan/--geneve targets are added to the policy's.
+  Rotating files are named <prefix>-<UTC time of first packet>-<seq>.<ext>, written as .partial and renamed.
   A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
   Exit status: 0 when the run completed (problems are reported, not fatal), 1 on a fatal error, 2 on a bad command line.`,
   async run(args, io) {
@@ -60,11 +89,24 @@ export const stitchCommand: Command = {
         "no-embed-keys": { type: "boolean", default: false },
         "cleartext-port": { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
+        vxlan: { type: "string", multiple: true, default: [] },
+        geneve: { type: "string", multiple: true, default: [] },
+        policy: { type: "string" },
+        "remap-log": { type: "string" },
+        "pcap-over-ip": { type: "string" },
+        "pcap-over-ip-clients": { type: "string", default: "0" },
+        "pcap-over-ip-slow": { type: "string", default: SlowClientPolicy.Drop },
+        "out-dir": { type: "string" },
+        "out-format": { type: "string", default: "pcapng" },
+        "out-prefix": { type: "string", default: "cloudtap" },
+        "rotate-size": { type: "string" },
+        "rotate-time": { type: "string" },
+        upload: { type: "string" },
       },
     });
     if (!values.source) throw new UsageError("--source is required");
-    if (!values.pcap === !values.pcapng)
-      throw new UsageError("give exactly one of --pcap FILE or --pcapng FILE");
+    if (values.pcap && values.pcapng)
+      throw new UsageError("give one of --pcap FILE or --pcapng FILE, not both");
     const onCorruption = values["on-corrupt"];
     if (onCorruption !== "resync" && onCorruption !== "skip-rest")
       throw new UsageError("--on-corrupt is resync or skip-rest");
@@ -81,6 +123,7 @@ export const stitchCommand: Command = {
         throw new UsageError(`--cleartext-port "${m}" is not TLSPORT:CLEARPORT`);
       cleartextPorts[Number(r[1])] = Number(r[2]);
     }
+    const plan = planOutputs(values);
     const store = openStore(values.source);
     const keyStoreUrl = values.keys ?? values.source;
     const keys = await loadKeys(openStore(keyStoreUrl), values.prefix, io.signal);
@@ -99,14 +142,13 @@ export const stitchCommand: Command = {
     const blobs = sortBlobsByTime(listed);
     const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
 
-    const file = (values.pcapng ?? values.pcap)!;
-    const encoder: CaptureEncoder = values.pcapng
-      ? createPcapngEncoder({ linkType: LINKTYPE_ETHERNET, userApplication: "cloudtap stitch" })
-      : createPcapEncoder({ linkType: LINKTYPE_ETHERNET, resolution: "nanosecond" });
-    const embed = values.pcapng !== undefined && !values["no-embed-keys"] && keys.lines > 0;
+    const embedKeys = !values["no-embed-keys"] && keys.lines > 0;
+    const wiring = await openOutputs(plan, embedKeys, mtu, io.signal);
+    const { egress, file, encapsulationBytes } = wiring;
     const stitcher = new Stitcher({
-      sink: encoder,
+      sink: egress,
       mtu,
+      encapsulationBytes,
       filter: values.filter,
       finOnTimeout: !values["no-fin-on-timeout"],
       ...(keys.lines > 0 || variant !== "original"
@@ -115,35 +157,29 @@ export const stitchCommand: Command = {
               keys: keys.store,
               variant,
               cleartextPorts,
-              ...(embed && "writeTlsKeyLog" in encoder
-                ? { embedKeys: (text: string) => (encoder as PcapngEncoder).writeTlsKeyLog(text) }
-                : {}),
+              ...(egress.embedsKeys ? { embedKeys: (text: string) => egress.embedKeys(text) } : {}),
             },
           }
         : {}),
     });
-    const partial = `${file}.partial`;
-    // A capture that embeds keys is as sensitive as the key log: owner-only.
-    // A deep write buffer lets file writes overlap with stitching instead of waiting on each chunk.
-    const out = createWriteStream(partial, { mode: embed ? 0o600 : 0o644, highWaterMark: 8 * 1024 * 1024 });
-    const sink = {
-      write: async (chunk: Uint8Array) => {
-        // The encoder reuses the chunk's buffer once the file has it.
-        if (!out.write(chunk, () => encoder.recycle(chunk))) await once(out, "drain");
-      },
-    };
     const started = process.hrtime.bigint();
     const tty = io.stderr.isTTY === true;
     let lastDraw = 0;
     let report: Awaited<ReturnType<typeof runStitchJob>>;
     try {
+      if (wiring.pcapOverIp && wiring.waitForClients > 0) {
+        io.stderr.write(
+          `waiting for ${wiring.waitForClients} PCAP-over-IP client(s) on ${wiring.pcapOverIp.address.host}:${wiring.pcapOverIp.address.port}\n`,
+        );
+        await wiring.pcapOverIp.waitForClients(wiring.waitForClients, { signal: io.signal });
+      }
       report = await runStitchJob({
         blobs: (async function* () {
           yield* blobs;
         })(),
         stitcher,
-        output: encoder,
-        sink,
+        output: egress,
+        sink: egress,
         onCorruption,
         signal: io.signal,
         ...(tty
@@ -163,21 +199,22 @@ export const stitchCommand: Command = {
             }
           : {}),
       });
-      out.end();
-      await once(out, "finish");
-      await rename(partial, file);
+      await egress.close();
     } catch (err) {
-      out.destroy();
-      await rm(partial, { force: true });
+      await egress.abort();
       throw err;
     } finally {
       if (tty) io.stderr.write("\r\x1b[K");
+      await wiring.closeRemapLog();
     }
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const s = stitcher.stats;
     const t = stitcher.table.stats;
+    const outputs = egress.report().outputs;
     const summary = {
-      output: file,
+      output: file ?? outputs.map((o) => o.name).join(", "),
+      outputs,
+      encapsulationBytes,
       seconds,
       blobs: report.blobs,
       blobBytes: report.blobBytes,
@@ -227,7 +264,7 @@ export const stitchCommand: Command = {
     }
     const kinds = Object.entries(report.problemCounts);
     const lines = [
-      `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${file} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)`,
+      `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${summary.output} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)`,
       `flows:      tcp ${s.flowsTcp}, udp ${s.flowsUdp}; filtered out ${s.flowsFiltered}; without conn-open ${s.flowsWithoutOpen}`,
       `packets:    ${s.packets} (${formatBytes(report.outputBytes)} written), payload ${formatBytes(report.payloadBytes)}`,
       `gaps:       ${t.gaps} (${t.gapBytes} bytes)`,
@@ -239,6 +276,7 @@ export const stitchCommand: Command = {
             .join(", ") || "no TLS decryption"
         }; ` +
         `${s.tls.cleartextFlows} cleartext flows; keys embedded for ${s.tls.keysEmbedded}`,
+      ...outputs.flatMap(describeOutput),
       `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
       ...report.problems.slice(0, 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),
     ];
@@ -274,4 +312,283 @@ async function loadKeys(
     malformed += r.skippedLines.length;
   }
   return { store: keyStore, objects, lines, malformed };
+}
+
+interface OutputValues {
+  readonly pcap?: string | undefined;
+  readonly pcapng?: string | undefined;
+  readonly vxlan: readonly string[];
+  readonly geneve: readonly string[];
+  readonly policy?: string | undefined;
+  readonly "remap-log"?: string | undefined;
+  readonly "pcap-over-ip"?: string | undefined;
+  readonly "pcap-over-ip-clients": string;
+  readonly "pcap-over-ip-slow": string;
+  readonly "out-dir"?: string | undefined;
+  readonly "out-format": string;
+  readonly "out-prefix": string;
+  readonly "rotate-size"?: string | undefined;
+  readonly "rotate-time"?: string | undefined;
+  readonly upload?: string | undefined;
+}
+
+interface OutputWiring {
+  readonly egress: ReturnType<typeof createEgress>;
+  /** The --pcap/--pcapng file, when given. */
+  readonly file: string | undefined;
+  /** What the tunnels add inside the MTU (the stitcher segments to fit). */
+  readonly encapsulationBytes: number;
+  readonly pcapOverIp: PcapOverIpServer | undefined;
+  readonly waitForClients: number;
+  closeRemapLog(): Promise<void>;
+}
+
+/** "HOST[:PORT][,key=value...]" of --vxlan / --geneve, checked on its own so errors name the flag. */
+function parseTargetFlag(option: string, kind: "vxlan" | "geneve", text: string): TunnelTargetSpec {
+  const [endpoint = "", ...params] = text.split(",");
+  let address: string;
+  let portText: string | undefined;
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(endpoint);
+  if (bracketed) {
+    address = bracketed[1]!;
+    portText = bracketed[2];
+  } else if ((endpoint.match(/:/g) ?? []).length > 1) {
+    address = endpoint; // a bare IPv6 address: no port
+  } else {
+    [address = "", portText] = endpoint.split(":");
+  }
+  const spec: Record<string, unknown> = { kind, address };
+  if (portText !== undefined) spec["port"] = Number(portText);
+  const numbers: Record<string, string> = { vni: "vni", "cleartext-vni": "cleartextVni", mtu: "mtu" };
+  for (const p of params) {
+    const eq = p.indexOf("=");
+    const key = eq < 0 ? p : p.slice(0, eq);
+    const value = eq < 0 ? "" : p.slice(eq + 1);
+    const field = numbers[key];
+    if (field !== undefined) {
+      if (!/^\d+$/.test(value)) throw new UsageError(`${option} ${text}: ${key} must be a number`);
+      spec[field] = Number(value);
+    } else if (key === "name" && value !== "") spec["name"] = value;
+    else if (key === "options" && kind === "geneve")
+      spec["geneveOptions"] = value === "" ? [] : value.split("+");
+    else throw new UsageError(`${option} ${text}: unknown setting "${p}"`);
+  }
+  try {
+    createExportPolicy({ targets: [spec as unknown as TunnelTargetSpec] });
+  } catch (err) {
+    if (isEgressError(err))
+      throw new UsageError(
+        `${option} ${text}: ${err.message.replace(/^export policy: targets\[0\]\.?/, "")}`,
+      );
+    throw err;
+  }
+  return spec as unknown as TunnelTargetSpec;
+}
+
+/** "[ADDR:]PORT" of --pcap-over-ip. */
+function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:(\[[^\]]+\]|[^:]+):)?(\d+)$/.exec(text.trim());
+  const port = Number(m?.[2]);
+  if (!m || port > 65535)
+    throw new UsageError(`--pcap-over-ip "${text}" is not [ADDR:]PORT (e.g. ${PCAP_OVER_IP_PORT})`);
+  return { host: m[1]?.replace(/^\[|\]$/g, "") ?? "127.0.0.1", port };
+}
+
+/** Every output option, checked (no output is opened yet). */
+interface OutputPlan {
+  readonly values: OutputValues;
+  readonly policy: ExportPolicy;
+  readonly file: string | undefined;
+  readonly listen: { host: string; port: number } | undefined;
+  readonly waitForClients: number;
+  readonly slow: SlowClientPolicy;
+  readonly outDir: string | undefined;
+  readonly outFormat: "pcap" | "pcapng";
+  readonly rotateBytes: number | undefined;
+  readonly rotateNs: bigint | undefined;
+}
+
+function planOutputs(values: OutputValues): OutputPlan {
+  const flagTargets = [
+    ...values.vxlan.map((t) => parseTargetFlag("--vxlan", "vxlan", t)),
+    ...values.geneve.map((t) => parseTargetFlag("--geneve", "geneve", t)),
+  ];
+  let spec: ExportPolicySpec = {};
+  if (values.policy !== undefined) {
+    let text: string;
+    try {
+      text = readFileSync(values.policy, "utf8");
+    } catch (err) {
+      throw new UsageError(`--policy ${values.policy}: ${(err as Error).message}`);
+    }
+    try {
+      spec = JSON.parse(text) as ExportPolicySpec;
+    } catch (err) {
+      throw new UsageError(`--policy ${values.policy}: not valid JSON: ${(err as Error).message}`);
+    }
+  }
+  let policy: ExportPolicy;
+  try {
+    policy = createExportPolicy({ ...spec, targets: [...(spec.targets ?? []), ...flagTargets] });
+  } catch (err) {
+    if (isEgressError(err)) throw new UsageError(`--policy ${values.policy ?? ""}: ${err.message}`);
+    throw err;
+  }
+  if (policy.remap && values["remap-log"] === undefined) {
+    throw new UsageError("the policy remaps addresses: give --remap-log FILE for the mapping log");
+  }
+  const listen = values["pcap-over-ip"] === undefined ? undefined : parseListen(values["pcap-over-ip"]);
+  const waitForClients = Number(values["pcap-over-ip-clients"]);
+  if (!Number.isInteger(waitForClients) || waitForClients < 0)
+    throw new UsageError("--pcap-over-ip-clients must be a whole number");
+  if (waitForClients > 0 && !listen) throw new UsageError("--pcap-over-ip-clients needs --pcap-over-ip");
+  const slow = values["pcap-over-ip-slow"];
+  if (slow !== SlowClientPolicy.Drop && slow !== SlowClientPolicy.Disconnect)
+    throw new UsageError("--pcap-over-ip-slow is drop or disconnect");
+  const outDir = values["out-dir"];
+  const outFormat = values["out-format"];
+  if (outFormat !== "pcap" && outFormat !== "pcapng") throw new UsageError("--out-format is pcap or pcapng");
+  const rotateBytes =
+    values["rotate-size"] === undefined ? undefined : parseSize("--rotate-size", values["rotate-size"]);
+  const rotateNs =
+    values["rotate-time"] === undefined ? undefined : parseDuration("--rotate-time", values["rotate-time"]);
+  if (
+    (rotateBytes !== undefined || rotateNs !== undefined || values.upload !== undefined) &&
+    outDir === undefined
+  )
+    throw new UsageError("--rotate-size, --rotate-time and --upload go with --out-dir");
+  const file = values.pcapng ?? values.pcap;
+  if (file === undefined && policy.targets.length === 0 && !listen && outDir === undefined) {
+    throw new UsageError(
+      "give at least one output: --pcap FILE, --pcapng FILE, --vxlan, --geneve, --pcap-over-ip or --out-dir " +
+        "(or a --policy with targets)",
+    );
+  }
+  return { values, policy, file, listen, waitForClients, slow, outDir, outFormat, rotateBytes, rotateNs };
+}
+
+/** Opens the planned outputs (closing what was opened if one fails). */
+async function openOutputs(
+  plan: OutputPlan,
+  embedKeys: boolean,
+  mtu: number,
+  signal: AbortSignal,
+): Promise<OutputWiring> {
+  const { values, policy, file, listen, waitForClients, slow, outDir, outFormat, rotateBytes, rotateNs } =
+    plan;
+  const outputs: EgressOutput[] = [];
+  let remapLog: WriteStream | undefined;
+  let pcapOverIp: PcapOverIpServer | undefined;
+  let encapsulationBytes = 0;
+  try {
+    if (file !== undefined) {
+      // A capture that embeds keys is as sensitive as the key log: created owner-only.
+      outputs.push(
+        values.pcapng !== undefined
+          ? createCaptureFileOutput({
+              path: file,
+              format: "pcapng",
+              embedKeys,
+              userApplication: "cloudtap stitch",
+            })
+          : createCaptureFileOutput({ path: file, format: "pcap", resolution: "nanosecond" }),
+      );
+    }
+    if (outDir !== undefined) {
+      outputs.push(
+        createRotatingFileOutput({
+          dir: outDir,
+          format: outFormat,
+          prefix: values["out-prefix"],
+          embedKeys,
+          ...(rotateBytes === undefined ? {} : { rotateBytes }),
+          ...(rotateNs === undefined ? {} : { rotateNs }),
+          ...(values.upload === undefined ? {} : { upload: { store: openStore(values.upload) } }),
+          ...(outFormat === "pcap" ? { resolution: "nanosecond" as const } : {}),
+        }),
+      );
+    }
+    if (listen) {
+      pcapOverIp = await createPcapOverIpServer({ ...listen, slowClient: slow });
+      outputs.push(pcapOverIp);
+    }
+    if (policy.targets.length > 0) {
+      signal.throwIfAborted();
+      const resolved = await resolvePolicyAddresses(policy);
+      encapsulationBytes = encapsulationBytesFor(resolved.targets, mtu);
+      if (mtu - encapsulationBytes < 576) {
+        throw new UsageError(
+          `the tunnels need ${encapsulationBytes} bytes of a ${mtu}-byte link MTU: raise --mtu or the targets' mtu`,
+        );
+      }
+      const transport = await createUdpTransport({ targets: resolved.targets });
+      const log =
+        values["remap-log"] === undefined
+          ? undefined
+          : createWriteStream(values["remap-log"], { mode: 0o600 });
+      remapLog = log;
+      outputs.push(
+        createTunnelOutput({
+          policy: resolved,
+          transport,
+          ...(log ? { onMapping: (m) => void log.write(`${JSON.stringify(m)}\n`) } : {}),
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.allSettled(outputs.map((o) => o.abort()));
+    remapLog?.destroy();
+    throw err;
+  }
+  return {
+    egress: createEgress(outputs),
+    file,
+    encapsulationBytes,
+    pcapOverIp,
+    waitForClients,
+    async closeRemapLog() {
+      if (!remapLog) return;
+      remapLog.end();
+      await once(remapLog, "close");
+    },
+  };
+}
+
+/** Summary lines of one output's report. */
+function describeOutput(o: Readonly<Record<string, unknown>>): string[] {
+  const n = (k: string) => Number(o[k] ?? 0);
+  switch (o["kind"]) {
+    case "tunnel": {
+      const lines = (o["targets"] as Record<string, unknown>[]).map((t) => {
+        const errors = Object.entries(t["sendErrors"] as Record<string, number>);
+        const vni = t["vni"] as { original: number; cleartext: number };
+        return (
+          `egress:     ${t["name"]} (vni ${vni.original}/${vni.cleartext}): ${t["datagramsSent"]} of ${t["frames"]} frames sent` +
+          `${errors.length ? `, refused ${errors.map(([c, k]) => `${c} ${k}`).join(", ")}` : ""}` +
+          `, truncated ${t["truncated"]}, dropped ${Number(t["oversizeDropped"]) + Number(t["queueDropped"]) + Number(t["rateLimitDropped"])}`
+        );
+      });
+      const remap = o["remap"] as Record<string, number> | undefined;
+      if (remap) {
+        lines.push(
+          `remap:      ${remap["clientMappings"]} client and ${remap["serverMappings"]} server addresses mapped; ${remap["flowsExhausted"]} flows not exported (range full)`,
+        );
+      }
+      if (n("flowsDroppedByPolicy"))
+        lines.push(`policy:     ${n("flowsDroppedByPolicy")} flows not exported by rule`);
+      return lines;
+    }
+    case "rotating":
+      return [
+        `egress:     ${n("filesClosed")} ${o["format"]} files in ${o["dir"]}, ${n("packets")} packets` +
+          `${o["upload"] ? `, uploaded ${(o["upload"] as Record<string, unknown>)["uploaded"]} (failed ${(o["upload"] as Record<string, unknown>)["failures"]})` : ""}`,
+      ];
+    case "pcap-over-ip":
+      return [
+        `egress:     ${o["name"]}: ${n("packets")} packets, ${n("clientsAccepted")} clients, ` +
+          `${n("droppedPackets")} packets dropped for slow clients, ${n("packetsWithoutClients")} with no client`,
+      ];
+    default:
+      return [`egress:     ${o["name"]}: ${n("packets")} packets`];
+  }
 }
