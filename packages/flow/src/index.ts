@@ -1,5 +1,7 @@
 export type { FlowFilter, FlowRule } from "./flow-filter.js";
-export { createFlowFilter, FlowFilterSyntaxError, parseFlowRule } from "./flow-filter.js";
+export { createFlowFilter, FlowFilterSyntaxError, flowFactsOf, parseFlowRule } from "./flow-filter.js";
+export type { FlowCondition, FlowFacts } from "./flow-match.js";
+export { cidrMatcher, FlowMatchSyntaxError, parseFlowMatch } from "./flow-match.js";
 export type {
   DirectionSummary,
   FlowCompletion,
