@@ -466,7 +466,10 @@ export class Stitcher {
         return synth;
       };
       const tlsOptions = this.options.tls;
-      if (!tlsOptions)
+      // The original variant needs TLS parsing only to embed keys: without a place for them, none at all.
+      const tlsNeeded =
+        tlsOptions && ((tlsOptions.variant ?? "original") !== "original" || tlsOptions.embedKeys);
+      if (!tlsOptions || !tlsNeeded)
         return new FlowOutput(
           this,
           open,
