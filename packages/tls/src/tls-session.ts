@@ -283,8 +283,7 @@ class Session implements TlsSession {
 
   push(direction: TlsDirection, bytes: Uint8Array): void {
     const d = this.side(direction);
-    this.enter();
-    try {
+    this.guarded(() => {
       d.stats.bytes += bytes.length;
       if (this.finished || this.broken || d.dead || d.stopAfterQueue !== undefined || d.framer.stopped) {
         d.stats.ignoredBytes += bytes.length;
@@ -295,59 +294,35 @@ class Session implements TlsSession {
       );
       if (d.framer.problem !== undefined && !d.dead) this.framingFailed(d, d.framer.problem);
       this.pump();
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   gap(direction: TlsDirection, length: number): void {
     const d = this.side(direction);
-    this.enter();
-    try {
+    this.guarded(() => {
       if (this.broken || d.dead || d.stopAfterQueue !== undefined) return;
       d.stats.truncatedBytes += d.framer.discardPartial();
       d.stopAfterQueue = StopReason.Gap;
       d.stopDetail = `hole of ${length} bytes`;
       this.pump();
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   keysAvailable(): void {
-    this.enter();
-    try {
+    this.guarded(() => {
       if (!this.broken) this.pump();
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   giveUpKeys(): void {
-    this.enter();
-    try {
+    this.guarded(() => {
       this.gaveUp = true;
       if (!this.broken) this.pump();
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   finish(): void {
-    this.enter();
-    try {
+    this.guarded(() => {
       if (this.finished || this.broken) return;
       this.gaveUp = true;
       this.pump();
@@ -359,12 +334,7 @@ class Session implements TlsSession {
         else if (d.stopAfterQueue !== undefined) this.stop(d, d.stopAfterQueue, d.stopDetail);
       }
       this.finished = true;
-    } catch (err) {
-      this.broken = true;
-      throw err;
-    } finally {
-      this.busy = false;
-    }
+    });
   }
 
   get pendingKeys(): TlsKeyRequest | undefined {
@@ -418,10 +388,22 @@ class Session implements TlsSession {
     return this.sides[direction];
   }
 
-  private enter(): void {
+  /**
+   * Runs one public call: refuses re-entry from an output callback, and marks the session broken when the call
+   * throws (the record being processed was lost, so later input is ignored).
+   */
+  private guarded(work: () => void): void {
     if (this.busy) throw new TlsArgumentError("session", "called re-entrantly from an output callback");
     this.busy = true;
     this.callbackFailed = false;
+    try {
+      work();
+    } catch (err) {
+      this.broken = true;
+      throw err;
+    } finally {
+      this.busy = false;
+    }
   }
 
   private onRecord(d: Side, type: number, version: number, fragment: Uint8Array, owned: boolean): boolean {
