@@ -1,6 +1,6 @@
 /**
  * `pnpm bench [name ...]`: runs the benchmarks (all, or those whose name contains an argument), prints a
- * table, and writes the results with date, machine and command to bench/results/<date>.json.
+ * table, and writes the results with date, machine and command to bench/results/<date>-<suite>.json.
  * docs/benchmarks.md records the figures quoted in issue notes.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -35,8 +35,11 @@ for (const [suite, run] of chosen) {
 const machine = `${cpus().length} x ${cpus()[0]?.model ?? "?"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
 const date = new Date().toISOString();
 mkdirSync(new URL("results/", import.meta.url), { recursive: true });
-writeFileSync(
-  new URL(`results/${date.slice(0, 10)}.json`, import.meta.url),
-  `${JSON.stringify({ date, machine, command: `pnpm bench ${wanted.join(" ")}`.trim(), results: all }, null, 2)}\n`,
-);
+// One file per suite and day, so that running one suite does not erase another's figures.
+for (const [suite] of chosen) {
+  writeFileSync(
+    new URL(`results/${date.slice(0, 10)}-${suite}.json`, import.meta.url),
+    `${JSON.stringify({ date, machine, command: `pnpm bench ${suite}`, results: all.filter((r) => r.suite === suite) }, null, 2)}\n`,
+  );
+}
 process.stdout.write(`machine: ${machine}\n`);

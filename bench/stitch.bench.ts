@@ -6,11 +6,10 @@
  * --expose-gc so the heap can be measured after a collection).
  */
 import { execFileSync, spawnSync } from "node:child_process";
-import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { createCaptureFileOutput } from "@cloudtap/egress";
 import { openStore } from "@cloudtap/object-store";
-import { createPcapngEncoder } from "@cloudtap/pcap";
 import { listBlobs, runStitchJob, Stitcher } from "@cloudtap/stitch";
 import type { BenchResult } from "./bench-result.js";
 import { scratchDir } from "./scratch.js";
@@ -23,22 +22,12 @@ async function stitchOnce(
   out: string,
 ): Promise<{ seconds: number; payload: number; packets: number }> {
   const store = openStore(dir);
-  const encoder = createPcapngEncoder({ linkType: 1 });
-  const stitcher = new Stitcher({ sink: encoder });
-  const file = createWriteStream(out, { highWaterMark: 8 * 1024 * 1024 });
+  // The file output `cloudtap stitch --pcapng` uses: positioned writes that overlap synthesis.
+  const output = createCaptureFileOutput({ path: out, format: "pcapng" });
+  const stitcher = new Stitcher({ sink: output });
   const t = process.hrtime.bigint();
-  const report = await runStitchJob({
-    blobs: listBlobs(store),
-    stitcher,
-    output: encoder,
-    sink: {
-      write: async (c) => {
-        if (!file.write(c, () => encoder.recycle(c))) await once(file, "drain");
-      },
-    },
-  });
-  file.end();
-  await once(file, "finish");
+  const report = await runStitchJob({ blobs: listBlobs(store), stitcher, output, sink: output });
+  await output.close();
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   return { seconds, payload: report.payloadBytes, packets: stitcher.stats.packets };
 }

@@ -4,8 +4,6 @@
  * pcapng that embeds TLS keys (Decryption Secrets Blocks before the packets they decrypt) is created mode
  * 0600: it is as sensitive as the key log.
  */
-import { once } from "node:events";
-import { createWriteStream, type WriteStream } from "node:fs";
 import { rename, rm } from "node:fs/promises";
 import type { CaptureEncoder } from "@cloudtap/pcap";
 import {
@@ -17,9 +15,10 @@ import {
 } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
+import { PositionedFileWriter } from "./file-writer.js";
 
-/** Bytes the file stream buffers, so that file writes overlap with packet synthesis. */
-export const DEFAULT_WRITE_BUFFER_BYTES = 8 * 1024 * 1024;
+/** Bytes of writes in flight, so that file writes overlap with packet synthesis. */
+export const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
 
 export interface CaptureFileOutputOptions extends Omit<CaptureEncoderSettings, "format"> {
   readonly path: string;
@@ -35,8 +34,9 @@ export class CaptureFileOutput implements EgressOutput {
   readonly embedsKeys: boolean;
   readonly path: string;
   private readonly encoder: CaptureEncoder;
-  private readonly out: WriteStream;
-  private failure: Error | undefined;
+  private out: PositionedFileWriter | undefined;
+  private opening: Promise<PositionedFileWriter> | undefined;
+  private readonly writeBufferBytes: number;
   private done = false;
   private keyBlocks = 0;
 
@@ -46,13 +46,7 @@ export class CaptureFileOutput implements EgressOutput {
     this.name = `${this.kind}:${options.path}`;
     this.encoder = createCaptureEncoder({ ...options, format: this.kind });
     this.embedsKeys = options.embedKeys === true && isPcapngEncoder(this.encoder);
-    this.out = createWriteStream(`${this.path}.partial`, {
-      mode: this.embedsKeys ? 0o600 : 0o644,
-      highWaterMark: options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
-    });
-    this.out.on("error", (err) => {
-      this.failure ??= err;
-    });
+    this.writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
   }
 
   begin(length: number): Uint8Array {
@@ -85,35 +79,54 @@ export class CaptureFileOutput implements EgressOutput {
     return this.encoder.flush();
   }
 
-  private check(): void {
-    if (this.failure) {
-      throw new EgressError(EgressErrorCode.OpenFailed, `writing ${this.path}: ${this.failure.message}`, {
-        cause: this.failure,
-      });
-    }
+  private failed(err: unknown): EgressError {
+    const e = err instanceof Error ? err : new Error(String(err));
+    return new EgressError(EgressErrorCode.OpenFailed, `writing ${this.path}: ${e.message}`, { cause: e });
+  }
+
+  /** The partial file, created on the first write (mode 0600 when it embeds keys). */
+  private file(): PositionedFileWriter | Promise<PositionedFileWriter> {
+    if (this.out) return this.out;
+    this.opening ??= PositionedFileWriter.open(
+      `${this.path}.partial`,
+      this.embedsKeys ? 0o600 : 0o644,
+      this.writeBufferBytes,
+    ).then((w) => {
+      this.out = w;
+      return w;
+    });
+    return this.opening;
   }
 
   async write(chunk: Uint8Array): Promise<void> {
-    this.check();
     if (this.done) throw new EgressError(EgressErrorCode.Misuse, `${this.path}: write after close`);
-    // The encoder reuses the chunk's buffer once the file has it.
-    if (!this.out.write(chunk, () => this.encoder.recycle(chunk))) await once(this.out, "drain");
+    try {
+      const out = this.out ?? (await this.file());
+      // The encoder reuses the chunk's buffer once the file has it.
+      const wait = out.write(chunk, () => this.encoder.recycle(chunk));
+      if (wait) await wait;
+    } catch (err) {
+      throw this.failed(err);
+    }
   }
 
   async close(): Promise<void> {
     if (this.done) return;
     for (const c of this.flush()) await this.write(c);
     this.done = true;
-    this.out.end();
-    await once(this.out, "finish");
-    this.check();
+    try {
+      await (await this.file()).close();
+    } catch (err) {
+      throw this.failed(err);
+    }
     await rename(`${this.path}.partial`, this.path);
   }
 
   async abort(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.out.destroy();
+    const out = this.out ?? (this.opening ? await this.opening.catch(() => undefined) : undefined);
+    await out?.destroy();
     await rm(`${this.path}.partial`, { force: true });
   }
 

@@ -14,8 +14,7 @@
  * - `upload`: each completed file is written to an object store under `upload.prefix` + its name (in the
  *   background, one at a time; `close()` waits for them), and removed locally if `removeLocal`.
  */
-import { once } from "node:events";
-import { createReadStream, createWriteStream, type WriteStream } from "node:fs";
+import { createReadStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import type { FrameFlowContext, FrameSink } from "@cloudtap/packet";
@@ -31,6 +30,7 @@ import {
 } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
+import { PositionedFileWriter } from "./file-writer.js";
 
 export const DEFAULT_MAX_CARRIED_KEY_BYTES = 16 * 1024 * 1024;
 
@@ -71,7 +71,7 @@ class Segment {
   /** Packet time at which the file ends (time rotation). */
   endNs: bigint | undefined;
   packets = 0;
-  stream: WriteStream | undefined;
+  stream: PositionedFileWriter | undefined;
   /** Chunks handed out and not yet written. */
   outstanding = 0;
   sealed = false;
@@ -309,18 +309,24 @@ export class RotatingFileOutput implements EgressOutput {
     this.owner.delete(chunk);
     if (seg.stream === undefined) {
       await mkdir(this.options.dir, { recursive: true });
-      seg.stream = createWriteStream(this.partialPath(seg), {
-        mode: this.embedsKeys ? 0o600 : 0o644,
-        highWaterMark: this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
-      });
-      seg.stream.on("error", (err) => {
-        seg.failure ??= err;
-      });
+      try {
+        seg.stream = await PositionedFileWriter.open(
+          this.partialPath(seg),
+          this.embedsKeys ? 0o600 : 0o644,
+          this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
+        );
+      } catch (err) {
+        seg.failure ??= err as Error;
+      }
     }
-    if (seg.failure) throw this.writeError(seg);
-    const stream = seg.stream;
+    if (seg.failure || seg.stream?.error) {
+      seg.failure ??= seg.stream?.error;
+      throw this.writeError(seg);
+    }
+    const stream = seg.stream!;
     this.bytes += chunk.length;
-    if (!stream.write(chunk, () => seg.encoder.recycle(chunk))) await once(stream, "drain");
+    const wait = stream.write(chunk, () => seg.encoder.recycle(chunk));
+    if (wait) await wait;
     seg.outstanding--;
     await this.finishReady();
   }
@@ -339,8 +345,11 @@ export class RotatingFileOutput implements EgressOutput {
   private async finish(seg: Segment): Promise<void> {
     if (seg.finished || seg.stream === undefined || seg.name === undefined) return;
     seg.finished = true;
-    seg.stream.end();
-    await once(seg.stream, "finish");
+    try {
+      await seg.stream.close();
+    } catch (err) {
+      seg.failure ??= err as Error;
+    }
     if (seg.failure) throw this.writeError(seg);
     const path = join(this.options.dir, seg.name);
     await rename(this.partialPath(seg), path);
@@ -388,7 +397,7 @@ export class RotatingFileOutput implements EgressOutput {
     for (const seg of open) {
       if (seg.finished || seg.stream === undefined) continue;
       seg.finished = true;
-      seg.stream.destroy();
+      await seg.stream.destroy();
       await rm(this.partialPath(seg), { force: true });
     }
     await this.uploads;

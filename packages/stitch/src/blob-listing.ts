@@ -39,6 +39,7 @@ export async function* listBlobs(
       key: obj.key,
       size: obj.size,
       read: () => store.read(obj.key, window.signal ? { signal: window.signal } : {}),
+      readBytes: () => store.readBytes(obj.key, window.signal ? { signal: window.signal } : {}),
     };
   }
 }
