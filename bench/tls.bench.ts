@@ -14,11 +14,12 @@ import type { BenchResult } from "./bench-result.js";
 import { measure } from "./measure.js";
 import { scratchDir } from "./scratch.js";
 
-const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
+/** The command as users run it: the bundle (built first when a source is newer). */
+const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
 const CONNECTIONS = Number(process.env["TLS_BENCH_CONNECTIONS"] ?? 700);
 
 function cloudtap(...args: string[]) {
-  return measure(process.execPath, ["--import", "tsx", CLI, ...args]);
+  return measure(process.execPath, [CLI, ...args]);
 }
 
 /** V8 sizes its heap to the allocation rate; a fixed cap shows what the stitcher really needs. */
@@ -27,8 +28,6 @@ const HEAP_CAP = ["--max-old-space-size=128"];
 async function stitchBoth(store: string, keys: string, out: string, nodeFlags: readonly string[] = []) {
   const r = await measure(process.execPath, [
     ...nodeFlags,
-    "--import",
-    "tsx",
     CLI,
     "stitch",
     "--source",

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/bootstrap.sh
-cloudtap() { node --import tsx packages/cli/src/main.ts "$@"; }
+cloudtap() { node packages/cli/bin/cloudtap.mjs "$@"; }
 out=demo-output
 rm -rf "$out"
 mkdir -p "$out"

@@ -85,7 +85,7 @@ export function loadNativeSender(): { readonly sender?: NativeSender; readonly r
   }
   let binding: Binding;
   try {
-    binding = createRequire(import.meta.url)("../build/Release/cloudtap_sendmmsg.node") as Binding;
+    binding = createRequire(import.meta.url)("@cloudtap/egress/native") as Binding;
   } catch (err) {
     cached = { reason: `not built (${(err as Error).message.split("\n")[0]})` };
     return cached;

@@ -38,3 +38,15 @@ export function writeConnId(id: string, out: Uint8Array, offset: number): void {
   }
   throw new RangeError(`connection id must be 32 lower-case hex digits, got "${id}"`);
 }
+
+/**
+ * The shard (0 .. shards - 1) of the connection whose 16-byte id starts at `offset` (every record body starts
+ * with it): FNV-1a over the id's bytes, so ids that differ in any byte spread evenly. Both directions and
+ * every record of a connection land in the same shard; the stitcher's workers split connections by it.
+ */
+export function connShard(bytes: Uint8Array, shards: number, offset = 0): number {
+  if (shards <= 1) return 0;
+  let h = 0x811c9dc5;
+  for (let i = offset; i < offset + CONN_ID_BYTES; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return (h >>> 0) % shards;
+}

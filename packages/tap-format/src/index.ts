@@ -1,4 +1,4 @@
-export { connIdToHex, isConnId, writeConnId } from "./conn-id.js";
+export { connIdToHex, connShard, isConnId, writeConnId } from "./conn-id.js";
 export { crc32 } from "./crc32.js";
 export {
   BadHeaderError,

@@ -47,6 +47,11 @@ export interface CorruptionItem {
   readonly error: CtapError;
   /** Bytes skipped from the error's offset until the next valid frame (or the end). */
   readonly skippedBytes: number;
+  /**
+   * True when the damage is inside one frame whose header was sound (its body checksum or fields): the
+   * frames around it were read normally. With `select`, only a reader that selected the frame reports it.
+   */
+  readonly withinFrame?: boolean;
 }
 
 export type CtapItem = HeaderItem | TapRecord | BlobEndRecord | CorruptionItem;
@@ -57,6 +62,14 @@ export interface CtapReadOptions {
   readonly onCorruption?: "throw" | "resync";
   /** Counters, updated as the reader goes; pass your own object to read them during and after. */
   readonly stats?: CtapReadStats;
+  /**
+   * Which frames to verify and decode, asked after a frame's header checked out and before its body is
+   * verified: frames it rejects are stepped over by their length, unverified and undecoded (counted in
+   * `stats.notSelected`), and never reported. For readers that share one blob, each taking a part (a shard
+   * of the connections: `connShard`). The header and the blob's framing are checked by every reader alike,
+   * so all of them step through the same frames.
+   */
+  readonly select?: (frameType: number, body: Uint8Array) => boolean;
 }
 
 export class CtapReadStats {
@@ -74,6 +87,8 @@ export class CtapReadStats {
   /** Set when the blob-end frame's frame count differs from the frames read (resync mode only). */
   frameCountMismatch = false;
   trailer = false;
+  /** Frames stepped over because `select` did not take them. */
+  notSelected = 0;
 }
 
 async function* gunzip(chunks: AsyncIterable<Uint8Array>, sourceFailed: { error?: unknown }) {
@@ -179,7 +194,7 @@ export async function* readCtap(
       );
     }
 
-    yield* readFrames(input, maxFrameBytes, resync, stats);
+    yield* readFrames(input, maxFrameBytes, resync, stats, options.select);
   } finally {
     // Release the source when the consumer stops early (break, throw) or the blob ended before the input did.
     await input.close().catch(() => {});
@@ -192,6 +207,7 @@ async function* readFrames(
   maxFrameBytes: number,
   resync: boolean,
   stats: CtapReadStats,
+  select: CtapReadOptions["select"],
 ): AsyncGenerator<CtapItem, void, undefined> {
   const q = input.q;
   let frameIndex = 0;
@@ -259,12 +275,18 @@ async function* readFrames(
     }
     const body = q.take(size).subarray(Frame.headerBytes);
     const type = head.type;
+    if (select !== undefined && type !== FrameType.BlobEnd && !select(type, body)) {
+      stats.notSelected++;
+      frameIndex++;
+      stats.frames++;
+      continue;
+    }
     if (crc32(body) !== head.bodyCrc) {
       const err = new ChecksumMismatchError("frame body", at);
       if (!resync) throw err;
       stats.corruptions++;
       stats.skippedBytes += size;
-      yield { type: "corruption", error: err, skippedBytes: size };
+      yield { type: "corruption", error: err, skippedBytes: size, withinFrame: true };
       continue;
     }
     const bodyAt = at + Frame.headerBytes;
@@ -300,7 +322,7 @@ async function* readFrames(
       if (!resync || !isCtapError(err)) throw err;
       stats.corruptions++;
       stats.skippedBytes += size;
-      yield { type: "corruption", error: err, skippedBytes: size };
+      yield { type: "corruption", error: err, skippedBytes: size, withinFrame: true };
       continue;
     }
     if (item?.type === "blob-end") {

@@ -7,6 +7,7 @@ import {
   ChecksumMismatchError,
   type CtapItem,
   CtapReadStats,
+  connShard,
   createCtapWriter,
   MemorySink,
   MissingTrailerError,
@@ -212,5 +213,77 @@ describe("tap-format - golden blobs", () => {
       assert.match(err.message, /at byte \d+/);
       return true;
     });
+  });
+});
+
+describe("tap-format - readers that share a blob (select)", () => {
+  const SHARDS = 3;
+  /** Records of many connections, so every shard gets some. */
+  function manyConnections(): TapRecord[] {
+    const out: TapRecord[] = [];
+    for (let c = 0; c < 24; c++) {
+      for (const r of sampleRecords()) {
+        const connId = (c.toString(16).padStart(2, "0") + r.connId.slice(2)).slice(0, 32);
+        out.push({ ...r, connId } as TapRecord);
+      }
+    }
+    return out;
+  }
+  const shardOf = (r: TapRecord): number => {
+    const id = new Uint8Array(16);
+    for (let i = 0; i < 16; i++) id[i] = Number.parseInt(r.connId.slice(i * 2, i * 2 + 2), 16);
+    return connShard(id, SHARDS);
+  };
+  const selectShard = (me: number) => (_type: number, body: Uint8Array) => connShard(body, SHARDS) === me;
+
+  it("together, the shards read every record once; each shard only its own connections", async () => {
+    const records = manyConnections();
+    const blob = await encode(records);
+    let total = 0;
+    for (let me = 0; me < SHARDS; me++) {
+      const stats = new CtapReadStats();
+      const items = (await collect(readCtapBytes(blob, { select: selectShard(me), stats }))).filter(
+        (i) => i.type !== "header" && i.type !== "blob-end",
+      ) as TapRecord[];
+      assert.ok(items.length > 0, `shard ${me} got records`);
+      for (const r of items) assert.equal(shardOf(r), me);
+      assert.deepEqual(
+        items,
+        records.filter((r) => shardOf(r) === me),
+      );
+      total += items.length;
+      assert.equal(stats.notSelected, records.length - items.length);
+      assert.equal(stats.frameCountMismatch, false);
+    }
+    assert.equal(total, records.length);
+  });
+
+  it("a damaged body is reported only by the shard that selected it; the others read on", async () => {
+    const records = manyConnections();
+    const blob = await encode(records);
+    // Damage the payload of the 5th data record (its header stays sound).
+    let frameAt = -1;
+    let n = 0;
+    const dv = new DataView(blob.buffer, blob.byteOffset);
+    for (let at = blob.indexOf(0xc7); at >= 0 && at < blob.length - 1; ) {
+      if (blob[at] === 0xc7 && blob[at + 1] === 0x5a && dv.getUint16(at + 2, true) === 2 && ++n === 5) {
+        frameAt = at;
+        break;
+      }
+      at = blob.indexOf(0xc7, at + 1);
+    }
+    assert.ok(frameAt > 0);
+    const owner = connShard(blob, SHARDS, frameAt + Frame.headerBytes);
+    const last = frameAt + Frame.headerBytes + dv.getUint32(frameAt + 4, true) - 1;
+    blob[last] = blob[last]! ^ 0xff;
+    for (let me = 0; me < SHARDS; me++) {
+      const items = await collect(readCtapBytes(blob, { select: selectShard(me), onCorruption: "resync" }));
+      const corruptions = items.filter((i) => i.type === "corruption");
+      if (me === owner) {
+        assert.equal(corruptions.length, 1);
+        assert.ok(corruptions[0]?.type === "corruption" && corruptions[0].withinFrame);
+      } else assert.equal(corruptions.length, 0, `shard ${me} does not see the owner's damage`);
+      assert.equal(items.at(-1)?.type, "blob-end");
+    }
   });
 });
