@@ -47,6 +47,12 @@ export interface CaptureEncoderOptions {
   readonly snapLength?: number;
   /** Default 1 MiB. */
   readonly chunkBytes?: number;
+  /**
+   * Default true. False: no file header (pcap global header; pcapng section header and interface block),
+   * only packet records and secrets blocks, for output that goes after another encoder's header (the
+   * stitch workers' shards, merged into one file by `mergeCaptureRecords`).
+   */
+  readonly fileHeader?: boolean;
 }
 
 export interface PcapEncoderOptions extends CaptureEncoderOptions {
@@ -181,6 +187,7 @@ abstract class ChunkedEncoder implements CaptureEncoder {
 class PcapngChunkEncoder extends ChunkedEncoder implements PcapngEncoder {
   constructor(options: PcapngEncoderOptions) {
     super(options);
+    if (options.fileHeader === false) return;
     const shbOptions: [number, Uint8Array][] = [];
     if (options.userApplication)
       shbOptions.push([PcapngOption.ShbUserAppl, encoder.encode(options.userApplication)]);
@@ -282,6 +289,7 @@ class PcapChunkEncoder extends ChunkedEncoder {
   constructor(options: PcapEncoderOptions) {
     super(options);
     this.nano = options.resolution === "nanosecond";
+    if (options.fileHeader === false) return;
     this.room(24);
     const v = this.view;
     v.setUint32(0, this.nano ? PcapMagic.Nanoseconds : PcapMagic.Microseconds, true);

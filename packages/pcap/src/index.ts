@@ -36,3 +36,5 @@ export type {
   PcapngWriterOptions,
 } from "./pcapng-writer.js";
 export { createPcapngWriter } from "./pcapng-writer.js";
+export type { RecordFormat } from "./record-merge.js";
+export { mergeCaptureRecords } from "./record-merge.js";
