@@ -13,14 +13,20 @@ import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const dist = join(root, "packages/cli/dist");
-export const entries = { cloudtap: join(root, "packages/cli/src/main.ts") };
+export const entries = {
+  cloudtap: join(root, "packages/cli/src/main.ts"),
+  // The stitch workers' thread entry, found beside the bundle (@cloudtap/stitch-workers).
+  "stitch-worker": join(root, "packages/stitch-workers/src/worker.ts"),
+};
 
 function newestSource(dir, newest = 0) {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
-    if (e.name === "node_modules" || e.name === "dist" || e.name === "build" || e.name.startsWith(".")) continue;
+    if (e.name === "node_modules" || e.name === "dist" || e.name === "build" || e.name.startsWith("."))
+      continue;
     const p = join(dir, e.name);
     if (e.isDirectory()) newest = newestSource(p, newest);
-    else if (e.name.endsWith(".ts") || e.name === "package.json") newest = Math.max(newest, statSync(p).mtimeMs);
+    else if (e.name.endsWith(".ts") || e.name === "package.json")
+      newest = Math.max(newest, statSync(p).mtimeMs);
   }
   return newest;
 }
@@ -28,7 +34,8 @@ function newestSource(dir, newest = 0) {
 function isStale() {
   let built = Number.POSITIVE_INFINITY;
   try {
-    for (const name of Object.keys(entries)) built = Math.min(built, statSync(join(dist, `${name}.mjs`)).mtimeMs);
+    for (const name of Object.keys(entries))
+      built = Math.min(built, statSync(join(dist, `${name}.mjs`)).mtimeMs);
   } catch {
     return true;
   }
@@ -50,12 +57,19 @@ export async function build({ ifStale = false } = {}) {
     logLevel: "warning",
     external: ["@cloudtap/egress/native"],
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
-    banner: { js: "import { createRequire as __cloudtapRequire } from 'node:module'; const require = __cloudtapRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __cloudtapRequire } from 'node:module'; const require = __cloudtapRequire(import.meta.url);",
+    },
   });
   return true;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const built = await build({ ifStale: process.argv.includes("--if-stale") });
-  if (built) process.stderr.write(`built ${Object.keys(entries).map((n) => `packages/cli/dist/${n}.mjs`).join(", ")}\n`);
+  if (built)
+    process.stderr.write(
+      `built ${Object.keys(entries)
+        .map((n) => `packages/cli/dist/${n}.mjs`)
+        .join(", ")}\n`,
+    );
 }

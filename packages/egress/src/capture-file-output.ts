@@ -37,6 +37,8 @@ export class CaptureFileOutput implements EgressOutput {
   private out: PositionedFileWriter | undefined;
   private opening: Promise<PositionedFileWriter> | undefined;
   private readonly writeBufferBytes: number;
+  private foreignPackets = 0;
+  private foreignBytes = 0;
   private done = false;
   private keyBlocks = 0;
 
@@ -110,6 +112,24 @@ export class CaptureFileOutput implements EgressOutput {
     }
   }
 
+  /**
+   * Writes records that did not come from this output's encoder: the merged records of header-less encoders
+   * (the stitch workers' shards), `packets` of them, after this output's own header (`flush()` first). `done`
+   * runs when `chunk`'s buffer may be reused.
+   */
+  async writeRecords(chunk: Uint8Array, packets: number, done?: () => void): Promise<void> {
+    if (this.done) throw new EgressError(EgressErrorCode.Misuse, `${this.path}: write after close`);
+    try {
+      const out = this.out ?? (await this.file());
+      this.foreignPackets += packets;
+      this.foreignBytes += chunk.length;
+      const wait = out.write(chunk, done);
+      if (wait) await wait;
+    } catch (err) {
+      throw this.failed(err);
+    }
+  }
+
   async close(): Promise<void> {
     if (this.done) return;
     for (const c of this.flush()) await this.write(c);
@@ -135,8 +155,8 @@ export class CaptureFileOutput implements EgressOutput {
       name: this.name,
       kind: this.kind,
       path: this.path,
-      packets: this.encoder.packetsWritten,
-      bytes: this.encoder.bytesWritten,
+      packets: this.encoder.packetsWritten + this.foreignPackets,
+      bytes: this.encoder.bytesWritten + this.foreignBytes,
       keyBlocks: this.keyBlocks,
     };
   }

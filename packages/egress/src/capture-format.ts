@@ -20,6 +20,8 @@ export interface CaptureEncoderSettings {
   readonly chunkBytes?: number;
   /** pcapng only (shb_userappl). */
   readonly userApplication?: string;
+  /** Default true; false for records that go behind another encoder's file header (@cloudtap/pcap). */
+  readonly fileHeader?: boolean;
 }
 
 export function createCaptureEncoder(s: CaptureEncoderSettings): CaptureEncoder | PcapngEncoder {
@@ -27,6 +29,7 @@ export function createCaptureEncoder(s: CaptureEncoderSettings): CaptureEncoder 
     linkType: LINKTYPE_ETHERNET,
     ...(s.snapLength === undefined ? {} : { snapLength: s.snapLength }),
     ...(s.chunkBytes === undefined ? {} : { chunkBytes: s.chunkBytes }),
+    ...(s.fileHeader === undefined ? {} : { fileHeader: s.fileHeader }),
   };
   return s.format === CaptureFormat.Pcapng
     ? createPcapngEncoder({ ...common, userApplication: s.userApplication ?? "cloudtap" })

@@ -9,7 +9,7 @@ export {
   DEFAULT_WRITE_BUFFER_BYTES,
 } from "./capture-file-output.js";
 export type { CaptureEncoderSettings } from "./capture-format.js";
-export { CaptureFormat, createCaptureEncoder } from "./capture-format.js";
+export { CaptureFormat, createCaptureEncoder, isPcapngEncoder } from "./capture-format.js";
 export type { EgressClock } from "./clock.js";
 export { systemClock } from "./clock.js";
 export type { DatagramTransport, TransportTargetStats } from "./datagram-batch.js";

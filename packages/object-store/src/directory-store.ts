@@ -9,7 +9,14 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from "node:fs/promises
 import { dirname, join, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import { InvalidKeyError, ObjectNotFoundError } from "./errors.js";
-import type { ListOptions, ListPage, ObjectInfo, ObjectStore, ReadOptions } from "./object-store.js";
+import type {
+  ListOptions,
+  ListPage,
+  ObjectInfo,
+  ObjectStore,
+  ReadBytesOptions,
+  ReadOptions,
+} from "./object-store.js";
 
 const TMP_PREFIX = ".ctap-tmp-";
 const DEFAULT_PAGE = 1000;
@@ -132,7 +139,7 @@ export class DirectoryStore implements ObjectStore {
    * One positioned read for the whole object (or range), not a stream of small reads: the thread pool fills
    * the buffer while the caller's thread keeps working, which is what read-ahead needs.
    */
-  async readBytes(key: string, options: ReadOptions = {}): Promise<Uint8Array> {
+  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
     const path = this.path(key);
     options.signal?.throwIfAborted();
     let fh: Awaited<ReturnType<typeof open>>;
@@ -146,7 +153,14 @@ export class DirectoryStore implements ObjectStore {
       const size = (await fh.stat()).size;
       const start = Math.min(options.range?.start ?? 0, size);
       const end = Math.min(options.range?.end ?? size, size);
-      const out = new Uint8Array(Math.max(0, end - start));
+      const want = Math.max(0, end - start);
+      let out: Uint8Array;
+      if (!options.allocate) out = new Uint8Array(want);
+      else {
+        const given = options.allocate(want);
+        if (given.length < want) throw new RangeError(`allocate gave ${given.length} bytes for ${want}`);
+        out = given.subarray(0, want);
+      }
       let got = 0;
       while (got < out.length) {
         const { bytesRead } = await fh.read(out, got, out.length - got, start + got);

@@ -13,6 +13,7 @@ export type {
   ListPage,
   ObjectInfo,
   ObjectStore,
+  ReadBytesOptions,
   ReadOptions,
 } from "./object-store.js";
 export { openStore } from "./open-store.js";

@@ -35,6 +35,14 @@ export interface ReadOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface ReadBytesOptions extends ReadOptions {
+  /**
+   * Where `readBytes` puts the bytes: called once with the size, it returns a buffer of at least that many
+   * bytes (e.g. a reused or shared one); the result is then a view of it. Default: a new buffer.
+   */
+  readonly allocate?: (size: number) => Uint8Array;
+}
+
 export interface ObjectStore {
   /** The URL this store was opened with, with any credentials removed. */
   readonly url: string;
@@ -45,7 +53,7 @@ export interface ObjectStore {
   /** Streams an object (or a range of it). Throws `ObjectNotFoundError` when the key does not exist. */
   read(key: string, options?: ReadOptions): AsyncIterable<Uint8Array>;
   /** Reads an object (or a range of it) whole. */
-  readBytes(key: string, options?: ReadOptions): Promise<Uint8Array>;
+  readBytes(key: string, options?: ReadBytesOptions): Promise<Uint8Array>;
   /**
    * Writes an object atomically: readers see the old object or the whole new one, never a part.
    * A body given as an async iterable is streamed.

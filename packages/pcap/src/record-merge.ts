@@ -51,7 +51,8 @@ class Cursor {
   /** Length of the record at `at` (also checks that it fits in its chunk). */
   lengthAt(at: number): number {
     const b = this.bytes;
-    const v = (this.view ??= new DataView(b.buffer, b.byteOffset, b.byteLength));
+    if (!this.view) this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    const v = this.view;
     if (at + (this.pcapng ? 12 : 16) > b.length) throw malformed(at);
     const n = this.pcapng ? v.getUint32(at + 4, true) : 16 + v.getUint32(at + 8, true);
     if (n < 12 || at + n > b.length) throw malformed(at);

@@ -39,7 +39,8 @@ export async function* listBlobs(
       key: obj.key,
       size: obj.size,
       read: () => store.read(obj.key, window.signal ? { signal: window.signal } : {}),
-      readBytes: () => store.readBytes(obj.key, window.signal ? { signal: window.signal } : {}),
+      readBytes: (options) =>
+        store.readBytes(obj.key, { ...options, ...(window.signal ? { signal: window.signal } : {}) }),
     };
   }
 }
@@ -65,7 +66,7 @@ export async function* listKeyLogs(
       kind: "keys",
       size: obj.size,
       read: () => store.read(obj.key, opts),
-      readBytes: () => store.readBytes(obj.key, opts),
+      readBytes: (options) => store.readBytes(obj.key, { ...options, ...opts }),
     };
   }
 }

@@ -19,8 +19,11 @@ export interface BlobSource {
   /** Size in bytes when known; blobs up to `prefetchMaxBytes` are read ahead whole. */
   readonly size?: number;
   read(): AsyncIterable<Uint8Array>;
-  /** The whole blob in one read, when the source can do that cheaply (used for read-ahead). */
-  readBytes?(): Promise<Uint8Array>;
+  /**
+   * The whole blob in one read, when the source can do that cheaply (used for read-ahead); `allocate` as in
+   * @cloudtap/object-store's `readBytes`.
+   */
+  readBytes?(options?: { readonly allocate?: (size: number) => Uint8Array }): Promise<Uint8Array>;
 }
 
 export interface ChunkedOutput {
@@ -40,6 +43,11 @@ export interface StitchJobOptions {
   readonly output: ChunkedOutput;
   readonly sink: OutputSink;
   readonly onCorruption?: "resync" | "skip-rest";
+  /**
+   * Which frames of each blob this job takes (see @cloudtap/tap-format `select`): one of several jobs that
+   * share the blobs, each stitching a shard of the connections. Default: all of them.
+   */
+  readonly select?: (frameType: number, body: Uint8Array) => boolean;
   /** Blobs read ahead while the current one is stitched (default 2), each at most `prefetchMaxBytes` (64 MiB). */
   readonly prefetch?: number;
   readonly prefetchMaxBytes?: number;
@@ -65,6 +73,8 @@ export interface BlobProblem {
   /** The CtapError code ("checksum-mismatch", "truncated-frame", ...) or "read-failed". */
   readonly kind: string;
   readonly message: string;
+  /** The damage was inside one frame whose header was sound (only the job that selected the frame sees it). */
+  readonly withinFrame?: boolean;
 }
 
 export interface StitchJobReport extends StitchProgress {
@@ -171,13 +181,22 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     })();
     let sinceDrain = 0;
     try {
-      for await (const item of readCtap(counted, { onCorruption: resync ? "resync" : "throw", stats })) {
+      for await (const item of readCtap(counted, {
+        onCorruption: resync ? "resync" : "throw",
+        stats,
+        ...(o.select ? { select: o.select } : {}),
+      })) {
         switch (item.type) {
           case "header":
           case "blob-end":
             break;
           case "corruption":
-            problems.push({ blob: blob.key, kind: item.error.code, message: item.error.message });
+            problems.push({
+              blob: blob.key,
+              kind: item.error.code,
+              message: item.error.message,
+              ...(item.withinFrame ? { withinFrame: true } : {}),
+            });
             break;
           default:
             o.stitcher.accept(item);

@@ -15,14 +15,25 @@ import {
   type ExportPolicySpec,
   encapsulationBytesFor,
   isEgressError,
+  type OutputReport,
   PCAP_OVER_IP_PORT,
   type PcapOverIpServer,
   resolvePolicyAddresses,
   SlowClientPolicy,
   type TunnelTargetSpec,
 } from "@cloudtap/egress";
+import { createFlowFilter } from "@cloudtap/flow";
 import { openStore } from "@cloudtap/object-store";
-import { listBlobs, runStitchJob, Stitcher, sortBlobsByTime, type Variant } from "@cloudtap/stitch";
+import {
+  listBlobs,
+  runStitchJob,
+  Stitcher,
+  type StitchJobReport,
+  type StitchProgress,
+  sortBlobsByTime,
+  type Variant,
+} from "@cloudtap/stitch";
+import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
 import { keysPrefix } from "@cloudtap/tap-format";
 import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
@@ -36,7 +47,7 @@ export const stitchCommand: Command = {
   usage: `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--prefix P]
                 [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
                 [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
-                [--no-fin-on-timeout] [--json]
+                [--no-fin-on-timeout] [--workers auto|N] [--json]
   OUTPUT, at least one, any number at once:
     --pcap FILE | --pcapng FILE        one capture file
     --vxlan HOST[:PORT][,vni=N][,cleartext-vni=N][,mtu=N][,name=S] ...
@@ -68,6 +79,9 @@ export const stitchCommand: Command = {
   flows to targets (first match wins; keys as --filter plus variant=original|cleartext); see the egress
   package README for the policy format. The --vxlan/--geneve targets are added to the policy's.
   Rotating files are named <prefix>-<UTC time of first packet>-<seq>.<ext>, written as .partial and renamed.
+  --workers: with one capture file as the only output, connections are sharded over N worker threads by
+  connection id and their packets merged by time into the file (auto: the cores there are, at most 4; 1:
+  one thread). Other outputs, and --on-corrupt skip-rest, run on one thread.
   A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
   Exit status: 0 when the run completed (problems are reported, not fatal), 1 on a fatal error, 2 on a bad command line.`,
   async run(args, io) {
@@ -89,6 +103,7 @@ export const stitchCommand: Command = {
         "no-embed-keys": { type: "boolean", default: false },
         "cleartext-port": { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
+        workers: { type: "string", default: "auto" },
         vxlan: { type: "string", multiple: true, default: [] },
         geneve: { type: "string", multiple: true, default: [] },
         policy: { type: "string" },
@@ -143,6 +158,67 @@ export const stitchCommand: Command = {
     const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
 
     const embedKeys = !values["no-embed-keys"] && keys.lines > 0;
+    const workers = parseWorkers(values.workers);
+    const tlsOn = keys.lines > 0 || variant !== "original";
+    const fileOnly =
+      plan.file !== undefined &&
+      plan.outDir === undefined &&
+      plan.listen === undefined &&
+      plan.policy.targets.length === 0;
+    // Workers need resync: with skip-rest a blob stops at damage that only one worker sees.
+    if (workers > 1 && fileOnly && onCorruption === "resync") {
+      createFlowFilter(values.filter); // a bad rule fails here, as in the one-thread run
+      const format = values.pcapng !== undefined ? "pcapng" : "pcap";
+      const output =
+        format === "pcapng"
+          ? createCaptureFileOutput({
+              path: plan.file!,
+              format,
+              embedKeys,
+              userApplication: "cloudtap stitch",
+            })
+          : createCaptureFileOutput({ path: plan.file!, format, resolution: "nanosecond" });
+      const started = process.hrtime.bigint();
+      const tty = io.stderr.isTTY === true;
+      let report: Awaited<ReturnType<typeof runParallelStitch>>;
+      try {
+        for (const c of output.flush()) await output.write(c); // the file header
+        report = await runParallelStitch({
+          workers,
+          blobs,
+          keyLogs: keys.texts,
+          output,
+          signal: io.signal,
+          settings: {
+            format,
+            mtu,
+            filter: values.filter,
+            finOnTimeout: !values["no-fin-on-timeout"],
+            ...(format === "pcap" ? { resolution: "nanosecond" as const } : {}),
+            ...(tlsOn ? { tls: { variant, cleartextPorts, embedKeys: output.embedsKeys } } : {}),
+          },
+          ...(tty ? { onProgress: progressLine(io, started, blobs.length, totalBytes) } : {}),
+        });
+        await output.close();
+      } catch (err) {
+        await output.abort();
+        throw err;
+      } finally {
+        if (tty) io.stderr.write("\r\x1b[K");
+      }
+      return printSummary(io, values.json, {
+        output: plan.file!,
+        outputs: [output.report()],
+        encapsulationBytes: 0,
+        seconds: Number(process.hrtime.bigint() - started) / 1e9,
+        report,
+        s: report.stitcher as unknown as SummaryStats,
+        t: report.table as unknown as SummaryTable,
+        keys,
+        variant,
+        workers: report.workers,
+      });
+    }
     const wiring = await openOutputs(plan, embedKeys, mtu, io.signal);
     const { egress, file, encapsulationBytes } = wiring;
     const stitcher = new Stitcher({
@@ -164,7 +240,6 @@ export const stitchCommand: Command = {
     });
     const started = process.hrtime.bigint();
     const tty = io.stderr.isTTY === true;
-    let lastDraw = 0;
     let report: Awaited<ReturnType<typeof runStitchJob>>;
     try {
       if (wiring.pcapOverIp && wiring.waitForClients > 0) {
@@ -184,18 +259,10 @@ export const stitchCommand: Command = {
         signal: io.signal,
         ...(tty
           ? {
-              onProgress: (p) => {
-                const now = Date.now();
-                if (now - lastDraw < 200 && p.blobs < blobs.length) return;
-                lastDraw = now;
-                const s = Number(process.hrtime.bigint() - started) / 1e9;
-                const rate = p.blobBytes / Math.max(s, 1e-3);
-                const eta = rate > 0 ? (totalBytes - p.blobBytes) / rate : 0;
-                io.stderr.write(
-                  `\r\x1b[K${p.blobs}/${blobs.length} blobs, ${formatBytes(p.blobBytes)}/${formatBytes(totalBytes)}, ` +
-                    `${stitcher.stats.flowsTcp + stitcher.stats.flowsUdp} flows, ${(rate / 1e6).toFixed(0)} MB/s, ETA ${eta.toFixed(0)} s`,
-                );
-              },
+              onProgress: progressLine(io, started, blobs.length, totalBytes, () => {
+                const st = stitcher.stats;
+                return st.flowsTcp + st.flowsUdp;
+              }),
             }
           : {}),
       });
@@ -207,95 +274,141 @@ export const stitchCommand: Command = {
       if (tty) io.stderr.write("\r\x1b[K");
       await wiring.closeRemapLog();
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-    const s = stitcher.stats;
-    const t = stitcher.table.stats;
-    const outputs = egress.report().outputs;
-    const summary = {
-      output: file ?? outputs.map((o) => o.name).join(", "),
-      outputs,
+    return printSummary(io, values.json, {
+      output:
+        file ??
+        egress
+          .report()
+          .outputs.map((o) => o.name)
+          .join(", "),
+      outputs: egress.report().outputs,
       encapsulationBytes,
-      seconds,
-      blobs: report.blobs,
-      blobBytes: report.blobBytes,
-      records: report.records,
-      payloadBytes: report.payloadBytes,
-      outputBytes: report.outputBytes,
-      flows: {
-        tcp: s.flowsTcp,
-        udp: s.flowsUdp,
-        filtered: s.flowsFiltered,
-        withoutOpen: s.flowsWithoutOpen,
-        completed: t.completed,
-      },
-      packets: s.packets,
-      gaps: { count: t.gaps, bytes: t.gapBytes },
-      duplicates: {
-        bytes: t.duplicateBytes,
-        overlapMismatchBytes: t.overlapMismatchBytes,
-        datagrams: t.duplicateDatagrams,
-        lateRecords: t.lateRecords,
-      },
-      caps: {
-        perFlowCapHits: t.perFlowCapHits,
-        totalCapHits: t.totalCapHits,
-        droppedBytes: t.droppedBytes,
-        droppedNewFlows: t.droppedNewFlows,
-        peakBufferedBytes: t.peakBufferedBytes,
-      },
-      tls: {
-        keyLogObjects: keys.objects,
-        keyLogLines: keys.lines,
-        malformedKeyLogLines: keys.malformed,
-        variant,
-        outcomes: s.tls.outcomes,
-        unsupportedSuites: s.tls.unsupportedSuites,
-        cleartextFlows: s.tls.cleartextFlows,
-        cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
-        keysEmbedded: s.tls.keysEmbedded,
-      },
-      unknownFrames: report.unknownFrames,
-      problemCounts: report.problemCounts,
-      problems: report.problems,
-    };
-    if (values.json) {
-      io.stdout.write(`${toJson(summary)}\n`);
-      return 0;
-    }
-    const kinds = Object.entries(report.problemCounts);
-    const lines = [
-      `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${summary.output} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)`,
-      `flows:      tcp ${s.flowsTcp}, udp ${s.flowsUdp}; filtered out ${s.flowsFiltered}; without conn-open ${s.flowsWithoutOpen}`,
-      `packets:    ${s.packets} (${formatBytes(report.outputBytes)} written), payload ${formatBytes(report.payloadBytes)}`,
-      `gaps:       ${t.gaps} (${t.gapBytes} bytes)`,
-      `duplicates: ${t.duplicateBytes} bytes (${t.overlapMismatchBytes} differing), ${t.duplicateDatagrams} datagrams, ${t.lateRecords} late records`,
-      `tls:        ${keys.lines} key-log lines from ${keys.objects} object(s)${keys.malformed ? ` (${keys.malformed} malformed lines skipped)` : ""}; ` +
-        `variant ${variant}; ${
-          Object.entries(s.tls.outcomes)
-            .map(([k, n]) => `${k} ${n}`)
-            .join(", ") || "no TLS decryption"
-        }; ` +
-        `${s.tls.cleartextFlows} cleartext flows; keys embedded for ${s.tls.keysEmbedded}`,
-      ...outputs.flatMap(describeOutput),
-      `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
-      ...report.problems.slice(0, 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),
-    ];
-    io.stdout.write(`${lines.join("\n")}\n`);
-    return 0;
+      seconds: Number(process.hrtime.bigint() - started) / 1e9,
+      report,
+      s: stitcher.stats,
+      t: stitcher.table.stats,
+      keys,
+      variant,
+      workers: 1,
+    });
   },
 };
+
+type SummaryStats = Pick<
+  Stitcher["stats"],
+  "flowsTcp" | "flowsUdp" | "flowsFiltered" | "flowsWithoutOpen" | "packets" | "tls"
+>;
+type SummaryTable = Stitcher["table"]["stats"];
+
+interface SummaryInput {
+  readonly output: string;
+  readonly outputs: readonly OutputReport[];
+  readonly encapsulationBytes: number;
+  readonly seconds: number;
+  readonly report: StitchJobReport;
+  readonly s: SummaryStats;
+  readonly t: SummaryTable;
+  readonly keys: { readonly objects: number; readonly lines: number; readonly malformed: number };
+  readonly variant: Variant;
+  readonly workers: number;
+}
+
+/** The final summary: one JSON object (--json) or lines for a person. Exit status 0. */
+function printSummary(io: Parameters<Command["run"]>[1], json: boolean, i: SummaryInput): number {
+  const { outputs, encapsulationBytes, seconds, report, s, t, keys, variant } = i;
+  const summary = {
+    output: i.output,
+    outputs,
+    encapsulationBytes,
+    seconds,
+    workers: i.workers,
+    blobs: report.blobs,
+    blobBytes: report.blobBytes,
+    records: report.records,
+    payloadBytes: report.payloadBytes,
+    outputBytes: report.outputBytes,
+    flows: {
+      tcp: s.flowsTcp,
+      udp: s.flowsUdp,
+      filtered: s.flowsFiltered,
+      withoutOpen: s.flowsWithoutOpen,
+      completed: t.completed,
+    },
+    packets: s.packets,
+    gaps: { count: t.gaps, bytes: t.gapBytes },
+    duplicates: {
+      bytes: t.duplicateBytes,
+      overlapMismatchBytes: t.overlapMismatchBytes,
+      datagrams: t.duplicateDatagrams,
+      lateRecords: t.lateRecords,
+    },
+    caps: {
+      perFlowCapHits: t.perFlowCapHits,
+      totalCapHits: t.totalCapHits,
+      droppedBytes: t.droppedBytes,
+      droppedNewFlows: t.droppedNewFlows,
+      peakBufferedBytes: t.peakBufferedBytes,
+    },
+    tls: {
+      keyLogObjects: keys.objects,
+      keyLogLines: keys.lines,
+      malformedKeyLogLines: keys.malformed,
+      variant,
+      outcomes: s.tls.outcomes,
+      unsupportedSuites: s.tls.unsupportedSuites,
+      cleartextFlows: s.tls.cleartextFlows,
+      cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
+      keysEmbedded: s.tls.keysEmbedded,
+    },
+    unknownFrames: report.unknownFrames,
+    problemCounts: report.problemCounts,
+    problems: report.problems,
+  };
+  if (json) {
+    io.stdout.write(`${toJson(summary)}\n`);
+    return 0;
+  }
+  const kinds = Object.entries(report.problemCounts);
+  const lines = [
+    `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${summary.output} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)`,
+    `flows:      tcp ${s.flowsTcp}, udp ${s.flowsUdp}; filtered out ${s.flowsFiltered}; without conn-open ${s.flowsWithoutOpen}`,
+    `packets:    ${s.packets} (${formatBytes(report.outputBytes)} written), payload ${formatBytes(report.payloadBytes)}`,
+    `gaps:       ${t.gaps} (${t.gapBytes} bytes)`,
+    `duplicates: ${t.duplicateBytes} bytes (${t.overlapMismatchBytes} differing), ${t.duplicateDatagrams} datagrams, ${t.lateRecords} late records`,
+    `tls:        ${keys.lines} key-log lines from ${keys.objects} object(s)${keys.malformed ? ` (${keys.malformed} malformed lines skipped)` : ""}; ` +
+      `variant ${variant}; ${
+        Object.entries(s.tls.outcomes)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ") || "no TLS decryption"
+      }; ` +
+      `${s.tls.cleartextFlows} cleartext flows; keys embedded for ${s.tls.keysEmbedded}`,
+    ...outputs.flatMap(describeOutput),
+    `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
+    ...report.problems.slice(0, 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),
+  ];
+  io.stdout.write(`${lines.join("\n")}\n`);
+  return 0;
+}
 
 /** Loads every key log under <prefix>/keys/ of a store (plain or .gz) into a key store. */
 async function loadKeys(
   store: ReturnType<typeof openStore>,
   prefix: string,
   signal: AbortSignal,
-): Promise<{ store: ReturnType<typeof createKeyStore>; objects: number; lines: number; malformed: number }> {
+): Promise<{
+  store: ReturnType<typeof createKeyStore>;
+  objects: number;
+  lines: number;
+  malformed: number;
+  /** The key logs' texts (for stitch workers, which keep their own stores). */
+  texts: string[];
+}> {
   // One-shot runs keep every key of the window: no expiry within the run, a generous byte cap.
   const keyStore = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
   let objects = 0;
   let lines = 0;
   let malformed = 0;
+  const texts: string[] = [];
   for await (const obj of store.list(keysPrefix(prefix), { signal })) {
     if (!/\.keylog(\.gz)?$/.test(obj.key)) continue;
     let bytes = await store.readBytes(obj.key, { signal });
@@ -306,12 +419,14 @@ async function loadKeys(
       }
       bytes = Buffer.concat(parts);
     }
-    const r = keyStore.addKeyLog(new TextDecoder().decode(bytes), 0);
+    const text = new TextDecoder().decode(bytes);
+    texts.push(text);
+    const r = keyStore.addKeyLog(text, 0);
     objects++;
     lines += r.added;
     malformed += r.skippedLines.length;
   }
-  return { store: keyStore, objects, lines, malformed };
+  return { store: keyStore, objects, lines, malformed, texts };
 }
 
 interface OutputValues {
@@ -591,4 +706,35 @@ function describeOutput(o: Readonly<Record<string, unknown>>): string[] {
     default:
       return [`egress:     ${o["name"]}: ${n("packets")} packets`];
   }
+}
+
+/** The progress line on a terminal: blobs, bytes, flows, rate, ETA (at most 5 redraws a second). */
+function progressLine(
+  io: Parameters<Command["run"]>[1],
+  started: bigint,
+  blobCount: number,
+  totalBytes: number,
+  flows?: () => number,
+): (p: StitchProgress) => void {
+  let lastDraw = 0;
+  return (p) => {
+    const now = Date.now();
+    if (now - lastDraw < 200 && p.blobs < blobCount) return;
+    lastDraw = now;
+    const sec = Number(process.hrtime.bigint() - started) / 1e9;
+    const rate = p.blobBytes / Math.max(sec, 1e-3);
+    const eta = rate > 0 ? (totalBytes - p.blobBytes) / rate : 0;
+    io.stderr.write(
+      `\r\x1b[K${p.blobs}/${blobCount} blobs, ${formatBytes(p.blobBytes)}/${formatBytes(totalBytes)}, ` +
+        `${flows ? `${flows()} flows, ` : ""}${(rate / 1e6).toFixed(0)} MB/s, ETA ${eta.toFixed(0)} s`,
+    );
+  };
+}
+
+function parseWorkers(v: string): number {
+  if (v === "auto") return defaultWorkerCount();
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64)
+    throw new UsageError("--workers is auto or an integer in 1..64");
+  return n;
 }
