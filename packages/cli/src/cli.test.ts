@@ -145,3 +145,40 @@ describe("cli - ingest and inspect", () => {
     assert.ok(checked > 0, "some connections lie outside the corrupt blob");
   });
 });
+
+describe("cli - the built command (what `pnpm cloudtap` runs)", () => {
+  const BIN = new URL("../bin/cloudtap.mjs", import.meta.url).pathname;
+  const built = (...args: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+    return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  };
+  const dir = mkdtempSync(join(tmpdir(), "cloudtap-cli-bin-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("is built from the sources, and stitches on one thread and on worker threads alike", () => {
+    const store = join(dir, "store");
+    const sim = built("simulate", "--out", store, "--connections", "20", "--seed", "3");
+    assert.equal(sim.status, 0, sim.stderr);
+    const runs = [1, 2].map((w) => {
+      const r = built(
+        "stitch",
+        "--source",
+        store,
+        "--variant",
+        "both",
+        "--pcapng",
+        join(dir, `w${w}.pcapng`),
+        "--workers",
+        String(w),
+        "--json",
+      );
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { workers: number; packets: number; tls: { outcomes: object } };
+    });
+    assert.equal(runs[0]!.workers, 1);
+    assert.equal(runs[1]!.workers, 2);
+    assert.ok(runs[0]!.packets > 100);
+    assert.equal(runs[1]!.packets, runs[0]!.packets);
+    assert.deepEqual(runs[1]!.tls.outcomes, runs[0]!.tls.outcomes);
+  });
+});

@@ -124,6 +124,21 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
   const depth = Math.max(0, o.prefetch ?? 2);
   const maxAhead = o.prefetchMaxBytes ?? 64 * 1024 * 1024;
   const ahead: { blob: BlobSource; bytes: Promise<Uint8Array[]> | undefined }[] = [];
+  // Blob buffers are reused once their blob is stitched: the stitcher copies whatever it keeps beyond a call
+  // (the contract of Stitcher.accept), so nothing refers to a blob's memory after its turn. Fresh buffers
+  // for every blob cost page faults and, being external memory, force full garbage collections.
+  const spare: ArrayBuffer[] = [];
+  const allocate = (size: number): Uint8Array => {
+    const at = spare.findIndex((b) => b.byteLength >= size);
+    if (at >= 0) return new Uint8Array(spare.splice(at, 1)[0]!);
+    return new Uint8Array(size + (size >> 3));
+  };
+  const reuse = (chunks: readonly Uint8Array[]) => {
+    for (const c of chunks) {
+      if (c.buffer instanceof ArrayBuffer && c.buffer.byteLength > 0 && spare.length < depth + 2)
+        spare.push(c.buffer);
+    }
+  };
   const iterator = o.blobs[Symbol.asyncIterator]();
   let exhausted = false;
   const fill = async () => {
@@ -137,7 +152,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
       const whole = depth > 0 && blob.size !== undefined && blob.size <= maxAhead;
       const bytes = whole
         ? blob.readBytes
-          ? blob.readBytes().then((b) => [b])
+          ? blob.readBytes({ allocate }).then((b) => [b])
           : collect(blob.read())
         : undefined;
       bytes?.catch(() => {}); // reported when the blob is processed
@@ -226,6 +241,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     progress.blobBytes += bytes;
     o.stitcher.flushOlderThan();
     await pass(o.output.drain());
+    if (next.bytes && blob.readBytes) reuse(await next.bytes);
     o.onProgress?.(progress);
   }
   o.stitcher.flushAll();

@@ -120,6 +120,9 @@ type End = { how: "fin" | "rst" | "none"; initiator: 0 | 1; timestampNs: bigint 
  * Feeds one flow's in-order stream events to its TLS session and to the variants' synthesizers.
  * `makeOriginal` / `makeCleartext` create a synthesizer (with its handshake already sent) on first need.
  */
+/** Where several plaintext records of one chunk are joined (valid during one synthesizer call only). */
+let joinScratch = new Uint8Array(64 * 1024);
+
 export class TlsFlowVariants {
   private original: TcpSynth | undefined;
   private cleartext: TcpSynth | undefined;
@@ -291,7 +294,10 @@ export class TlsFlowVariants {
     let bytes: Uint8Array;
     if (parts.length === 1) bytes = parts[0]!;
     else {
-      bytes = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+      // Joined in a shared scratch buffer: the synthesizer copies the bytes into frames during the call.
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      if (joinScratch.length < total) joinScratch = new Uint8Array(2 ** Math.ceil(Math.log2(total)));
+      bytes = joinScratch.subarray(0, total);
       let at = 0;
       for (const p of parts) {
         bytes.set(p, at);

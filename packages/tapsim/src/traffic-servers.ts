@@ -4,6 +4,7 @@
  * A server finds the plan of a connection by its peer's loopback address (see LoopbackRegistry).
  */
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer as createTcpServer, type Socket, type Server as TcpServer } from "node:net";
 import { createServer as createTlsServer, type TLSSocket, type Server as TlsServer } from "node:tls";
 import type { ConnectionPlan } from "./connection-plan.js";
@@ -22,7 +23,9 @@ export interface TestCredentials {
 }
 
 export function loadTestCredentials(): TestCredentials {
-  const file = (name: string) => readFileSync(new URL(`../testdata/${name}`, import.meta.url));
+  // Through the package's own export, so that a bundle (which moves this code) still finds the files.
+  const file = (name: string) =>
+    readFileSync(createRequire(import.meta.url).resolve(`@cloudtap/tapsim/testdata/${name}`));
   return {
     rsaKey: file("rsa-key.pem"),
     rsaCert: file("rsa-cert.pem"),

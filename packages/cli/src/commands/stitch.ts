@@ -80,8 +80,8 @@ export const stitchCommand: Command = {
   package README for the policy format. The --vxlan/--geneve targets are added to the policy's.
   Rotating files are named <prefix>-<UTC time of first packet>-<seq>.<ext>, written as .partial and renamed.
   --workers: with one capture file as the only output, connections are sharded over N worker threads by
-  connection id and their packets merged by time into the file (auto: the cores there are, at most 4; 1:
-  one thread). Other outputs, and --on-corrupt skip-rest, run on one thread.
+  connection id and their packets merged by time into the file (auto: 1 below 4 cores, else cores - 1, at
+  most 4; 1: one thread). Other outputs, and --on-corrupt skip-rest, run on one thread.
   A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
   Exit status: 0 when the run completed (problems are reported, not fatal), 1 on a fatal error, 2 on a bad command line.`,
   async run(args, io) {
@@ -370,7 +370,7 @@ function printSummary(io: Parameters<Command["run"]>[1], json: boolean, i: Summa
   }
   const kinds = Object.entries(report.problemCounts);
   const lines = [
-    `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${summary.output} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)`,
+    `stitched ${report.blobs} blobs (${formatBytes(report.blobBytes)}) into ${summary.output} in ${seconds.toFixed(2)} s (${(report.payloadBytes / 1e6 / Math.max(seconds, 1e-6)).toFixed(0)} MB/s of payload)${i.workers > 1 ? `, ${i.workers} worker threads` : ""}`,
     `flows:      tcp ${s.flowsTcp}, udp ${s.flowsUdp}; filtered out ${s.flowsFiltered}; without conn-open ${s.flowsWithoutOpen}`,
     `packets:    ${s.packets} (${formatBytes(report.outputBytes)} written), payload ${formatBytes(report.payloadBytes)}`,
     `gaps:       ${t.gaps} (${t.gapBytes} bytes)`,

@@ -1,0 +1,192 @@
+/**
+ * The stitch over worker threads against the one-thread stitch of the same store: the same packets (every
+ * frame, byte for byte, with its timestamp), the same secrets blocks, the same counters; time order within
+ * the merged file; a damaged blob reported once. tshark reads the merged file without a complaint.
+ */
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { createCaptureFileOutput } from "@cloudtap/egress";
+import { openStore } from "@cloudtap/object-store";
+import { type CaptureItem, readCapture } from "@cloudtap/pcap";
+import { type BlobSource, listBlobs, runStitchJob, Stitcher, sortBlobsByTime } from "@cloudtap/stitch";
+import { keysPrefix } from "@cloudtap/tap-format";
+import { runSimulation } from "@cloudtap/tapsim";
+import { tshark } from "@cloudtap/test-harness";
+import { createKeyStore } from "@cloudtap/tls";
+import { runParallelStitch } from "./coordinator.js";
+
+const dir = mkdtempSync(join(tmpdir(), "cloudtap-workers-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function keyTexts(storeDir: string): Promise<string[]> {
+  const store = openStore(storeDir);
+  const out: string[] = [];
+  for await (const o of store.list(keysPrefix("")))
+    out.push(new TextDecoder().decode(await store.readBytes(o.key)));
+  return out;
+}
+
+async function blobsOf(storeDir: string): Promise<BlobSource[]> {
+  const listed = [];
+  for await (const b of listBlobs(openStore(storeDir))) listed.push(b);
+  return sortBlobsByTime(listed);
+}
+
+async function oneThread(storeDir: string, out: string, texts: string[]) {
+  const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
+  for (const t of texts) keys.addKeyLog(t, 0);
+  const output = createCaptureFileOutput({ path: out, format: "pcapng", embedKeys: true });
+  const stitcher = new Stitcher({
+    sink: output,
+    tls: { keys, variant: "both", embedKeys: (t) => output.embedKeys(t) },
+  });
+  const blobs = await blobsOf(storeDir);
+  const report = await runStitchJob({
+    blobs: (async function* () {
+      yield* blobs;
+    })(),
+    stitcher,
+    output,
+    sink: output,
+  });
+  await output.close();
+  return { report, stats: stitcher.stats, table: stitcher.table.stats };
+}
+
+async function workers(storeDir: string, out: string, texts: string[], n: number) {
+  const output = createCaptureFileOutput({ path: out, format: "pcapng", embedKeys: true });
+  for (const c of output.flush()) await output.write(c);
+  const report = await runParallelStitch({
+    workers: n,
+    blobs: await blobsOf(storeDir),
+    keyLogs: texts,
+    output,
+    settings: { format: "pcapng", tls: { variant: "both", embedKeys: true } },
+  });
+  await output.close();
+  return report;
+}
+
+async function items(path: string): Promise<CaptureItem[]> {
+  const out: CaptureItem[] = [];
+  for await (const i of readCapture(readFileSync(path))) out.push(i);
+  return out;
+}
+
+/** Each packet as "timestamp sha256(frame)", sorted; key-log blocks as their text, sorted. */
+function fingerprint(list: CaptureItem[]): { packets: string[]; keys: string[] } {
+  const packets: string[] = [];
+  const keys: string[] = [];
+  for (const i of list) {
+    if (i.type === "packet")
+      packets.push(`${i.timestampNs} ${createHash("sha256").update(i.data).digest("hex")}`);
+    else if (i.type === "tls-key-log") keys.push(i.text);
+  }
+  return { packets: packets.sort(), keys: keys.sort() };
+}
+
+describe("stitch-workers - connections sharded over threads, merged by time", () => {
+  const store = join(dir, "store");
+  let texts: string[] = [];
+  before(async () => {
+    const s = openStore(store);
+    await runSimulation({ dataStore: s, keyStore: s, connections: 60, seed: 5, blobSize: 128 * 1024 });
+    texts = await keyTexts(store);
+  });
+
+  it("writes exactly the packets and secrets of the one-thread stitch", async () => {
+    const single = join(dir, "single.pcapng");
+    const merged = join(dir, "merged.pcapng");
+    const a = await oneThread(store, single, texts);
+    const b = await workers(store, merged, texts, 3);
+    const fa = fingerprint(await items(single));
+    const list = await items(merged);
+    const fb = fingerprint(list);
+    assert.ok(fa.packets.length > 1000, `a real run (${fa.packets.length} packets)`);
+    assert.deepEqual(fb.packets, fa.packets, "the same frames with the same timestamps");
+    assert.deepEqual(fb.keys, fa.keys, "the same secrets blocks");
+    assert.equal(b.packets, fa.packets.length);
+    assert.equal(b.records, a.report.records);
+    assert.equal(b.payloadBytes, a.report.payloadBytes);
+    assert.deepEqual(b.problems, []);
+    const s = b.stitcher as { flowsTcp: number; flowsUdp: number; tls: { outcomes: Record<string, number> } };
+    assert.equal(s.flowsTcp, a.stats.flowsTcp);
+    assert.equal(s.flowsUdp, a.stats.flowsUdp);
+    assert.deepEqual(s.tls.outcomes, a.stats.tls.outcomes);
+    assert.equal((b.table as { gaps: number }).gaps, a.table.gaps);
+    // Time order: the merge goes back in time no more often than the one-thread file does.
+    const backSteps = (l: CaptureItem[]) => {
+      let n = 0;
+      let last = 0n;
+      for (const i of l) {
+        if (i.type !== "packet") continue;
+        if (i.timestampNs < last) n++;
+        else last = i.timestampNs;
+      }
+      return n;
+    };
+    assert.ok(backSteps(list) <= backSteps(await items(single)), "no more time reversals than one thread");
+    // tshark decrypts the originals through the embedded keys: as many TLS application-data records as in
+    // the one-thread file.
+    const count = (f: string) =>
+      tshark(["-r", f, "-Y", "tls.app_data", "-T", "fields", "-e", "frame.number"])
+        .split("\n")
+        .filter(Boolean).length;
+    const http = (f: string) =>
+      tshark(["-r", f, "-Y", "http.request", "-T", "fields", "-e", "frame.number"])
+        .split("\n")
+        .filter(Boolean).length;
+    assert.equal(count(merged), count(single));
+    assert.ok(http(merged) > 0);
+    assert.equal(http(merged), http(single));
+  });
+
+  it("keeps each connection's packets in their one-thread order", async () => {
+    const single = fingerprintByFlow(await items(join(dir, "single.pcapng")));
+    const merged = fingerprintByFlow(await items(join(dir, "merged.pcapng")));
+    assert.deepEqual(merged, single);
+  });
+
+  it("a damaged blob: reported once, by name, whatever worker saw it; the rest is stitched", async () => {
+    const damaged = join(dir, "damaged");
+    const s = openStore(damaged);
+    await runSimulation({ dataStore: s, keyStore: s, connections: 20, seed: 9, blobSize: 64 * 1024 });
+    const blobs = await blobsOf(damaged);
+    const victim = blobs[Math.floor(blobs.length / 2)]!;
+    const bytes = await s.readBytes(victim.key);
+    // One byte inside a frame body (mid-blob) and one frame header further on.
+    bytes[Math.floor(bytes.length / 3)]! ^= 0xff;
+    await s.write(victim.key, bytes);
+    const one = await oneThread(damaged, join(dir, "d1.pcapng"), await keyTexts(damaged));
+    const par = await workers(damaged, join(dir, "d2.pcapng"), await keyTexts(damaged), 2);
+    assert.ok(one.report.problems.length > 0);
+    assert.deepEqual(
+      par.problems.map((p) => `${p.blob} ${p.kind}`).sort(),
+      one.report.problems.map((p) => `${p.blob} ${p.kind}`).sort(),
+    );
+    assert.equal(par.packets, one.stats.packets);
+  });
+});
+
+/** Per flow (by its addresses and ports, taken from the frame's IP/TCP headers), the frames in file order. */
+function fingerprintByFlow(list: CaptureItem[]): Record<string, string[]> {
+  const flows: Record<string, string[]> = {};
+  for (const i of list) {
+    if (i.type !== "packet") continue;
+    const d = i.data;
+    const ipv4 = d[12] === 0x08 && d[13] === 0x00;
+    const ihl = ipv4 ? (d[14]! & 0x0f) * 4 : 40;
+    const src = ipv4 ? d.subarray(26, 30) : d.subarray(22, 38);
+    const dst = ipv4 ? d.subarray(30, 34) : d.subarray(38, 54);
+    const l4 = 14 + ihl;
+    const a = `${Buffer.from(src).toString("hex")}:${(d[l4]! << 8) | d[l4 + 1]!}`;
+    const b = `${Buffer.from(dst).toString("hex")}:${(d[l4 + 2]! << 8) | d[l4 + 3]!}`;
+    const key = a < b ? `${a}-${b}` : `${b}-${a}`;
+    (flows[key] ??= []).push(createHash("sha256").update(d).digest("hex"));
+  }
+  return flows;
+}
