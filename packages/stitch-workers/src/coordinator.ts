@@ -133,6 +133,7 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
       r = { outs: new Array(n).fill(undefined), got: 0, ready: new Deferred<void>() };
       r.ready.promise.catch(() => {});
       rounds.set(round, r);
+      if (failure) r.ready.reject(failure);
     }
     return r;
   };
@@ -169,7 +170,7 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
         fail(e);
       }
     });
-    w.on("error", (err) => fail(err));
+    w.on("error", (err) => fail(new Error(`stitch worker ${shard}: ${err.message}`, { cause: err })));
     w.on("exit", (code) => {
       if (code !== 0) fail(new Error(`stitch worker ${shard} exited with status ${code}`));
     });

@@ -190,3 +190,20 @@ function fingerprintByFlow(list: CaptureItem[]): Record<string, string[]> {
   }
   return flows;
 }
+
+describe("stitch-workers - a worker that fails", () => {
+  it("fails the run with the worker's error instead of hanging", async () => {
+    const store = join(dir, "store");
+    const output = createCaptureFileOutput({ path: join(dir, "failing.pcapng"), format: "pcapng" });
+    await assert.rejects(
+      runParallelStitch({
+        workers: 2,
+        blobs: await blobsOf(store),
+        output,
+        settings: { format: "pcapng", filter: ["accept nonsense=1"] },
+      }),
+      /stitch worker \d: .*nonsense/,
+    );
+    await output.abort();
+  });
+});
