@@ -58,20 +58,16 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** Simulated traffic of `connections` connections (the same seed at every size) into a store at `out`. */
+async function simulate(out: string, connections: number): Promise<void> {
+  const s = await cloudtap("simulate", "--out", out, "--connections", String(connections), "--seed", "99");
+  if (s.status !== 0) throw new Error(`simulate (${connections} connections) failed`);
+}
+
 /** A capture of `connections` simulated connections with its key log, and its ingested store. */
 async function prepare(dir: string, connections: number) {
   const sim = join(dir, "sim");
-  const s = await cloudtap(
-    "simulate",
-    "--out",
-    sim,
-    "--connections",
-    String(connections),
-    "--seed",
-    "99",
-    "--json",
-  );
-  if (s.status !== 0) throw new Error("simulate failed");
+  await simulate(sim, connections);
   // The "capture": the simulated traffic as packets, with the key log beside it.
   const capture = join(dir, "capture.pcap");
   const c = await cloudtap("stitch", "--source", sim, "--pcap", capture, "--json");
@@ -165,16 +161,7 @@ async function memory(dir: string, connections: number): Promise<BenchResult[]> 
   const store = join(dir, "ingested");
   const full = await stitchBoth(store, store, join(dir, "m.pcapng"));
   const half = join(dir, "half");
-  const h = await cloudtap(
-    "simulate",
-    "--out",
-    half,
-    "--connections",
-    String(Math.floor(connections / 2)),
-    "--seed",
-    "99",
-  );
-  if (h.status !== 0) throw new Error("simulate (half) failed");
+  await simulate(half, Math.floor(connections / 2));
   const oursHalf = await stitchBoth(half, half, join(dir, "half.pcapng"));
   const cappedFull = await stitchBoth(store, store, join(dir, "both-capped.pcapng"), HEAP_CAP);
   const cappedHalf = await stitchBoth(half, half, join(dir, "half-capped.pcapng"), HEAP_CAP);

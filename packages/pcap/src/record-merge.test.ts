@@ -4,18 +4,9 @@ import { type CaptureEncoder, createPcapEncoder, createPcapngEncoder } from "./c
 import type { CaptureItem } from "./capture-item.js";
 import { readCapture } from "./capture-reader.js";
 import { mergeCaptureRecords } from "./record-merge.js";
+import { concat } from "./test-bytes.js";
 
 const T0 = 1_764_000_000_000_000_000n;
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let p = 0;
-  for (const c of chunks) {
-    out.set(c, p);
-    p += c.length;
-  }
-  return out;
-}
 
 async function items(bytes: Uint8Array): Promise<CaptureItem[]> {
   const out: CaptureItem[] = [];
@@ -56,7 +47,7 @@ for (const format of ["pcapng", "pcap"] as const) {
         inputs.map((e) => e.flush()),
         (r) => merged.push(r.slice()),
       );
-      const read = await items(concat([...header, ...merged]));
+      const read = await items(concat(...header, ...merged));
       const packets = read.filter((i) => i.type === "packet");
       assert.equal(packets.length, 40 + 40 + 20);
       let last = 0n;
@@ -87,7 +78,7 @@ for (const format of ["pcapng", "pcap"] as const) {
       const chunks = a.flush();
       const out: Uint8Array[] = [];
       mergeCaptureRecords(format, [[], chunks, []], (r) => out.push(r.slice()));
-      assert.deepEqual(concat(out), concat(chunks));
+      assert.deepEqual(concat(...out), concat(...chunks));
     });
 
     it("a record that does not fit its chunk is a typed error, not a silent cut", () => {

@@ -169,15 +169,7 @@ export const stitchCommand: Command = {
     if (workers > 1 && fileOnly && onCorruption === "resync") {
       createFlowFilter(values.filter); // a bad rule fails here, as in the one-thread run
       const format = values.pcapng !== undefined ? "pcapng" : "pcap";
-      const output =
-        format === "pcapng"
-          ? createCaptureFileOutput({
-              path: plan.file!,
-              format,
-              embedKeys,
-              userApplication: "cloudtap stitch",
-            })
-          : createCaptureFileOutput({ path: plan.file!, format, resolution: "nanosecond" });
+      const output = captureFile(plan.file!, format, embedKeys);
       const started = process.hrtime.bigint();
       const tty = io.stderr.isTTY === true;
       let report: Awaited<ReturnType<typeof runParallelStitch>>;
@@ -582,6 +574,13 @@ function planOutputs(values: OutputValues): OutputPlan {
   return { values, policy, file, listen, waitForClients, slow, outDir, outFormat, rotateBytes, rotateNs };
 }
 
+/** The one capture file of --pcap / --pcapng. With keys it is as sensitive as the key log: created 0600. */
+function captureFile(path: string, format: "pcap" | "pcapng", embedKeys: boolean) {
+  return format === "pcapng"
+    ? createCaptureFileOutput({ path, format, embedKeys, userApplication: "cloudtap stitch" })
+    : createCaptureFileOutput({ path, format, resolution: "nanosecond" });
+}
+
 /** Opens the planned outputs (closing what was opened if one fails). */
 async function openOutputs(
   plan: OutputPlan,
@@ -597,17 +596,7 @@ async function openOutputs(
   let encapsulationBytes = 0;
   try {
     if (file !== undefined) {
-      // A capture that embeds keys is as sensitive as the key log: created owner-only.
-      outputs.push(
-        values.pcapng !== undefined
-          ? createCaptureFileOutput({
-              path: file,
-              format: "pcapng",
-              embedKeys,
-              userApplication: "cloudtap stitch",
-            })
-          : createCaptureFileOutput({ path: file, format: "pcap", resolution: "nanosecond" }),
-      );
+      outputs.push(captureFile(file, values.pcapng !== undefined ? "pcapng" : "pcap", embedKeys));
     }
     if (outDir !== undefined) {
       outputs.push(
