@@ -186,7 +186,9 @@ function fingerprintByFlow(list: CaptureItem[]): Record<string, string[]> {
     const a = `${Buffer.from(src).toString("hex")}:${(d[l4]! << 8) | d[l4 + 1]!}`;
     const b = `${Buffer.from(dst).toString("hex")}:${(d[l4 + 2]! << 8) | d[l4 + 3]!}`;
     const key = a < b ? `${a}-${b}` : `${b}-${a}`;
-    (flows[key] ??= []).push(createHash("sha256").update(d).digest("hex"));
+    const list = flows[key] ?? [];
+    list.push(createHash("sha256").update(d).digest("hex"));
+    flows[key] = list;
   }
   return flows;
 }
