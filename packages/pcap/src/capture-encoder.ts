@@ -96,9 +96,11 @@ abstract class ChunkedEncoder implements CaptureEncoder {
   private readonly spare: ArrayBuffer[] = [];
 
   recycle(chunk: Uint8Array): void {
-    // Only whole standard-size buffers are kept, and only a few: enough for the writes in flight.
+    // Only whole standard-size buffers are kept, and at most 32: enough for the writes in flight (the file
+    // output keeps up to 16 MiB in flight; a chunk not reused is a fresh 1 MiB of external memory, and V8
+    // collects those only by full collections).
     const buffer = chunk.buffer;
-    if (buffer instanceof ArrayBuffer && buffer.byteLength === this.chunkBytes && this.spare.length < 8) {
+    if (buffer instanceof ArrayBuffer && buffer.byteLength === this.chunkBytes && this.spare.length < 32) {
       if (!this.spare.includes(buffer) && buffer !== this.chunk.buffer) this.spare.push(buffer);
     }
   }

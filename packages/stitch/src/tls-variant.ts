@@ -13,6 +13,7 @@
  */
 import {
   createTlsSession,
+  recyclePlaintext,
   type TlsKeySource,
   TlsOutcomeKind,
   type TlsSecrets,
@@ -311,5 +312,7 @@ export class TlsFlowVariants {
     }
     this.stats.cleartextBytes[dir] += bytes.length;
     this.cleartext.data(dir, bytes, ts, 0);
+    // The synthesizer copied the bytes into frames: the record buffers can be reused.
+    for (const p of parts) recyclePlaintext(p);
   }
 }

@@ -65,6 +65,7 @@ export {
   KEY_STORE_ENTRY_OVERHEAD_BYTES,
   KeyWaitStatus,
 } from "./key-store.js";
+export { nativeAead, recyclePlaintext } from "./native-aead.js";
 export { ContentType, MAX_RECORD_FRAGMENT_LENGTH } from "./record-framer.js";
 export { IntegrityFailure } from "./record-protection.js";
 export type {

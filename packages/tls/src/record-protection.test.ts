@@ -3,6 +3,7 @@ import { createHmac } from "node:crypto";
 import { describe, it } from "node:test";
 import { getCipherSuite, TlsVersion } from "./cipher-suites.js";
 import { deriveTls12KeyBlock, deriveTls13TrafficKeys, nextTrafficSecret } from "./key-schedule.js";
+import { nativeAead, recyclePlaintext } from "./native-aead.js";
 import {
   createTls12Opener,
   IntegrityFailure,
@@ -84,33 +85,54 @@ describe("record protection - RFC 8448 section 3 records", () => {
   });
 });
 
+/** Both paths of the AEAD openers: the native one (when built; see native-aead.ts) and node:crypto. */
+const PATHS = [
+  { native: true, label: "native opener" },
+  { native: false, label: "node:crypto" },
+] as const;
+
+describe("record protection - the native AEAD opener is built", () => {
+  it("was built at install and loads (CLOUDTAP_TLS_NATIVE=0 tests the node:crypto path alone)", (t) => {
+    if (process.env["CLOUDTAP_TLS_NATIVE"] === "0") {
+      t.skip("CLOUDTAP_TLS_NATIVE=0");
+      return;
+    }
+    assert.equal(nativeAead().reason, "loaded");
+  });
+});
+
 describe("record protection - TLS 1.3 suites against createCipheriv", () => {
-  for (const code of [0x1301, 0x1302, 0x1303, 0x1304, 0x1305]) {
-    const suite = getCipherSuite(code)!;
-    it(`record protection - ${suite.name}`, () => {
-      const secret = pattern(suite.prfHash === "sha384" ? 48 : 32, code);
-      const keys = deriveTls13TrafficKeys(suite, secret);
-      const records = SIZES.map((n, seq) =>
-        sealTls13(suite, keys, seq, seq % 2 ? 22 : 23, pattern(n, seq), seq * 3),
-      );
-      const opened = openAll(new Tls13RecordOpener(suite, secret), records);
-      assert.deepEqual(
-        opened,
-        SIZES.map((n, seq) => ({ type: seq % 2 ? 22 : 23, plaintext: pattern(n, seq) })),
-      );
-      for (const at of [5, records[0]!.length - 1]) {
-        const opener = new Tls13RecordOpener(suite, secret);
-        const { type, version, fragment } = fragmentOf(flipped(records[0]!, at));
-        assert.equal(opener.open(type, version, fragment), IntegrityFailure.AeadTag, `bit flipped at ${at}`);
-      }
-      const zeros = sealTls13(suite, keys, 0, 0, new Uint8Array(0), 5);
-      const { type, version, fragment } = fragmentOf(zeros);
-      assert.equal(
-        new Tls13RecordOpener(suite, secret).open(type, version, fragment),
-        IntegrityFailure.NoInnerContentType,
-      );
-    });
-  }
+  for (const code of [0x1301, 0x1302, 0x1303, 0x1304, 0x1305])
+    for (const { native, label } of PATHS) {
+      const suite = getCipherSuite(code)!;
+      it(`record protection - ${suite.name} (${label})`, () => {
+        const secret = pattern(suite.prfHash === "sha384" ? 48 : 32, code);
+        const keys = deriveTls13TrafficKeys(suite, secret);
+        const records = SIZES.map((n, seq) =>
+          sealTls13(suite, keys, seq, seq % 2 ? 22 : 23, pattern(n, seq), seq * 3),
+        );
+        const opened = openAll(new Tls13RecordOpener(suite, secret, native), records);
+        assert.deepEqual(
+          opened,
+          SIZES.map((n, seq) => ({ type: seq % 2 ? 22 : 23, plaintext: pattern(n, seq) })),
+        );
+        for (const at of [5, records[0]!.length - 1]) {
+          const opener = new Tls13RecordOpener(suite, secret, native);
+          const { type, version, fragment } = fragmentOf(flipped(records[0]!, at));
+          assert.equal(
+            opener.open(type, version, fragment),
+            IntegrityFailure.AeadTag,
+            `bit flipped at ${at}`,
+          );
+        }
+        const zeros = sealTls13(suite, keys, 0, 0, new Uint8Array(0), 5);
+        const { type, version, fragment } = fragmentOf(zeros);
+        assert.equal(
+          new Tls13RecordOpener(suite, secret, native).open(type, version, fragment),
+          IntegrityFailure.NoInnerContentType,
+        );
+      });
+    }
 
   it("record protection - KeyUpdate: next() opens records under the next traffic secret", () => {
     const suite = getCipherSuite(0x1302)!;
@@ -127,35 +149,38 @@ const CLIENT_RANDOM = pattern(32, 1);
 const SERVER_RANDOM = pattern(32, 2);
 
 describe("record protection - TLS 1.2 AEAD suites against createCipheriv", () => {
-  for (const code of [
-    0xc02f, 0xc030, 0x009d, 0xcca8, 0xcca9, 0xc09c, 0xc09d, 0xc0a0, 0xc0af, 0xc050, 0xc061,
-  ]) {
-    const suite = getCipherSuite(code)!;
-    it(`record protection - ${suite.name}`, () => {
-      const block = deriveTls12KeyBlock(TlsVersion.Tls12, suite, MASTER, CLIENT_RANDOM, SERVER_RANDOM);
-      for (const side of [block.client, block.server]) {
-        const records = SIZES.map((n, seq) =>
-          sealTls12Aead(suite, side, seq, seq === 1 ? 22 : 23, pattern(n, seq)),
-        );
-        const opener = createTls12Opener(suite, TlsVersion.Tls12, side, false)!;
-        assert.deepEqual(
-          openAll(opener, records),
-          SIZES.map((n, seq) => ({ type: seq === 1 ? 22 : 23, plaintext: pattern(n, seq) })),
-        );
-        const explicit = suite.cipher.explicitNonceLength;
-        for (const at of [5, 5 + explicit, records[0]!.length - 1]) {
-          const fresh = createTls12Opener(suite, TlsVersion.Tls12, side, false)!;
-          const { type, version, fragment } = fragmentOf(flipped(records[0]!, at));
-          assert.equal(fresh.open(type, version, fragment), IntegrityFailure.AeadTag, `bit flipped at ${at}`);
+  for (const code of [0xc02f, 0xc030, 0x009d, 0xcca8, 0xcca9, 0xc09c, 0xc09d, 0xc0a0, 0xc0af, 0xc050, 0xc061])
+    for (const { native, label } of PATHS) {
+      const suite = getCipherSuite(code)!;
+      it(`record protection - ${suite.name} (${label})`, () => {
+        const block = deriveTls12KeyBlock(TlsVersion.Tls12, suite, MASTER, CLIENT_RANDOM, SERVER_RANDOM);
+        for (const side of [block.client, block.server]) {
+          const records = SIZES.map((n, seq) =>
+            sealTls12Aead(suite, side, seq, seq === 1 ? 22 : 23, pattern(n, seq)),
+          );
+          const opener = createTls12Opener(suite, TlsVersion.Tls12, side, false, native)!;
+          assert.deepEqual(
+            openAll(opener, records),
+            SIZES.map((n, seq) => ({ type: seq === 1 ? 22 : 23, plaintext: pattern(n, seq) })),
+          );
+          const explicit = suite.cipher.explicitNonceLength;
+          for (const at of [5, 5 + explicit, records[0]!.length - 1]) {
+            const fresh = createTls12Opener(suite, TlsVersion.Tls12, side, false, native)!;
+            const { type, version, fragment } = fragmentOf(flipped(records[0]!, at));
+            assert.equal(
+              fresh.open(type, version, fragment),
+              IntegrityFailure.AeadTag,
+              `bit flipped at ${at}`,
+            );
+          }
+          const short = createTls12Opener(suite, TlsVersion.Tls12, side, false, native)!;
+          assert.equal(
+            short.open(23, 0x0303, new Uint8Array(explicit + suite.cipher.tagLength - 1)),
+            IntegrityFailure.RecordLength,
+          );
         }
-        const short = createTls12Opener(suite, TlsVersion.Tls12, side, false)!;
-        assert.equal(
-          short.open(23, 0x0303, new Uint8Array(explicit + suite.cipher.tagLength - 1)),
-          IntegrityFailure.RecordLength,
-        );
-      }
-    });
-  }
+      });
+    }
 
   it("record protection - AEAD suites are refused below TLS 1.2", () => {
     const suite = getCipherSuite(0xc02f)!;
@@ -246,5 +271,35 @@ describe("record protection - CBC suites against createCipheriv", () => {
     assert.equal(opener.open(23, 0x0303, fragment), undefined);
     assert.deepEqual(Buffer.from(opener.plaintext), content);
     assert.equal(opener.open(23, 0x0303, flipped(fragment, 0)), IntegrityFailure.Mac);
+  });
+});
+
+describe("record protection - plaintext buffers given back are reused, never twice", () => {
+  it("a recycled buffer comes back once; later plaintexts stay correct", (t) => {
+    if (nativeAead().binding === undefined) {
+      t.skip(`native opener: ${nativeAead().reason}`);
+      return;
+    }
+    const suite = getCipherSuite(0x1301)!;
+    const secret = pattern(32, 5);
+    const keys = deriveTls13TrafficKeys(suite, secret);
+    const records = [0, 1, 2, 3].map((seq) => sealTls13(suite, keys, seq, 23, pattern(1000, seq)));
+    const opener = new Tls13RecordOpener(suite, secret, true);
+    const open = (i: number) => {
+      const { type, version, fragment } = fragmentOf(records[i]!);
+      assert.equal(opener.open(type, version, fragment), undefined);
+      return opener.plaintext;
+    };
+    const a = open(0);
+    assert.deepEqual(Buffer.from(a), Buffer.from(pattern(1000, 0)));
+    recyclePlaintext(a);
+    recyclePlaintext(a); // a second give-back is ignored
+    const b = open(1);
+    const c = open(2);
+    assert.equal(b.buffer, a.buffer, "the given-back buffer is reused");
+    assert.notEqual(c.buffer, b.buffer, "and handed out only once");
+    assert.deepEqual(Buffer.from(b), Buffer.from(pattern(1000, 1)));
+    assert.deepEqual(Buffer.from(c), Buffer.from(pattern(1000, 2)));
+    recyclePlaintext(new Uint8Array(100)); // not the pool's: ignored
   });
 });

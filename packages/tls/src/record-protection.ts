@@ -6,6 +6,7 @@
 import { createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
 import { CipherKind, type CipherSuite, TlsVersion } from "./cipher-suites.js";
 import { deriveTls13TrafficKeys, macLength, nextTrafficSecret, type Tls12WriteKeys } from "./key-schedule.js";
+import { NativeAeadContext, takePlaintextBuffer } from "./native-aead.js";
 
 export const IntegrityFailure = {
   /** The AEAD tag did not verify. */
@@ -68,10 +69,13 @@ export class Tls13RecordOpener implements RecordOpener {
   private readonly aad = Buffer.alloc(5);
   private readonly cipherOptions: { authTagLength: number };
   private readonly ccmAadOptions = { plaintextLength: 0 };
+  /** The native opener's context for this epoch's key, when it handles the suite. */
+  private readonly native: NativeAeadContext | undefined;
 
   constructor(
     private readonly suite: CipherSuite,
     private readonly secret: Uint8Array,
+    useNative = true,
   ) {
     const keys = deriveTls13TrafficKeys(suite, secret);
     this.key = keys.key;
@@ -80,11 +84,16 @@ export class Tls13RecordOpener implements RecordOpener {
     this.tagLength = suite.cipher.tagLength;
     this.ccm = this.nodeName.endsWith("-ccm");
     this.cipherOptions = { authTagLength: this.tagLength };
+    this.native = useNative ? NativeAeadContext.create(this.nodeName, this.tagLength, this.key) : undefined;
   }
 
   /** The opener for the next epoch after a KeyUpdate from this direction's sender. */
   next(): Tls13RecordOpener {
-    return new Tls13RecordOpener(this.suite, nextTrafficSecret(this.suite.prfHash, this.secret));
+    return new Tls13RecordOpener(
+      this.suite,
+      nextTrafficSecret(this.suite.prfHash, this.secret),
+      this.native !== undefined,
+    );
   }
 
   open(type: number, version: number, fragment: Uint8Array): IntegrityFailure | undefined {
@@ -100,20 +109,27 @@ export class Tls13RecordOpener implements RecordOpener {
     aad[2] = version & 0xff;
     aad[3] = n >> 8;
     aad[4] = n & 0xff;
-    let out: Buffer;
-    try {
-      const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
-      d.setAuthTag(fragment.subarray(ctLength));
-      if (this.ccm) {
-        this.ccmAadOptions.plaintextLength = ctLength;
-        d.setAAD(aad, this.ccmAadOptions);
-      } else {
-        d.setAAD(aad);
+    let out: Uint8Array;
+    if (this.native) {
+      out = takePlaintextBuffer(ctLength);
+      const tag = fragment.subarray(ctLength);
+      if (!this.native.open(nonce, aad, fragment.subarray(0, ctLength), tag, out))
+        return IntegrityFailure.AeadTag;
+    } else {
+      try {
+        const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
+        d.setAuthTag(fragment.subarray(ctLength));
+        if (this.ccm) {
+          this.ccmAadOptions.plaintextLength = ctLength;
+          d.setAAD(aad, this.ccmAadOptions);
+        } else {
+          d.setAAD(aad);
+        }
+        out = d.update(fragment.subarray(0, ctLength));
+        d.final();
+      } catch {
+        return IntegrityFailure.AeadTag;
       }
-      out = d.update(fragment.subarray(0, ctLength));
-      d.final();
-    } catch {
-      return IntegrityFailure.AeadTag;
     }
     let i = out.length - 1;
     while (i >= 0 && out[i] === 0) i--;
@@ -144,8 +160,9 @@ export class Tls12AeadOpener implements RecordOpener {
   private readonly aad = Buffer.alloc(13);
   private readonly cipherOptions: { authTagLength: number };
   private readonly ccmAadOptions = { plaintextLength: 0 };
+  private readonly native: NativeAeadContext | undefined;
 
-  constructor(suite: CipherSuite, keys: Tls12WriteKeys) {
+  constructor(suite: CipherSuite, keys: Tls12WriteKeys, useNative = true) {
     this.nodeName = suite.cipher.nodeName;
     this.tagLength = suite.cipher.tagLength;
     this.explicitLength = suite.cipher.explicitNonceLength;
@@ -153,6 +170,7 @@ export class Tls12AeadOpener implements RecordOpener {
     this.key = keys.key;
     this.iv = keys.iv;
     this.cipherOptions = { authTagLength: this.tagLength };
+    this.native = useNative ? NativeAeadContext.create(this.nodeName, this.tagLength, this.key) : undefined;
   }
 
   open(type: number, version: number, fragment: Uint8Array): IntegrityFailure | undefined {
@@ -175,20 +193,27 @@ export class Tls12AeadOpener implements RecordOpener {
     aad[10] = version & 0xff;
     aad[11] = ctLength >> 8;
     aad[12] = ctLength & 0xff;
-    let out: Buffer;
-    try {
-      const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
-      d.setAuthTag(fragment.subarray(n - this.tagLength));
-      if (this.ccm) {
-        this.ccmAadOptions.plaintextLength = ctLength;
-        d.setAAD(aad, this.ccmAadOptions);
-      } else {
-        d.setAAD(aad);
+    let out: Uint8Array;
+    if (this.native) {
+      out = takePlaintextBuffer(ctLength);
+      const ct = fragment.subarray(explicit, explicit + ctLength);
+      if (!this.native.open(nonce, aad, ct, fragment.subarray(n - this.tagLength), out))
+        return IntegrityFailure.AeadTag;
+    } else {
+      try {
+        const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
+        d.setAuthTag(fragment.subarray(n - this.tagLength));
+        if (this.ccm) {
+          this.ccmAadOptions.plaintextLength = ctLength;
+          d.setAAD(aad, this.ccmAadOptions);
+        } else {
+          d.setAAD(aad);
+        }
+        out = d.update(fragment.subarray(explicit, explicit + ctLength));
+        d.final();
+      } catch {
+        return IntegrityFailure.AeadTag;
       }
-      out = d.update(fragment.subarray(explicit, explicit + ctLength));
-      d.final();
-    } catch {
-      return IntegrityFailure.AeadTag;
     }
     this.sequence++;
     this.contentType = type;
@@ -344,17 +369,21 @@ export class Tls12NullOpener implements RecordOpener {
   }
 }
 
-/** The opener for one direction of a TLS 1.0-1.2 connection, or undefined if the suite is not implemented. */
+/**
+ * The opener for one direction of a TLS 1.0-1.2 connection, or undefined if the suite is not implemented.
+ * `useNative` false keeps AEAD suites on node:crypto even when the native opener is there (tests).
+ */
 export function createTls12Opener(
   suite: CipherSuite,
   version: number,
   keys: Tls12WriteKeys,
   encryptThenMac: boolean,
+  useNative = true,
 ): RecordOpener | undefined {
   if (!suite.supported || suite.tls13) return undefined;
   switch (suite.cipher.kind) {
     case CipherKind.Aead:
-      return version >= TlsVersion.Tls12 ? new Tls12AeadOpener(suite, keys) : undefined;
+      return version >= TlsVersion.Tls12 ? new Tls12AeadOpener(suite, keys, useNative) : undefined;
     case CipherKind.Block:
       return new Tls12CbcOpener(suite, version, keys, encryptThenMac);
     case CipherKind.Null:

@@ -35,7 +35,7 @@ import {
 } from "@cloudtap/stitch";
 import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
 import { keysPrefix } from "@cloudtap/tap-format";
-import { createKeyStore } from "@cloudtap/tls";
+import { createKeyStore, nativeAead } from "@cloudtap/tls";
 import type { Command } from "../command.js";
 import { parseTime } from "../time.js";
 import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
