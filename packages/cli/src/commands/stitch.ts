@@ -351,6 +351,7 @@ function printSummary(io: Parameters<Command["run"]>[1], json: boolean, i: Summa
       cleartextFlows: s.tls.cleartextFlows,
       cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
       keysEmbedded: s.tls.keysEmbedded,
+      aeadOpener: nativeAead().binding ? "native" : `node:crypto (native opener ${nativeAead().reason})`,
     },
     unknownFrames: report.unknownFrames,
     problemCounts: report.problemCounts,
