@@ -18,9 +18,26 @@ interface Binding {
     tag: Uint8Array,
     out: Uint8Array,
   ): boolean;
+  cbc(ctx: unknown, iv: Uint8Array, ct: Uint8Array, out: Uint8Array): boolean;
+  hmacCreate(kind: number, key: Uint8Array): unknown;
+  hmac(ctx: unknown, header: Uint8Array, data: Uint8Array, out: Uint8Array): number;
 }
 
-export const NativeAeadKind = { Aes128Gcm: 0, Aes256Gcm: 1, ChaCha20Poly1305: 2 } as const;
+export const NativeAeadKind = {
+  Aes128Gcm: 0,
+  Aes256Gcm: 1,
+  ChaCha20Poly1305: 2,
+  Aes128Cbc: 3,
+  Aes256Cbc: 4,
+  TripleDesCbc: 5,
+} as const;
+
+const CBC_KINDS: Record<string, number> = {
+  "aes-128-cbc": NativeAeadKind.Aes128Cbc,
+  "aes-256-cbc": NativeAeadKind.Aes256Cbc,
+  "des-ede3-cbc": NativeAeadKind.TripleDesCbc,
+};
+const HMAC_KINDS: Record<string, number> = { sha1: 0, sha256: 1, sha384: 2 };
 
 /** The native kind for a node cipher name, when the native opener handles it (16-byte tags only). */
 export function nativeAeadKind(nodeName: string, tagLength: number): number | undefined {
@@ -65,6 +82,48 @@ export class NativeAeadContext {
   /** Decrypts `ct` into `out` (at least as long); false when the tag does not verify. */
   open(nonce: Uint8Array, aad: Uint8Array, ct: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean {
     return this.binding.open(this.ctx, nonce, aad, ct, tag, out);
+  }
+}
+
+/** One direction's CBC decryption (whole blocks, padding left for the caller to check), key set once. */
+export class NativeCbcContext {
+  private constructor(
+    private readonly binding: Binding,
+    private readonly ctx: unknown,
+  ) {}
+
+  static create(nodeName: string, key: Uint8Array): NativeCbcContext | undefined {
+    const kind = CBC_KINDS[nodeName];
+    const binding = kind === undefined ? undefined : nativeAead().binding;
+    if (kind === undefined || !binding) return undefined;
+    return new NativeCbcContext(binding, binding.create(kind, key));
+  }
+
+  decrypt(iv: Uint8Array, ct: Uint8Array, out: Uint8Array): boolean {
+    return this.binding.cbc(this.ctx, iv, ct, out);
+  }
+}
+
+/** A record MAC (HMAC over a header and the data) with the keyed state kept. */
+export class NativeHmac {
+  /** Where the last MAC is (its first `length` bytes). */
+  readonly out = new Uint8Array(64);
+
+  private constructor(
+    private readonly binding: Binding,
+    private readonly ctx: unknown,
+  ) {}
+
+  static create(hash: string, key: Uint8Array): NativeHmac | undefined {
+    const kind = HMAC_KINDS[hash];
+    const binding = kind === undefined ? undefined : nativeAead().binding;
+    if (kind === undefined || !binding) return undefined;
+    return new NativeHmac(binding, binding.hmacCreate(kind, key));
+  }
+
+  /** The MAC of `header` then `data`, in `out`; its length (0 on failure). */
+  mac(header: Uint8Array, data: Uint8Array): number {
+    return this.binding.hmac(this.ctx, header, data, this.out);
   }
 }
 

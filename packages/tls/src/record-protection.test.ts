@@ -202,48 +202,49 @@ describe("record protection - CBC suites against createCipheriv", () => {
   ] as const;
   for (const [code, version] of cases) {
     const suite = getCipherSuite(code)!;
-    for (const etm of [false, true]) {
-      it(`record protection - ${suite.name} ${version === TlsVersion.Tls10 ? "TLS 1.0" : version === TlsVersion.Tls11 ? "TLS 1.1" : "TLS 1.2"} ${etm ? "encrypt-then-MAC" : "MAC-then-encrypt"}`, () => {
-        const block = deriveTls12KeyBlock(version, suite, MASTER, CLIENT_RANDOM, SERVER_RANDOM);
-        const bs = suite.cipher.blockSize;
-        for (const side of [block.client, block.server]) {
-          const state: CbcSealState = { chainIv: side.iv };
-          const records = SIZES.map((n, seq) =>
-            sealTls12Cbc(suite, side, version, seq, 23, pattern(n, seq), {
-              etm,
-              explicitIv: pattern(bs, 100 + seq),
-              state,
-              extraPadding: seq % 3,
-            }),
-          );
-          const opener = createTls12Opener(suite, version, side, etm)!;
-          assert.deepEqual(
-            openAll(opener, records),
-            SIZES.map((n, seq) => ({ type: 23, plaintext: pattern(n, seq) })),
-          );
-          const r = records[5]!; // 100 bytes of content
-          const flips = [
-            [r.length - 1, etm ? IntegrityFailure.Mac : IntegrityFailure.Padding], // MAC byte / last padding byte
-            [5 + (version >= TlsVersion.Tls11 ? bs : 0) + 2, IntegrityFailure.Mac], // first ciphertext block
-          ] as const;
-          for (const [at, want] of flips) {
-            const fresh = createTls12Opener(suite, version, side, etm)!;
-            for (let i = 0; i < 5; i++) {
-              const { type, version: v, fragment } = fragmentOf(records[i]!);
-              assert.equal(fresh.open(type, v, fragment), undefined);
+    for (const etm of [false, true])
+      for (const { native, label } of PATHS) {
+        it(`record protection - ${suite.name} ${version === TlsVersion.Tls10 ? "TLS 1.0" : version === TlsVersion.Tls11 ? "TLS 1.1" : "TLS 1.2"} ${etm ? "encrypt-then-MAC" : "MAC-then-encrypt"} (${label})`, () => {
+          const block = deriveTls12KeyBlock(version, suite, MASTER, CLIENT_RANDOM, SERVER_RANDOM);
+          const bs = suite.cipher.blockSize;
+          for (const side of [block.client, block.server]) {
+            const state: CbcSealState = { chainIv: side.iv };
+            const records = SIZES.map((n, seq) =>
+              sealTls12Cbc(suite, side, version, seq, 23, pattern(n, seq), {
+                etm,
+                explicitIv: pattern(bs, 100 + seq),
+                state,
+                extraPadding: seq % 3,
+              }),
+            );
+            const opener = createTls12Opener(suite, version, side, etm, native)!;
+            assert.deepEqual(
+              openAll(opener, records),
+              SIZES.map((n, seq) => ({ type: 23, plaintext: pattern(n, seq) })),
+            );
+            const r = records[5]!; // 100 bytes of content
+            const flips = [
+              [r.length - 1, etm ? IntegrityFailure.Mac : IntegrityFailure.Padding], // MAC byte / last padding byte
+              [5 + (version >= TlsVersion.Tls11 ? bs : 0) + 2, IntegrityFailure.Mac], // first ciphertext block
+            ] as const;
+            for (const [at, want] of flips) {
+              const fresh = createTls12Opener(suite, version, side, etm, native)!;
+              for (let i = 0; i < 5; i++) {
+                const { type, version: v, fragment } = fragmentOf(records[i]!);
+                assert.equal(fresh.open(type, v, fragment), undefined);
+              }
+              const { type, version: v, fragment } = fragmentOf(flipped(r, at));
+              assert.equal(fresh.open(type, v, fragment), want, `bit flipped at ${at}`);
             }
-            const { type, version: v, fragment } = fragmentOf(flipped(r, at));
-            assert.equal(fresh.open(type, v, fragment), want, `bit flipped at ${at}`);
+            const trimmed = fragmentOf(records[5]!.subarray(0, records[5]!.length - 1));
+            const fresh = createTls12Opener(suite, version, side, etm, native)!;
+            assert.equal(
+              fresh.open(trimmed.type, trimmed.version, trimmed.fragment),
+              IntegrityFailure.RecordLength,
+            );
           }
-          const trimmed = fragmentOf(records[5]!.subarray(0, records[5]!.length - 1));
-          const fresh = createTls12Opener(suite, version, side, etm)!;
-          assert.equal(
-            fresh.open(trimmed.type, trimmed.version, trimmed.fragment),
-            IntegrityFailure.RecordLength,
-          );
-        }
-      });
-    }
+        });
+      }
   }
 
   it("record protection - the MtE plaintext `hello` + 0x17 keeps its last byte (it is not padding)", () => {

@@ -6,7 +6,7 @@
 import { createDecipheriv, createHmac, timingSafeEqual } from "node:crypto";
 import { CipherKind, type CipherSuite, TlsVersion } from "./cipher-suites.js";
 import { deriveTls13TrafficKeys, macLength, nextTrafficSecret, type Tls12WriteKeys } from "./key-schedule.js";
-import { NativeAeadContext, takePlaintextBuffer } from "./native-aead.js";
+import { NativeAeadContext, NativeCbcContext, NativeHmac, takePlaintextBuffer } from "./native-aead.js";
 
 export const IntegrityFailure = {
   /** The AEAD tag did not verify. */
@@ -48,6 +48,11 @@ function xorSequence(out: Uint8Array, offset: number, seq: number): void {
   out[offset + 5] = out[offset + 5]! ^ ((low >>> 16) & 0xff);
   out[offset + 6] = out[offset + 6]! ^ ((low >>> 8) & 0xff);
   out[offset + 7] = out[offset + 7]! ^ (low & 0xff);
+}
+
+/** MACs compare equal (timing-safe; a MAC of another length, e.g. a failed computation, never does). */
+function macEquals(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
 }
 
 function writeSequence(out: Uint8Array, seq: number): void {
@@ -242,12 +247,16 @@ export class Tls12CbcOpener implements RecordOpener {
   private chainIv: Uint8Array;
   /** seq_num + type + version + length, the MAC's header. */
   private readonly macHeader = Buffer.alloc(13);
+  /** The native CBC and HMAC contexts, when the native opener is there. */
+  private readonly nativeCbc: NativeCbcContext | undefined;
+  private readonly nativeMac: NativeHmac | undefined;
 
   constructor(
     suite: CipherSuite,
     version: number,
     keys: Tls12WriteKeys,
     private readonly encryptThenMac: boolean,
+    useNative = true,
   ) {
     this.nodeName = suite.cipher.nodeName;
     this.blockSize = suite.cipher.blockSize;
@@ -257,9 +266,12 @@ export class Tls12CbcOpener implements RecordOpener {
     this.key = keys.key;
     this.macKey = keys.macKey;
     this.chainIv = keys.iv;
+    this.nativeCbc = useNative ? NativeCbcContext.create(this.nodeName, this.key) : undefined;
+    this.nativeMac = useNative ? NativeHmac.create(this.macName, this.macKey) : undefined;
   }
 
-  private mac(type: number, version: number, length: number, ...parts: Uint8Array[]): Buffer {
+  /** The record MAC over the header and `data`. */
+  private mac(type: number, version: number, length: number, data: Uint8Array): Uint8Array {
     const header = this.macHeader;
     writeSequence(header, this.sequence);
     header[8] = type;
@@ -267,13 +279,18 @@ export class Tls12CbcOpener implements RecordOpener {
     header[10] = version & 0xff;
     header[11] = length >> 8;
     header[12] = length & 0xff;
-    const h = createHmac(this.macName, this.macKey);
-    h.update(header);
-    for (const p of parts) h.update(p);
-    return h.digest();
+    if (this.nativeMac) {
+      const n = this.nativeMac.mac(header, data);
+      return this.nativeMac.out.subarray(0, n);
+    }
+    return createHmac(this.macName, this.macKey).update(header).update(data).digest();
   }
 
-  private decrypt(iv: Uint8Array, ciphertext: Uint8Array): Buffer {
+  private decrypt(iv: Uint8Array, ciphertext: Uint8Array): Uint8Array | undefined {
+    if (this.nativeCbc) {
+      const out = takePlaintextBuffer(ciphertext.length);
+      return this.nativeCbc.decrypt(iv, ciphertext, out) ? out : undefined;
+    }
     const d = createDecipheriv(this.nodeName, this.key, iv);
     d.setAutoPadding(false);
     const out = d.update(ciphertext);
@@ -300,10 +317,11 @@ export class Tls12CbcOpener implements RecordOpener {
       if (ctLength < bs || ctLength % bs !== 0) return IntegrityFailure.RecordLength;
       const encrypted = fragment.subarray(0, encLength);
       const expected = this.mac(type, version, encLength, encrypted);
-      if (!timingSafeEqual(expected, fragment.subarray(encLength))) return IntegrityFailure.Mac;
+      if (!macEquals(expected, fragment.subarray(encLength))) return IntegrityFailure.Mac;
       const iv = this.explicitIv ? fragment.subarray(0, bs) : this.chainIv;
       const ciphertext = fragment.subarray(ivLen, encLength);
       const out = this.decrypt(iv, ciphertext);
+      if (!out) return IntegrityFailure.RecordLength;
       const padLength = Tls12CbcOpener.paddingLength(out, out.length);
       if (padLength < 0) return IntegrityFailure.Padding;
       if (!this.explicitIv) this.chainIv = ciphertext.slice(ciphertext.length - bs);
@@ -317,12 +335,13 @@ export class Tls12CbcOpener implements RecordOpener {
     const iv = this.explicitIv ? fragment.subarray(0, bs) : this.chainIv;
     const ciphertext = fragment.subarray(ivLen);
     const out = this.decrypt(iv, ciphertext);
+    if (!out) return IntegrityFailure.RecordLength;
     const padLength = Tls12CbcOpener.paddingLength(out, out.length);
     if (padLength < 0 || padLength + macLen > out.length) return IntegrityFailure.Padding;
     const contentLength = out.length - padLength - macLen;
     const content = out.subarray(0, contentLength);
     const expected = this.mac(type, version, contentLength, content);
-    if (!timingSafeEqual(expected, out.subarray(contentLength, contentLength + macLen)))
+    if (!macEquals(expected, out.subarray(contentLength, contentLength + macLen)))
       return IntegrityFailure.Mac;
     if (!this.explicitIv) this.chainIv = ciphertext.slice(ciphertext.length - bs);
     this.sequence++;
@@ -385,7 +404,7 @@ export function createTls12Opener(
     case CipherKind.Aead:
       return version >= TlsVersion.Tls12 ? new Tls12AeadOpener(suite, keys, useNative) : undefined;
     case CipherKind.Block:
-      return new Tls12CbcOpener(suite, version, keys, encryptThenMac);
+      return new Tls12CbcOpener(suite, version, keys, encryptThenMac, useNative);
     case CipherKind.Null:
       return new Tls12NullOpener(suite, keys);
     default:
