@@ -87,9 +87,7 @@ const LABEL_ORDER = [
 ] as const;
 
 function hex(b: Uint8Array): string {
-  let s = "";
-  for (const x of b) s += x.toString(16).padStart(2, "0");
-  return s;
+  return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString("hex");
 }
 
 /** The NSS key-log lines of one connection. */
@@ -117,12 +115,13 @@ export function createCleartextPortMap(
 
 type End = { how: "fin" | "rst" | "none"; initiator: 0 | 1; timestampNs: bigint };
 
+/** Where several plaintext records of one chunk are joined (valid during one synthesizer call only). */
+let joinScratch = new Uint8Array(64 * 1024);
+
 /**
  * Feeds one flow's in-order stream events to its TLS session and to the variants' synthesizers.
  * `makeOriginal` / `makeCleartext` create a synthesizer (with its handshake already sent) on first need.
  */
-/** Where several plaintext records of one chunk are joined (valid during one synthesizer call only). */
-let joinScratch = new Uint8Array(64 * 1024);
 
 export class TlsFlowVariants {
   private original: TcpSynth | undefined;
