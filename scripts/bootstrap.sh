@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what cloudtap needs on a fresh Debian/Ubuntu machine with Node >= 20, and nothing that is already there:
-# pnpm, the workspace's packages, and the Debian packages the tests and benchmarks use as judges and peers
-# (tshark, tcpdump, nats-server, iproute2, iperf3, tcpreplay). Safe to run again; it is quiet when all is present.
+# pnpm, the workspace's packages, the Debian packages the tests and benchmarks use as judges and peers
+# (tshark, tcpdump, nats-server, iproute2, iperf3, tcpreplay), and a toolchain for the native parts (g++, make,
+# python3). Safe to run again; it is quiet when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,11 @@ command -v nats-server >/dev/null 2>&1 || apt_missing+=(nats-server)
 command -v iperf3 >/dev/null 2>&1 || apt_missing+=(iperf3)
 command -v tcpreplay >/dev/null 2>&1 || apt_missing+=(tcpreplay)
 command -v ip >/dev/null 2>&1 || apt_missing+=(iproute2)
+# node-gyp builds the native parts at install (CRC-32, TLS record opening, the UDP sender): a C/C++ toolchain
+# and python3. Without them the packages fall back to node's own (slower) paths.
+command -v g++ >/dev/null 2>&1 || apt_missing+=(g++)
+command -v make >/dev/null 2>&1 || apt_missing+=(make)
+command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_missing[*]}" >&2
   sudo=""

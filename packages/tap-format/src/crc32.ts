@@ -1,12 +1,37 @@
+import { createRequire } from "node:module";
 import { crc32 as zlibCrc32 } from "node:zlib";
 
-/**
- * CRC-32 (IEEE 802.3, the zlib / PNG / gzip polynomial 0xEDB88320 reflected), continued from `initial`.
- * node's zlib.crc32 is native; `crc32(b, crc32(a)) === crc32(a ++ b)`.
- */
-export function crc32(bytes: Uint8Array, initial = 0): number {
-  return zlibCrc32(bytes, initial) >>> 0;
+interface NativeCrc {
+  crc32(bytes: Uint8Array, initial?: number): number;
+  simd(): boolean;
 }
+
+/**
+ * The native CRC-32 (native/crc32.c: carry-less multiplication, about 29 GB/s here against 6 GB/s for
+ * zlib.crc32), built at install by node-gyp; zlib.crc32 when it is not there or CLOUDTAP_CRC_NATIVE=0.
+ */
+function loadNative(): { readonly native?: NativeCrc; readonly reason: string } {
+  if (process.env["CLOUDTAP_CRC_NATIVE"] === "0") return { reason: "turned off by CLOUDTAP_CRC_NATIVE=0" };
+  try {
+    const native = createRequire(import.meta.url)("@cloudtap/tap-format/native") as NativeCrc;
+    return native.simd() ? { native, reason: "loaded" } : { reason: "the CPU has no carry-less multiply" };
+  } catch (err) {
+    return { reason: `not built (${(err as Error).message.split("\n")[0]})` };
+  }
+}
+
+const loaded = loadNative();
+
+/** Which CRC-32 runs: "native" or why not. */
+export const crc32Implementation: string = loaded.native ? "native" : `zlib (native ${loaded.reason})`;
+
+/**
+ * CRC-32 (IEEE 802.3, the zlib / PNG / gzip polynomial 0xEDB88320 reflected), continued from `initial`;
+ * `crc32(b, crc32(a)) === crc32(a ++ b)`.
+ */
+export const crc32: (bytes: Uint8Array, initial?: number) => number = loaded.native
+  ? loaded.native.crc32
+  : (bytes, initial = 0) => zlibCrc32(bytes, initial) >>> 0;
 
 const TABLE = new Int32Array(256);
 for (let n = 0; n < 256; n++) {
