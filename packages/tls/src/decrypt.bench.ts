@@ -14,6 +14,7 @@ import { createDecipheriv, createHmac } from "node:crypto";
 import { getCipherSuite } from "./cipher-suites.js";
 import { deriveTls12KeyBlock, deriveTls13TrafficKeys } from "./key-schedule.js";
 import { createKeyStore } from "./key-store.js";
+import { recyclePlaintext } from "./native-aead.js";
 import { type SyntheticConnection, tls12Connection, tls13Connection } from "./test-connections.js";
 import { pattern } from "./test-records.js";
 import { createTlsSession } from "./tls-session.js";
@@ -82,7 +83,16 @@ function chunked(recordsBytes: Buffer): Buffer[] {
 function readySession(conn: SyntheticConnection, sink: (n: number) => void) {
   const keys = createKeyStore();
   keys.addKeyLog(conn.keyLog, 0);
-  const session = createTlsSession({ keys, output: { applicationData: (_d, p) => sink(p.length) } });
+  // The consumer gives each plaintext back once used, as the stitcher's cleartext variant does.
+  const session = createTlsSession({
+    keys,
+    output: {
+      applicationData: (_d, p) => {
+        sink(p.length);
+        recyclePlaintext(p);
+      },
+    },
+  });
   for (const r of conn.c2s) session.push(0, r);
   for (const r of conn.s2c) session.push(1, r);
   return session;
