@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * Builds the `cloudtap` command into one ES module per entry point (packages/cli/dist/), so that a run
- * starts in about 0.1 s instead of compiling TypeScript on the fly (0.3 s through tsx). The native egress
- * sender stays outside the bundle (it is loaded through the package export `@cloudtap/egress/native`).
+ * starts in about 0.1 s instead of compiling TypeScript on the fly (0.3 s through tsx). The native parts
+ * stay outside the bundle: each is loaded through its package's export `@cloudtap/<package>/native`.
  *
  * `node scripts/build.mjs` builds; `--if-stale` builds only when a source under packages/ is newer than the
  * bundle (what packages/cli/bin/cloudtap.mjs calls before every run).
@@ -55,7 +55,7 @@ export async function build({ ifStale = false } = {}) {
     target: "node20",
     sourcemap: true,
     logLevel: "warning",
-    external: ["@cloudtap/egress/native"],
+    external: ["@cloudtap/*/native"],
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
     banner: {
       js: "import { createRequire as __cloudtapRequire } from 'node:module'; const require = __cloudtapRequire(import.meta.url);",
