@@ -55,7 +55,7 @@ export interface ParallelStitchReport extends StitchProgress {
 
 /**
  * A worker count for `auto`: one thread below 4 cores, else the cores less one (for the merging and writing
- * thread), at most 4. Measured on 2 cores: 2 workers took 1.22 s where one thread took 1.11 s (295 MB
+ * thread), at most 4. Measured on 2 cores: 2 workers took 1.08 s where one thread took 0.85 s (295 MB
  * capture, --variant both): the extra isolates' garbage collection and compilation, the merge and the file
  * writes need the second core that one thread already uses for its collector and its writes.
  */
