@@ -32,5 +32,7 @@ const r = spawnSync(process.execPath, [candidates[0], "rebuild", ...nodedir], {
   encoding: "utf8",
 });
 if (r.status !== 0)
-  skip(`node-gyp failed: ${(r.stderr || r.stdout || String(r.error)).trim().split("\n").slice(-3).join(" | ")}`);
+  skip(
+    `node-gyp failed: ${(r.stderr || r.stdout || String(r.error)).trim().split("\n").slice(-3).join(" | ")}`,
+  );
 console.error(`${label}: ${what} built`);
