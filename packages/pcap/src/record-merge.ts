@@ -130,9 +130,10 @@ export function mergeCaptureRecords(
       const tieFirst = best < other;
       // Extend the run while the next record of this chunk is untimed or still due first.
       while (end < bytes.length) {
+        const length = c.lengthAt(end);
         c.timeAt(end);
         if (c.timed && (!bounded || !before(c.high, c.low, oh, ol, tieFirst))) break;
-        end += c.lengthAt(end);
+        end += length;
       }
     } else end = bytes.length;
     emit(bytes.subarray(start, end));

@@ -36,7 +36,7 @@ export interface ParallelStitchOptions {
   /** Key-log texts known before the run. */
   readonly keyLogs?: readonly string[];
   readonly output: ParallelStitchOutput;
-  /** Rounds in flight. Default 3. */
+  /** Rounds in flight. Default 3, at least 2. */
   readonly depth?: number;
   readonly onProgress?: (progress: StitchProgress) => void;
   readonly signal?: AbortSignal;
@@ -114,7 +114,8 @@ const OUTPUT_CHUNK = 1024 * 1024;
 
 export async function runParallelStitch(o: ParallelStitchOptions): Promise<ParallelStitchReport> {
   const n = Math.max(2, Math.floor(o.workers));
-  const depth = Math.max(1, o.depth ?? 3);
+  // At least 2: a worker sends a round's output when the next round (or the end) arrives.
+  const depth = Math.max(2, o.depth ?? 3);
   const format = o.settings.format;
   const source = workerSource();
   const workers: Worker[] = [];

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createCaptureFileOutput } from "@cloudtap/egress";
 import { openStore } from "@cloudtap/object-store";
-import { type CaptureItem, readCapture } from "@cloudtap/pcap";
+import { type CaptureItem, createPcapngEncoder, readCapture } from "@cloudtap/pcap";
 import { type BlobSource, listBlobs, runStitchJob, Stitcher, sortBlobsByTime } from "@cloudtap/stitch";
 import { keysPrefix } from "@cloudtap/tap-format";
 import { runSimulation } from "@cloudtap/tapsim";
@@ -57,10 +57,11 @@ async function oneThread(storeDir: string, out: string, texts: string[]) {
   return { report, stats: stitcher.stats, table: stitcher.table.stats };
 }
 
-async function workers(storeDir: string, out: string, texts: string[], n: number) {
+async function workers(storeDir: string, out: string, texts: string[], n: number, depth?: number) {
   const output = createCaptureFileOutput({ path: out, format: "pcapng", embedKeys: true });
   for (const c of output.flush()) await output.write(c);
   const report = await runParallelStitch({
+    ...(depth === undefined ? {} : { depth }),
     workers: n,
     blobs: await blobsOf(storeDir),
     keyLogs: texts,
@@ -192,6 +193,58 @@ function fingerprintByFlow(list: CaptureItem[]): Record<string, string[]> {
   }
   return flows;
 }
+
+describe("stitch-workers - many rounds", () => {
+  // A round whose output never came would hang the run: bounded here, so that shows as a failure.
+  it(
+    "each round's packets are written with that round, as the one-thread run emits them; depth 1 is raised to 2",
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      const store = join(dir, "many");
+      const s = openStore(store);
+      await runSimulation({ dataStore: s, keyStore: s, connections: 30, seed: 13, blobSize: 16 * 1024 });
+      const texts = await keyTexts(store);
+      const blobs = await blobsOf(store);
+      assert.ok(blobs.length > 50, "a store of many small blobs");
+      // One thread: packets emitted after each blob.
+      const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
+      for (const t of texts) keys.addKeyLog(t, 0);
+      const encoder = createPcapngEncoder({ linkType: 1 });
+      const stitcher = new Stitcher({ sink: encoder, tls: { keys, variant: "both" } });
+      const perBlob: number[] = [];
+      await runStitchJob({
+        blobs: (async function* () {
+          yield* blobs;
+        })(),
+        stitcher,
+        output: encoder,
+        sink: { write: () => {} },
+        onProgress: () => void perBlob.push(stitcher.stats.packets),
+      });
+      // Workers: packets written by the end of each round.
+      let written = 0;
+      const perRound: number[] = [];
+      const report = await runParallelStitch({
+        workers: 3,
+        depth: 1,
+        blobs,
+        keyLogs: texts,
+        output: {
+          writeRecords: async (_chunk, packets, done) => {
+            written += packets;
+            done?.();
+          },
+        },
+        settings: { format: "pcapng", tls: { variant: "both", embedKeys: false } },
+        onProgress: () => void perRound.push(written),
+      });
+      assert.equal(report.packets, stitcher.stats.packets);
+      assert.deepEqual(perRound, perBlob);
+    },
+  );
+});
 
 describe("stitch-workers - a worker that fails", () => {
   it("fails the run with the worker's error instead of hanging", async () => {

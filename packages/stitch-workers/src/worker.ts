@@ -79,8 +79,9 @@ let pending: Uint8Array[] = [];
 let packetsSent = 0;
 const progress = { records: 0, payloadBytes: 0 };
 
+/** Everything this round produced, the encoder's partly filled chunk included (it belongs to this round). */
 function take(): { chunks: Uint8Array[]; packets: number } {
-  const chunks = pending;
+  const chunks = pending.concat(encoder.flush());
   pending = [];
   const packets = encoder.packetsWritten - packetsSent;
   packetsSent = encoder.packetsWritten;

@@ -241,7 +241,8 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     progress.blobBytes += bytes;
     o.stitcher.flushOlderThan();
     await pass(o.output.drain());
-    if (next.bytes && blob.readBytes) reuse(await next.bytes);
+    // A read that failed was reported above; its buffer (if any) is simply not reused.
+    if (next.bytes && blob.readBytes) reuse(await next.bytes.catch(() => []));
     o.onProgress?.(progress);
   }
   o.stitcher.flushAll();

@@ -14,11 +14,14 @@
  * like zlib.crc32. simd() -> whether the CPU path is in use.
  */
 #include <node_api.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
 static uint32_t table[256];
 static int simd = 0;
+/* Worker threads load the module too: the table and the CPU check are set up once per process. */
+static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 static void init_table(void) {
   for (uint32_t n = 0; n < 256; n++) {
@@ -116,13 +119,20 @@ static napi_value crc32_js(napi_env env, napi_callback_info info) {
   napi_value ab;
   uint32_t initial = 0;
   napi_valuetype second = napi_undefined;
+  double value = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
       napi_get_typedarray_info(env, argv[0], &type, &length, &data, &ab, &offset) != napi_ok ||
       type != napi_uint8_array || (argc > 1 && napi_typeof(env, argv[1], &second) != napi_ok) ||
-      (second != napi_undefined && napi_get_value_uint32(env, argv[1], &initial) != napi_ok)) {
+      (second != napi_undefined && napi_get_value_double(env, argv[1], &value) != napi_ok)) {
     napi_throw_type_error(env, NULL, "cloudtap_crc32.crc32(bytes: Uint8Array, initial?: number)");
     return NULL;
   }
+  /* As zlib.crc32: an initial value must be an integer in [0, 2^32). */
+  if (!(value >= 0 && value <= 4294967295.0) || value != (double)(uint32_t)value) {
+    napi_throw_range_error(env, NULL, "cloudtap_crc32.crc32: initial must be an integer in [0, 2^32)");
+    return NULL;
+  }
+  initial = (uint32_t)value;
   napi_value result;
   napi_create_uint32(env, crc32_update(initial, (const uint8_t *)data, length), &result);
   return result;
@@ -135,12 +145,16 @@ static napi_value simd_js(napi_env env, napi_callback_info info) {
   return result;
 }
 
-static napi_value Init(napi_env env, napi_value exports) {
+static void init_once(void) {
   init_table();
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   simd = __builtin_cpu_supports("pclmul") && __builtin_cpu_supports("sse4.1");
 #endif
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  pthread_once(&once, init_once);
   napi_value f;
   if (napi_create_function(env, "crc32", NAPI_AUTO_LENGTH, crc32_js, NULL, &f) != napi_ok ||
       napi_set_named_property(env, exports, "crc32", f) != napi_ok ||

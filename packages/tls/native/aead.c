@@ -30,16 +30,38 @@
     }                                                                   \
   } while (0)
 
-static void free_hmac(napi_env env, void *data, void *hint) {
+/* What a handle holds, checked on every call: a context is only ever used as what it was made for. */
+enum { KIND_AEAD = 0x41454144, KIND_CBC = 0x43424321, KIND_HMAC = 0x484d4143 };
+
+typedef struct {
+  uint32_t kind;
+  EVP_CIPHER_CTX *cipher;
+  HMAC_CTX *hmac;
+} handle_t;
+
+static void free_handle(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  HMAC_CTX_free((HMAC_CTX *)data);
+  handle_t *h = (handle_t *)data;
+  if (h->cipher) EVP_CIPHER_CTX_free(h->cipher);
+  if (h->hmac) HMAC_CTX_free(h->hmac);
+  free(h);
 }
 
-static void free_ctx(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  EVP_CIPHER_CTX_free((EVP_CIPHER_CTX *)data);
+static handle_t *handle_of(napi_env env, napi_value v, uint32_t kind) {
+  void *p;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL || ((handle_t *)p)->kind != kind) return NULL;
+  return (handle_t *)p;
+}
+
+static napi_value wrap(napi_env env, handle_t *h) {
+  napi_value external;
+  if (napi_create_external(env, h, free_handle, NULL, &external) != napi_ok) {
+    free_handle(env, h, NULL);
+    napi_throw_error(env, NULL, "cloudtap_aead: napi_create_external failed");
+    return NULL;
+  }
+  return external;
 }
 
 static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *length) {
@@ -88,33 +110,35 @@ static napi_value create(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cloudtap_aead.create: OpenSSL refused the key");
     return NULL;
   }
-  napi_value external;
-  if (napi_create_external(env, ctx, free_ctx, NULL, &external) != napi_ok) {
+  handle_t *h = calloc(1, sizeof *h);
+  if (h == NULL) {
     EVP_CIPHER_CTX_free(ctx);
-    napi_throw_error(env, NULL, "cloudtap_aead.create: napi_create_external failed");
+    napi_throw_error(env, NULL, "cloudtap_aead.create: out of memory");
     return NULL;
   }
-  return external;
+  h->kind = aead ? KIND_AEAD : KIND_CBC;
+  h->cipher = ctx;
+  return wrap(env, h);
 }
 
 static napi_value open_record(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void *p;
+  handle_t *h = argc < 6 ? NULL : handle_of(env, argv[0], KIND_AEAD);
   uint8_t *nonce, *aad, *ct, *tag, *out;
   size_t nonce_length, aad_length, ct_length, tag_length, out_length;
-  if (argc < 6 || napi_get_value_external(env, argv[0], &p) != napi_ok || !bytes_of(env, argv[1], &nonce, &nonce_length) ||
+  if (h == NULL || !bytes_of(env, argv[1], &nonce, &nonce_length) ||
       !bytes_of(env, argv[2], &aad, &aad_length) || !bytes_of(env, argv[3], &ct, &ct_length) ||
       !bytes_of(env, argv[4], &tag, &tag_length) || !bytes_of(env, argv[5], &out, &out_length) || nonce_length != 12 ||
       tag_length != 16 || out_length < ct_length || ct_length > INT32_MAX || aad_length > INT32_MAX) {
     napi_throw_type_error(env, NULL, "cloudtap_aead.open(ctx, nonce12, aad, ciphertext, tag16, out)");
     return NULL;
   }
-  EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)p;
-  int n = 0, ok = 0;
+  EVP_CIPHER_CTX *ctx = h->cipher;
+  int ignored = 0, n = 0, ok = 0;
   if (EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, nonce) == 1 &&
-      (aad_length == 0 || EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aad_length) == 1) &&
+      (aad_length == 0 || EVP_DecryptUpdate(ctx, NULL, &ignored, aad, (int)aad_length) == 1) &&
       (ct_length == 0 || EVP_DecryptUpdate(ctx, out, &n, ct, (int)ct_length) == 1) &&
       EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, tag) == 1) {
     int tail = 0;
@@ -130,16 +154,16 @@ static napi_value cbc(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void *p;
+  handle_t *h = argc < 4 ? NULL : handle_of(env, argv[0], KIND_CBC);
   uint8_t *iv, *ct, *out;
   size_t iv_length, ct_length, out_length;
-  if (argc < 4 || napi_get_value_external(env, argv[0], &p) != napi_ok || !bytes_of(env, argv[1], &iv, &iv_length) ||
+  if (h == NULL || !bytes_of(env, argv[1], &iv, &iv_length) ||
       !bytes_of(env, argv[2], &ct, &ct_length) || !bytes_of(env, argv[3], &out, &out_length) || out_length < ct_length ||
       ct_length > INT32_MAX) {
     napi_throw_type_error(env, NULL, "cloudtap_aead.cbc(ctx, iv, ciphertext, out)");
     return NULL;
   }
-  EVP_CIPHER_CTX *ctx = (EVP_CIPHER_CTX *)p;
+  EVP_CIPHER_CTX *ctx = h->cipher;
   int n = 0, tail = 0, ok = 0;
   if ((size_t)EVP_CIPHER_CTX_iv_length(ctx) == iv_length && EVP_DecryptInit_ex(ctx, NULL, NULL, NULL, iv) == 1 &&
       (ct_length == 0 || EVP_DecryptUpdate(ctx, out, &n, ct, (int)ct_length) == 1))
@@ -173,13 +197,15 @@ static napi_value hmac_create(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "cloudtap_aead.hmacCreate: OpenSSL refused the key");
     return NULL;
   }
-  napi_value external;
-  if (napi_create_external(env, h, free_hmac, NULL, &external) != napi_ok) {
+  handle_t *handle = calloc(1, sizeof *handle);
+  if (handle == NULL) {
     HMAC_CTX_free(h);
-    napi_throw_error(env, NULL, "cloudtap_aead.hmacCreate: napi_create_external failed");
+    napi_throw_error(env, NULL, "cloudtap_aead.hmacCreate: out of memory");
     return NULL;
   }
-  return external;
+  handle->kind = KIND_HMAC;
+  handle->hmac = h;
+  return wrap(env, handle);
 }
 
 /* hmac(ctx, header, data, out) -> the MAC's length (written to out), or 0 on failure. */
@@ -187,16 +213,15 @@ static napi_value hmac(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  void *p;
+  handle_t *handle = argc < 4 ? NULL : handle_of(env, argv[0], KIND_HMAC);
   uint8_t *header, *data, *out;
   size_t header_length, data_length, out_length;
-  if (argc < 4 || napi_get_value_external(env, argv[0], &p) != napi_ok ||
-      !bytes_of(env, argv[1], &header, &header_length) || !bytes_of(env, argv[2], &data, &data_length) ||
+  if (handle == NULL || !bytes_of(env, argv[1], &header, &header_length) || !bytes_of(env, argv[2], &data, &data_length) ||
       !bytes_of(env, argv[3], &out, &out_length) || out_length < EVP_MAX_MD_SIZE) {
     napi_throw_type_error(env, NULL, "cloudtap_aead.hmac(ctx, header, data, out64)");
     return NULL;
   }
-  HMAC_CTX *h = (HMAC_CTX *)p;
+  HMAC_CTX *h = handle->hmac;
   unsigned int length = 0;
   if (HMAC_Init_ex(h, NULL, 0, NULL, NULL) != 1 || HMAC_Update(h, header, header_length) != 1 ||
       HMAC_Update(h, data, data_length) != 1 || HMAC_Final(h, out, &length) != 1)

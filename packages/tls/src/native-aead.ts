@@ -151,8 +151,9 @@ export function takePlaintextBuffer(length: number): Uint8Array {
 }
 
 /**
- * Gives a record's plaintext (or any view of it) back for reuse: the caller must not use it afterwards.
- * Buffers that did not come from a native opener are ignored.
+ * Gives a record's plaintext (or any view of it) back for reuse: the caller must not use it afterwards, and
+ * only its one consumer gives it back, once (a second give-back while it waits in the pool is ignored; one
+ * after it was handed out again would share it). Buffers that did not come from a native opener are ignored.
  */
 export function recyclePlaintext(plaintext: Uint8Array): void {
   const b = plaintext.buffer;
