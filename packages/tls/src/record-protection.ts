@@ -60,22 +60,64 @@ function writeSequence(out: Uint8Array, seq: number): void {
   xorSequence(out, 0, seq);
 }
 
+/**
+ * One direction's AEAD decryption for one key: the native opener when it handles the cipher (a kept
+ * context, plaintext into reused buffers), else node:crypto (a new decipher per record; CCM always).
+ */
+class AeadDecrypter {
+  readonly tagLength: number;
+  private readonly nodeName: string;
+  private readonly ccm: boolean;
+  private readonly cipherOptions: { authTagLength: number };
+  private readonly ccmAadOptions = { plaintextLength: 0 };
+  /** The native opener's context for this key, when it handles the cipher. */
+  readonly native: NativeAeadContext | undefined;
+
+  constructor(
+    suite: CipherSuite,
+    private readonly key: Uint8Array,
+    useNative: boolean,
+  ) {
+    this.nodeName = suite.cipher.nodeName;
+    this.tagLength = suite.cipher.tagLength;
+    this.ccm = this.nodeName.endsWith("-ccm");
+    this.cipherOptions = { authTagLength: this.tagLength };
+    this.native = useNative ? NativeAeadContext.create(this.nodeName, this.tagLength, key) : undefined;
+  }
+
+  /** The plaintext of `ct` under `nonce` and `aad`, or undefined when `tag` does not verify. */
+  open(nonce: Uint8Array, aad: Uint8Array, ct: Uint8Array, tag: Uint8Array): Uint8Array | undefined {
+    if (this.native) {
+      const out = takePlaintextBuffer(ct.length);
+      return this.native.open(nonce, aad, ct, tag, out) ? out : undefined;
+    }
+    try {
+      const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
+      d.setAuthTag(tag);
+      if (this.ccm) {
+        this.ccmAadOptions.plaintextLength = ct.length;
+        d.setAAD(aad, this.ccmAadOptions);
+      } else {
+        d.setAAD(aad);
+      }
+      const out = d.update(ct);
+      d.final();
+      return out;
+    } catch {
+      return undefined;
+    }
+  }
+}
+
 /** TLS 1.3 (RFC 8446 section 5.2): AEAD over the whole inner plaintext, nonce = iv XOR sequence. */
 export class Tls13RecordOpener implements RecordOpener {
   contentType = 0;
   plaintext: Uint8Array = EMPTY;
   sequence = 0;
-  private readonly nodeName: string;
-  private readonly tagLength: number;
-  private readonly ccm: boolean;
-  private readonly key: Uint8Array;
   private readonly iv: Uint8Array;
   private readonly nonce = Buffer.alloc(12);
   private readonly aad = Buffer.alloc(5);
-  private readonly cipherOptions: { authTagLength: number };
-  private readonly ccmAadOptions = { plaintextLength: 0 };
-  /** The native opener's context for this epoch's key, when it handles the suite. */
-  private readonly native: NativeAeadContext | undefined;
+  private readonly aead: AeadDecrypter;
 
   constructor(
     private readonly suite: CipherSuite,
@@ -83,13 +125,8 @@ export class Tls13RecordOpener implements RecordOpener {
     useNative = true,
   ) {
     const keys = deriveTls13TrafficKeys(suite, secret);
-    this.key = keys.key;
     this.iv = keys.iv;
-    this.nodeName = suite.cipher.nodeName;
-    this.tagLength = suite.cipher.tagLength;
-    this.ccm = this.nodeName.endsWith("-ccm");
-    this.cipherOptions = { authTagLength: this.tagLength };
-    this.native = useNative ? NativeAeadContext.create(this.nodeName, this.tagLength, this.key) : undefined;
+    this.aead = new AeadDecrypter(suite, keys.key, useNative);
   }
 
   /** The opener for the next epoch after a KeyUpdate from this direction's sender. */
@@ -97,13 +134,13 @@ export class Tls13RecordOpener implements RecordOpener {
     return new Tls13RecordOpener(
       this.suite,
       nextTrafficSecret(this.suite.prfHash, this.secret),
-      this.native !== undefined,
+      this.aead.native !== undefined,
     );
   }
 
   open(type: number, version: number, fragment: Uint8Array): IntegrityFailure | undefined {
     const n = fragment.length;
-    const ctLength = n - this.tagLength;
+    const ctLength = n - this.aead.tagLength;
     if (ctLength < 1) return IntegrityFailure.RecordLength;
     const nonce = this.nonce;
     nonce.set(this.iv);
@@ -114,28 +151,8 @@ export class Tls13RecordOpener implements RecordOpener {
     aad[2] = version & 0xff;
     aad[3] = n >> 8;
     aad[4] = n & 0xff;
-    let out: Uint8Array;
-    if (this.native) {
-      out = takePlaintextBuffer(ctLength);
-      const tag = fragment.subarray(ctLength);
-      if (!this.native.open(nonce, aad, fragment.subarray(0, ctLength), tag, out))
-        return IntegrityFailure.AeadTag;
-    } else {
-      try {
-        const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
-        d.setAuthTag(fragment.subarray(ctLength));
-        if (this.ccm) {
-          this.ccmAadOptions.plaintextLength = ctLength;
-          d.setAAD(aad, this.ccmAadOptions);
-        } else {
-          d.setAAD(aad);
-        }
-        out = d.update(fragment.subarray(0, ctLength));
-        d.final();
-      } catch {
-        return IntegrityFailure.AeadTag;
-      }
-    }
+    const out = this.aead.open(nonce, aad, fragment.subarray(0, ctLength), fragment.subarray(ctLength));
+    if (!out) return IntegrityFailure.AeadTag;
     let i = out.length - 1;
     while (i >= 0 && out[i] === 0) i--;
     if (i < 0) return IntegrityFailure.NoInnerContentType;
@@ -155,33 +172,23 @@ export class Tls12AeadOpener implements RecordOpener {
   contentType = 0;
   plaintext: Uint8Array = EMPTY;
   sequence = 0;
-  private readonly nodeName: string;
-  private readonly tagLength: number;
   private readonly explicitLength: number;
-  private readonly ccm: boolean;
-  private readonly key: Uint8Array;
   private readonly iv: Uint8Array;
   private readonly nonce = Buffer.alloc(12);
   private readonly aad = Buffer.alloc(13);
-  private readonly cipherOptions: { authTagLength: number };
-  private readonly ccmAadOptions = { plaintextLength: 0 };
-  private readonly native: NativeAeadContext | undefined;
+  private readonly aead: AeadDecrypter;
 
   constructor(suite: CipherSuite, keys: Tls12WriteKeys, useNative = true) {
-    this.nodeName = suite.cipher.nodeName;
-    this.tagLength = suite.cipher.tagLength;
     this.explicitLength = suite.cipher.explicitNonceLength;
-    this.ccm = this.nodeName.endsWith("-ccm");
-    this.key = keys.key;
     this.iv = keys.iv;
-    this.cipherOptions = { authTagLength: this.tagLength };
-    this.native = useNative ? NativeAeadContext.create(this.nodeName, this.tagLength, this.key) : undefined;
+    this.aead = new AeadDecrypter(suite, keys.key, useNative);
   }
 
   open(type: number, version: number, fragment: Uint8Array): IntegrityFailure | undefined {
     const n = fragment.length;
     const explicit = this.explicitLength;
-    const ctLength = n - explicit - this.tagLength;
+    const tagLength = this.aead.tagLength;
+    const ctLength = n - explicit - tagLength;
     if (ctLength < 0) return IntegrityFailure.RecordLength;
     const nonce = this.nonce;
     if (explicit > 0) {
@@ -198,28 +205,9 @@ export class Tls12AeadOpener implements RecordOpener {
     aad[10] = version & 0xff;
     aad[11] = ctLength >> 8;
     aad[12] = ctLength & 0xff;
-    let out: Uint8Array;
-    if (this.native) {
-      out = takePlaintextBuffer(ctLength);
-      const ct = fragment.subarray(explicit, explicit + ctLength);
-      if (!this.native.open(nonce, aad, ct, fragment.subarray(n - this.tagLength), out))
-        return IntegrityFailure.AeadTag;
-    } else {
-      try {
-        const d = createDecipheriv(this.nodeName as "aes-128-gcm", this.key, nonce, this.cipherOptions);
-        d.setAuthTag(fragment.subarray(n - this.tagLength));
-        if (this.ccm) {
-          this.ccmAadOptions.plaintextLength = ctLength;
-          d.setAAD(aad, this.ccmAadOptions);
-        } else {
-          d.setAAD(aad);
-        }
-        out = d.update(fragment.subarray(explicit, explicit + ctLength));
-        d.final();
-      } catch {
-        return IntegrityFailure.AeadTag;
-      }
-    }
+    const ct = fragment.subarray(explicit, explicit + ctLength);
+    const out = this.aead.open(nonce, aad, ct, fragment.subarray(n - tagLength));
+    if (!out) return IntegrityFailure.AeadTag;
     this.sequence++;
     this.contentType = type;
     this.plaintext = out;
