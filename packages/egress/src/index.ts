@@ -17,6 +17,14 @@ export { DatagramBatch, emptyTransportStats } from "./datagram-batch.js";
 export type { Egress, EgressReport } from "./egress.js";
 export { createEgress } from "./egress.js";
 export type { EgressOutput, OutputReport } from "./egress-output.js";
+export type {
+  CaptureFileSpec,
+  CheckedEgressSpec,
+  EgressSpec,
+  PcapOverIpSpec,
+  RotatingFilesSpec,
+} from "./egress-spec.js";
+export { checkEgressSpec, EgressSpecError, parseListenAddress, parseTunnelTarget } from "./egress-spec.js";
 export { EgressError, EgressErrorCode, ExportPolicyError, isEgressError } from "./errors.js";
 export type {
   ExportDecision,
@@ -77,6 +85,9 @@ export {
 } from "./geneve.js";
 export type { NativeSender } from "./native-sender.js";
 export { loadNativeSender } from "./native-sender.js";
+export type { OpenEgressOptions, OpenedEgress } from "./open-egress.js";
+export { captureFileOutput, DEFAULT_USER_APPLICATION, MIN_INNER_MTU, openEgress } from "./open-egress.js";
+export { describeOutputReport } from "./output-report-lines.js";
 export type { PcapOverIpServerOptions } from "./pcap-over-ip.js";
 export {
   createPcapOverIpServer,

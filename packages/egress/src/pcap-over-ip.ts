@@ -17,13 +17,14 @@ import type { CaptureEncoder } from "@cloudtap/pcap";
 import { CaptureFormat, createCaptureEncoder } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
+import {
+  DEFAULT_MAX_CLIENT_BUFFER_BYTES,
+  DEFAULT_MAX_CLIENTS,
+  PCAP_OVER_IP_PORT,
+  SlowClientPolicy,
+} from "./pcap-over-ip-policy.js";
 
-export const PCAP_OVER_IP_PORT = 57012;
-export const DEFAULT_MAX_CLIENT_BUFFER_BYTES = 8 * 1024 * 1024;
-export const DEFAULT_MAX_CLIENTS = 16;
-
-export const SlowClientPolicy = { Drop: "drop", Disconnect: "disconnect" } as const;
-export type SlowClientPolicy = (typeof SlowClientPolicy)[keyof typeof SlowClientPolicy];
+export { DEFAULT_MAX_CLIENT_BUFFER_BYTES, DEFAULT_MAX_CLIENTS, PCAP_OVER_IP_PORT, SlowClientPolicy };
 
 export interface PcapOverIpServerOptions {
   /** Default "127.0.0.1". */

@@ -1,4 +1,4 @@
-import { DecompressionStream, ReadableStream } from "node:stream/web";
+import { inflateKeyLog, isKeyLogKey } from "@cloudtap/fetch";
 import type { ObjectStore } from "@cloudtap/object-store";
 import { dataPrefix, keysPrefix } from "@cloudtap/tap-format";
 import { Inventory, type InventoryReport } from "./inventory.js";
@@ -11,17 +11,6 @@ export interface InspectStoreOptions {
   /** Called after each blob with the number done so far. */
   readonly onProgress?: (blobsDone: number) => void;
   readonly signal?: AbortSignal;
-}
-
-async function readText(store: ObjectStore, key: string): Promise<string> {
-  const bytes = await store.readBytes(key);
-  if (!key.endsWith(".gz")) return new TextDecoder().decode(bytes);
-  const rs = ReadableStream.from([bytes]).pipeThrough(new DecompressionStream("gzip"));
-  const parts: string[] = [];
-  const dec = new TextDecoder();
-  for await (const c of rs) parts.push(dec.decode(c as Uint8Array, { stream: true }));
-  parts.push(dec.decode());
-  return parts.join("");
 }
 
 /** Inventories every data blob (and key log) of a store, in key order. */
@@ -39,9 +28,10 @@ export async function inspectStore(
   }
   const keyStore = options.keyStore ?? store;
   for await (const obj of keyStore.list(keysPrefix(prefix))) {
-    if (!/\.keylog(\.gz)?$/.test(obj.key)) continue;
+    if (!isKeyLogKey(obj.key)) continue;
     try {
-      inv.addKeyLog(obj.key, await readText(keyStore, obj.key));
+      const bytes = await inflateKeyLog(obj.key, await keyStore.readBytes(obj.key));
+      inv.addKeyLog(obj.key, new TextDecoder().decode(bytes));
     } catch (err) {
       inv.problem("read-failed", obj.key, err instanceof Error ? err.message : String(err));
     }

@@ -18,8 +18,14 @@
  */
 import { availableParallelism } from "node:os";
 import { Worker } from "node:worker_threads";
+import { type BlobProblem, type BlobSource, type FetchedBlob, readAhead } from "@cloudtap/fetch";
 import { mergeCaptureRecords } from "@cloudtap/pcap";
-import type { BlobProblem, BlobSource, StitchProgress } from "@cloudtap/stitch";
+import {
+  type FlowTableCounters,
+  type StitcherCounters,
+  type StitchProgress,
+  sumCounters,
+} from "@cloudtap/stitch";
 import type { FromWorker, ShardInit, ShardSettings, ToWorker } from "./protocol.js";
 
 export interface ParallelStitchOutput {
@@ -47,9 +53,9 @@ export interface ParallelStitchReport extends StitchProgress {
   readonly problems: readonly BlobProblem[];
   readonly problemCounts: Readonly<Record<string, number>>;
   readonly unknownFrames: number;
-  /** The workers' StitcherStats and FlowTableStats, summed (plain data; `packets` included). */
-  readonly stitcher: Record<string, unknown>;
-  readonly table: Record<string, unknown>;
+  /** The workers' counters, summed. */
+  readonly stitcher: StitcherCounters;
+  readonly table: FlowTableCounters;
   readonly workers: number;
 }
 
@@ -76,26 +82,6 @@ function workerSource(): { code: string } | { url: URL } {
     };
   }
   return { url: new URL("./stitch-worker.mjs", here) };
-}
-
-/** Sums numbers field by field (arrays element-wise, objects recursively). */
-function addInto(into: Record<string, unknown>, from: unknown): void {
-  if (typeof from !== "object" || from === null) return;
-  for (const [k, v] of Object.entries(from as Record<string, unknown>)) {
-    const cur = into[k];
-    if (typeof v === "number") into[k] = (typeof cur === "number" ? cur : 0) + v;
-    else if (Array.isArray(v)) {
-      const arr = Array.isArray(cur) ? (cur as number[]) : [];
-      v.forEach((x, i) => {
-        if (typeof x === "number") arr[i] = (arr[i] ?? 0) + x;
-      });
-      into[k] = arr;
-    } else if (typeof v === "object" && v !== null && !(v instanceof Map)) {
-      const sub = typeof cur === "object" && cur !== null ? (cur as Record<string, unknown>) : {};
-      addInto(sub, v);
-      into[k] = sub;
-    }
-  }
 }
 
 class Deferred<T> {
@@ -248,7 +234,6 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
     // Read-ahead of whole blobs, `depth` ahead of the one being handed out, straight into shared buffers
     // that are reused once every worker is done with their round (no copy, no fresh pages per blob).
     const spare: SharedArrayBuffer[] = [];
-    const sharedOf = new Map<number, SharedArrayBuffer>();
     const allocate = (size: number): Uint8Array => {
       let at = spare.findIndex((b) => b.byteLength >= size);
       if (at < 0) {
@@ -258,38 +243,28 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
       const [buffer] = spare.splice(at, 1);
       return new Uint8Array(buffer!);
     };
-    const reads: Promise<Uint8Array>[] = [];
-    const readAt = (i: number): Promise<Uint8Array> => {
-      const b = o.blobs[i]!;
-      const p = b.readBytes
-        ? b.readBytes({ allocate })
-        : (async () => {
-            const parts: Uint8Array[] = [];
-            for await (const c of b.read()) parts.push(c);
-            const all = Buffer.concat(parts);
-            const shared = allocate(all.length).subarray(0, all.length);
-            shared.set(all);
-            return shared;
-          })();
-      p.catch(() => {});
-      return p;
+    const recycle = (buffer: ArrayBufferLike) => {
+      if (buffer instanceof SharedArrayBuffer) spare.push(buffer);
     };
+    const fetchedOf = new Map<number, FetchedBlob>();
     releaseRound = (round: number) => {
-      const buffer = sharedOf.get(round);
-      sharedOf.delete(round);
-      if (buffer) spare.push(buffer);
+      fetchedOf.get(round)?.release();
+      fetchedOf.delete(round);
     };
-    for (let i = 0; i < Math.min(depth, o.blobs.length); i++) reads.push(readAt(i));
     let round = 0;
-    for (let i = 0; i < o.blobs.length; i++) {
-      o.signal?.throwIfAborted();
+    // `depth` blobs in hand: the one handed out and depth - 1 read ahead.
+    for await (const fetched of readAhead(o.blobs, {
+      depth: depth - 1,
+      alwaysWhole: true,
+      allocate,
+      recycle,
+      ...(o.signal ? { signal: o.signal } : {}),
+    })) {
       if (failure) throw failure;
-      const blob = o.blobs[i]!;
-      const reading = reads.shift()!;
-      if (i + depth < o.blobs.length) reads.push(readAt(i + depth));
+      const blob = fetched.blob;
       let shared: Uint8Array;
       try {
-        shared = await reading;
+        shared = await fetched.whole();
       } catch (err) {
         problems.push({
           blob: blob.key,
@@ -299,12 +274,14 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
         continue;
       }
       if (!(shared.buffer instanceof SharedArrayBuffer)) {
-        // A store that ignored `allocate`: share a copy.
+        // A store that ignored `allocate`, or a blob read as a stream: share a copy.
         const copy = allocate(shared.length).subarray(0, shared.length);
         copy.set(shared);
         shared = copy;
-      }
-      sharedOf.set(round, shared.buffer as SharedArrayBuffer);
+        fetched.release();
+        const copied = copy.buffer as SharedArrayBuffer;
+        fetchedOf.set(round, { ...fetched, release: () => spare.push(copied) });
+      } else fetchedOf.set(round, fetched);
       const bytes = shared;
       if (blob.kind !== "keys") {
         progress.blobs++;
@@ -328,12 +305,10 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
     for (const f of finals) packets += f.packets;
     await merge(finals);
     updateProgress();
-    const stitcher: Record<string, unknown> = {};
-    const table: Record<string, unknown> = {};
+    const stitcher = sumCounters(finals.map((f) => f.stitcher));
+    const table = sumCounters(finals.map((f) => f.table));
     let unknownFrames = 0;
     for (const f of finals) {
-      addInto(stitcher, f.stitcher);
-      addInto(table, f.table);
       unknownFrames += f.unknownFrames;
       problems.push(...f.problems);
     }

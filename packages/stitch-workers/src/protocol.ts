@@ -1,22 +1,13 @@
 /** Messages between the coordinator and its stitch workers (structured-clone safe: no classes, no functions). */
-import type { BlobProblem, Variant } from "@cloudtap/stitch";
+import type { BlobProblem } from "@cloudtap/fetch";
+import type { FlowTableCounters, StitcherCounters, StitcherSettings } from "@cloudtap/stitch";
 
-/** What every shard stitches with: the serializable part of the Stitcher's and the encoder's options. */
-export interface ShardSettings {
+/** What every shard stitches with: the stitcher's settings and the encoder's (all plain data). */
+export interface ShardSettings extends StitcherSettings {
   readonly format: "pcap" | "pcapng";
   /** pcap only. Default "nanosecond". */
   readonly resolution?: "microsecond" | "nanosecond";
   readonly snapLength?: number;
-  readonly mtu?: number;
-  readonly encapsulationBytes?: number;
-  readonly filter?: readonly string[];
-  readonly finOnTimeout?: boolean;
-  /** TLS parsing and decryption (as `StitcherTlsOptions`); `embedKeys`: pcapng secrets blocks per connection. */
-  readonly tls?: {
-    readonly variant: Variant;
-    readonly cleartextPorts?: Readonly<Record<number, number>>;
-    readonly embedKeys: boolean;
-  };
 }
 
 export interface ShardInit {
@@ -68,8 +59,7 @@ export type FromWorker =
       readonly progress: ShardProgress;
       readonly problems: readonly BlobProblem[];
       readonly unknownFrames: number;
-      /** StitcherStats and FlowTableStats, as plain data. */
-      readonly stitcher: unknown;
-      readonly table: unknown;
+      readonly stitcher: StitcherCounters;
+      readonly table: FlowTableCounters;
     }
   | { readonly t: "error"; readonly message: string; readonly stack?: string };

@@ -6,7 +6,13 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { createCaptureEncoder, isPcapngEncoder } from "@cloudtap/egress";
-import { type BlobSource, runStitchJob, Stitcher } from "@cloudtap/stitch";
+import type { BlobSource } from "@cloudtap/fetch";
+import {
+  createStitcherFromSettings,
+  flowTableCountersOf,
+  runStitchJob,
+  stitcherCountersOf,
+} from "@cloudtap/stitch";
 import { createKeyStore } from "@cloudtap/tls";
 import type { FromWorker, ShardInit, ToWorker } from "./protocol.js";
 import { ShardRouter } from "./shard-router.js";
@@ -35,24 +41,10 @@ const encoder = createCaptureEncoder({
 // One-shot runs keep every key of the window (as `cloudtap stitch` does): no expiry, a generous cap.
 const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
 for (const text of init.keyLogs) keys.addKeyLog(text, 0);
-const stitcher = new Stitcher({
+const stitcher = createStitcherFromSettings(s, {
   sink: encoder,
-  ...(s.mtu === undefined ? {} : { mtu: s.mtu }),
-  ...(s.encapsulationBytes === undefined ? {} : { encapsulationBytes: s.encapsulationBytes }),
-  ...(s.filter === undefined ? {} : { filter: s.filter }),
-  ...(s.finOnTimeout === undefined ? {} : { finOnTimeout: s.finOnTimeout }),
-  ...(s.tls
-    ? {
-        tls: {
-          keys,
-          variant: s.tls.variant,
-          ...(s.tls.cleartextPorts ? { cleartextPorts: s.tls.cleartextPorts } : {}),
-          ...(s.tls.embedKeys && isPcapngEncoder(encoder)
-            ? { embedKeys: (text: string) => encoder.writeTlsKeyLog(text) }
-            : {}),
-        },
-      }
-    : {}),
+  keys,
+  ...(isPcapngEncoder(encoder) ? { embedKeys: (text: string) => encoder.writeTlsKeyLog(text) } : {}),
 });
 
 /** Messages for the blob loop, in arrival order (recycled buffers are taken at once). */
@@ -159,8 +151,8 @@ try {
       progress: { ...progress },
       problems,
       unknownFrames: report.unknownFrames,
-      stitcher: { ...stitcher.stats, packets: stitcher.stats.packets },
-      table: stitcher.table.stats,
+      stitcher: stitcherCountersOf(stitcher),
+      table: flowTableCountersOf(stitcher),
     },
     buffersOf(chunks),
   );

@@ -1,10 +1,22 @@
-export type { BlobWindow } from "./blob-listing.js";
-export { DEFAULT_LOOKBACK_NS, listBlobs, listKeyLogs, sortBlobsByTime } from "./blob-listing.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type {
-  BlobProblem,
-  BlobSource,
+  FlowTableCounters,
+  FormatOptions,
+  KeyLogCounters,
+  OutputCounters,
+  StitcherCounters,
+  StitchRunInput,
+  StitchRunReport,
+} from "./run-report.js";
+export {
+  flowTableCountersOf,
+  formatStitchRunReport,
+  stitcherCountersOf,
+  stitchRunReport,
+  sumCounters,
+} from "./run-report.js";
+export type {
   ChunkedOutput,
   OutputSink,
   StitchJobOptions,
@@ -21,6 +33,8 @@ export {
   Stitcher,
   StitcherStats,
 } from "./stitcher.js";
+export type { StitcherSettings, StitcherWiring } from "./stitcher-settings.js";
+export { createStitcherFromSettings, tlsNeeded } from "./stitcher-settings.js";
 export type { TcpHandshakeOptions, TcpSynthOptions } from "./tcp-synth.js";
 export { TcpFlags, TcpSynth, TcpSynthStats } from "./tcp-synth.js";
 export type { TlsFlowReport, TlsVariantOptions } from "./tls-variant.js";

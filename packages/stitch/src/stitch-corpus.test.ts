@@ -11,12 +11,12 @@ import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { listBlobs } from "@cloudtap/fetch";
 import { ingestCapture } from "@cloudtap/ingest";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
 import { byEndpoints, corpusCaptures, corpusDir, expertInfo, followStreams } from "@cloudtap/test-harness";
 import { createKeyStore } from "@cloudtap/tls";
-import { listBlobs } from "./blob-listing.js";
 import { runStitchJob } from "./stitch-job.js";
 import { Stitcher } from "./stitcher.js";
 import { createCleartextPortMap } from "./tls-variant.js";

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { type BlobSource, listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
 import {
@@ -15,8 +16,7 @@ import {
   MemorySink,
   Transport,
 } from "@cloudtap/tap-format";
-import { listBlobs, sortBlobsByTime } from "./blob-listing.js";
-import { type BlobSource, runStitchJob } from "./stitch-job.js";
+import { runStitchJob } from "./stitch-job.js";
 import { Stitcher } from "./stitcher.js";
 
 const dir = mkdtempSync(join(tmpdir(), "cloudtap-stitch-job-"));

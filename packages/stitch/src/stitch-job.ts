@@ -7,24 +7,16 @@
  * is used and the damaged regions are reported; in `skip-rest` mode the blob's records after the first error
  * are not trusted. Either way the blob is named in the report and counted.
  */
-import { DecompressionStream, ReadableStream } from "node:stream/web";
+import {
+  type BlobProblem,
+  type BlobSource,
+  type FetchedBlob,
+  inflateKeyLog,
+  isFetchError,
+  readAhead,
+} from "@cloudtap/fetch";
 import { CtapReadStats, isCtapError, readCtap } from "@cloudtap/tap-format";
 import type { Stitcher } from "./stitcher.js";
-
-export interface BlobSource {
-  /** The blob's name in reports (its object key or file name). */
-  readonly key: string;
-  /** A data blob (default) or a key log that lands in the stream of blobs (see `onKeyLog`). */
-  readonly kind?: "data" | "keys";
-  /** Size in bytes when known; blobs up to `prefetchMaxBytes` are read ahead whole. */
-  readonly size?: number;
-  read(): AsyncIterable<Uint8Array>;
-  /**
-   * The whole blob in one read, when the source can do that cheaply (used for read-ahead); `allocate` as in
-   * @cloudtap/object-store's `readBytes`.
-   */
-  readBytes?(options?: { readonly allocate?: (size: number) => Uint8Array }): Promise<Uint8Array>;
-}
 
 export interface ChunkedOutput {
   /** Full output chunks so far. */
@@ -68,44 +60,10 @@ export interface StitchProgress {
   outputBytes: number;
 }
 
-export interface BlobProblem {
-  readonly blob: string;
-  /** The CtapError code ("checksum-mismatch", "truncated-frame", ...) or "read-failed". */
-  readonly kind: string;
-  readonly message: string;
-  /** The damage was inside one frame whose header was sound (only the job that selected the frame sees it). */
-  readonly withinFrame?: boolean;
-}
-
 export interface StitchJobReport extends StitchProgress {
   readonly problems: readonly BlobProblem[];
   readonly problemCounts: Readonly<Record<string, number>>;
   readonly unknownFrames: number;
-}
-
-function joinChunks(chunks: Uint8Array[]): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
-
-async function gunzip(bytes: Uint8Array): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  for await (const c of ReadableStream.from([bytes]).pipeThrough(new DecompressionStream("gzip"))) {
-    parts.push(c as Uint8Array);
-  }
-  return joinChunks(parts);
-}
-
-async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
-  const out: Uint8Array[] = [];
-  for await (const c of source) out.push(c);
-  return out;
 }
 
 export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport> {
@@ -119,75 +77,37 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
       await o.sink.write(c);
     }
   };
-  // Read-ahead: the next blobs are fetched whole while the current one is decoded and stitched, so storage
-  // latency overlaps with CPU work. A read that fails is reported when its blob's turn comes.
-  const depth = Math.max(0, o.prefetch ?? 2);
-  const maxAhead = o.prefetchMaxBytes ?? 64 * 1024 * 1024;
-  const ahead: { blob: BlobSource; bytes: Promise<Uint8Array[]> | undefined }[] = [];
-  // Blob buffers are reused once their blob is stitched: the stitcher copies whatever it keeps beyond a call
-  // (the contract of Stitcher.accept), so nothing refers to a blob's memory after its turn. Fresh buffers
-  // for every blob cost page faults and, being external memory, force full garbage collections.
-  const spare: ArrayBuffer[] = [];
-  const allocate = (size: number): Uint8Array => {
-    const at = spare.findIndex((b) => b.byteLength >= size);
-    if (at >= 0) return new Uint8Array(spare.splice(at, 1)[0]!);
-    return new Uint8Array(size + (size >> 3));
-  };
-  const reuse = (chunks: readonly Uint8Array[]) => {
-    for (const c of chunks) {
-      if (c.buffer instanceof ArrayBuffer && c.buffer.byteLength > 0 && spare.length < depth + 2)
-        spare.push(c.buffer);
+  const takeKeyLog = async (fetched: FetchedBlob) => {
+    try {
+      const key = fetched.blob.key;
+      o.onKeyLog?.(key, await inflateKeyLog(key, await fetched.whole()));
+      o.stitcher.keysAdded();
+    } catch (err) {
+      if (o.signal?.aborted) throw err;
+      problems.push({
+        blob: fetched.blob.key,
+        kind: isFetchError(err) ? err.code : "read-failed",
+        message: err instanceof Error ? err.message : String(err),
+      });
     }
+    fetched.release();
+    await pass(o.output.drain());
   };
-  const iterator = o.blobs[Symbol.asyncIterator]();
-  let exhausted = false;
-  const fill = async () => {
-    while (!exhausted && ahead.length <= depth) {
-      const r = await iterator.next();
-      if (r.done) {
-        exhausted = true;
-        return;
-      }
-      const blob = r.value;
-      const whole = depth > 0 && blob.size !== undefined && blob.size <= maxAhead;
-      const bytes = whole
-        ? blob.readBytes
-          ? blob.readBytes({ allocate }).then((b) => [b])
-          : collect(blob.read())
-        : undefined;
-      bytes?.catch(() => {}); // reported when the blob is processed
-      ahead.push({ blob, bytes });
-    }
-  };
-  for (;;) {
-    await fill();
-    const next = ahead.shift();
-    if (!next) break;
+  // Read-ahead with buffer reuse (@cloudtap/fetch): a blob's buffer is released once it is stitched, since
+  // the stitcher copies whatever it keeps beyond a call (the contract of Stitcher.accept).
+  for await (const next of readAhead(o.blobs, {
+    depth: o.prefetch ?? 2,
+    ...(o.prefetchMaxBytes === undefined ? {} : { maxBytes: o.prefetchMaxBytes }),
+    ...(o.signal ? { signal: o.signal } : {}),
+  })) {
     const blob = next.blob;
-    o.signal?.throwIfAborted();
     if (blob.kind === "keys") {
-      try {
-        const bytes = next.bytes ? joinChunks(await next.bytes) : joinChunks(await collect(blob.read()));
-        o.onKeyLog?.(blob.key, blob.key.endsWith(".gz") ? await gunzip(bytes) : bytes);
-        o.stitcher.keysAdded();
-      } catch (err) {
-        if (o.signal?.aborted) throw err;
-        problems.push({
-          blob: blob.key,
-          kind: "read-failed",
-          message: err instanceof Error ? err.message : String(err),
-        });
-      }
-      await pass(o.output.drain());
+      await takeKeyLog(next);
       continue;
     }
     const stats = new CtapReadStats();
     let bytes = 0;
-    const source: AsyncIterable<Uint8Array> = next.bytes
-      ? (async function* () {
-          yield* await next.bytes!;
-        })()
-      : blob.read();
+    const source = next.chunks();
     const counted = (async function* () {
       for await (const c of source) {
         bytes += c.length;
@@ -241,8 +161,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     progress.blobBytes += bytes;
     o.stitcher.flushOlderThan();
     await pass(o.output.drain());
-    // A read that failed was reported above; its buffer (if any) is simply not reused.
-    if (next.bytes && blob.readBytes) reuse(await next.bytes.catch(() => []));
+    next.release();
     o.onProgress?.(progress);
   }
   o.stitcher.flushAll();

@@ -10,11 +10,11 @@ import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { createPcapngEncoder } from "@cloudtap/pcap";
 import { runSimulation, type SimulationFaults, type SimulationManifest } from "@cloudtap/tapsim";
 import { assertTcpMatchesManifest, expertInfo, tshark } from "@cloudtap/test-harness";
-import { listBlobs, sortBlobsByTime } from "./blob-listing.js";
 import { runStitchJob } from "./stitch-job.js";
 import { Stitcher } from "./stitcher.js";
 

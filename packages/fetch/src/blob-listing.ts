@@ -5,7 +5,7 @@
  */
 import type { ObjectStore } from "@cloudtap/object-store";
 import { dataPrefix, keysPrefix, parseBlobKey } from "@cloudtap/tap-format";
-import type { BlobSource } from "./stitch-job.js";
+import type { BlobSource } from "./blob-source.js";
 
 export interface BlobWindow {
   readonly prefix?: string;

@@ -1,0 +1,20 @@
+export type { BlobWindow } from "./blob-listing.js";
+export { DEFAULT_LOOKBACK_NS, listBlobs, listKeyLogs, sortBlobsByTime } from "./blob-listing.js";
+export type { BlobProblem, BlobSource } from "./blob-source.js";
+export { FetchError, FetchErrorCode, isFetchError, ObjectTooLargeError } from "./errors.js";
+export type { KeyLogReadOptions, KeyLogsRead, KeyLogText, KeyLogWindow } from "./key-logs.js";
+export {
+  DEFAULT_KEY_LATENESS_NS,
+  DEFAULT_MAX_KEY_LOG_BYTES,
+  gunzipCapped,
+  inflateKeyLog,
+  isKeyLogKey,
+  readKeyLogs,
+} from "./key-logs.js";
+export type { FetchedBlob, ReadAheadOptions } from "./read-ahead.js";
+export {
+  DEFAULT_READ_AHEAD_DEPTH,
+  DEFAULT_READ_AHEAD_MAX_BYTES,
+  joinChunks,
+  readAhead,
+} from "./read-ahead.js";

@@ -1,0 +1,137 @@
+/**
+ * Read-ahead: the next blobs are fetched whole while the current one is decoded and stitched, so storage
+ * latency overlaps with CPU work. Used by the one-thread stitch job, the worker-thread coordinator and the
+ * mesh's fetcher.
+ *
+ * Buffer reuse: a consumer that is done with a blob's bytes calls `release()`, and the buffer serves a later
+ * blob. Fresh buffers for every blob cost page faults and, being external memory, force full garbage
+ * collections. Whoever keeps bytes beyond `release()` must copy them.
+ *
+ * A read that fails is not thrown here: it is thrown by that blob's `chunks()` / `whole()` when its turn
+ * comes, so the caller reports it with the blob's name and goes on.
+ */
+import type { BlobSource } from "./blob-source.js";
+
+export interface ReadAheadOptions {
+  /** Blobs read ahead of the one handed out (default 2; 0: none, each blob streams when its turn comes). */
+  readonly depth?: number;
+  /** Only blobs of a known size up to this many bytes are read ahead whole (default 64 MiB). */
+  readonly maxBytes?: number;
+  /** Read every blob whole, whatever its size (the worker threads share whole buffers). Default false. */
+  readonly alwaysWhole?: boolean;
+  /**
+   * Where whole reads go (e.g. shared memory). Default: a pool of reused `ArrayBuffer`s, refilled by
+   * `release()`.
+   */
+  readonly allocate?: (size: number) => Uint8Array;
+  /** Called by `release()` with a buffer that `allocate` gave (default: back into the built-in pool). */
+  readonly recycle?: (buffer: ArrayBufferLike) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface FetchedBlob {
+  readonly blob: BlobSource;
+  /** The blob's bytes: the read-ahead's whole read, or a stream from its source. */
+  chunks(): AsyncIterable<Uint8Array>;
+  /** The blob's bytes in one buffer. */
+  whole(): Promise<Uint8Array>;
+  /** The consumer is done with the bytes: their buffer may be reused. */
+  release(): void;
+}
+
+export const DEFAULT_READ_AHEAD_DEPTH = 2;
+export const DEFAULT_READ_AHEAD_MAX_BYTES = 64 * 1024 * 1024;
+
+export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
+  const out: Uint8Array[] = [];
+  for await (const c of source) out.push(c);
+  return out;
+}
+
+/** The blobs of `blobs`, in order, each handed out with its bytes read ahead (see the module comment). */
+export async function* readAhead(
+  blobs: AsyncIterable<BlobSource> | Iterable<BlobSource>,
+  options: ReadAheadOptions = {},
+): AsyncGenerator<FetchedBlob> {
+  const depth = Math.max(0, options.depth ?? DEFAULT_READ_AHEAD_DEPTH);
+  const maxAhead = options.maxBytes ?? DEFAULT_READ_AHEAD_MAX_BYTES;
+  const spare: ArrayBuffer[] = [];
+  const poolAllocate = (size: number): Uint8Array => {
+    const at = spare.findIndex((b) => b.byteLength >= size);
+    if (at >= 0) return new Uint8Array(spare.splice(at, 1)[0]!);
+    return new Uint8Array(size + (size >> 3));
+  };
+  const allocate = options.allocate ?? poolAllocate;
+  const recycle =
+    options.recycle ??
+    ((buffer: ArrayBufferLike) => {
+      if (buffer instanceof ArrayBuffer && buffer.byteLength > 0 && spare.length < depth + 2)
+        spare.push(buffer);
+    });
+  const iterator = Symbol.asyncIterator in blobs ? blobs[Symbol.asyncIterator]() : blobs[Symbol.iterator]();
+  const ahead: { blob: BlobSource; bytes: Promise<Uint8Array[]> | undefined; pooled: boolean }[] = [];
+  let exhausted = false;
+  const fill = async () => {
+    while (!exhausted && ahead.length <= depth) {
+      const r = await iterator.next();
+      if (r.done) {
+        exhausted = true;
+        return;
+      }
+      const blob = r.value;
+      const whole =
+        options.alwaysWhole === true || (depth > 0 && blob.size !== undefined && blob.size <= maxAhead);
+      const pooled = whole && blob.readBytes !== undefined;
+      const bytes = whole
+        ? blob.readBytes
+          ? blob.readBytes({ allocate }).then((b) => [b])
+          : collect(blob.read())
+        : undefined;
+      bytes?.catch(() => {}); // thrown when the blob's turn comes
+      ahead.push({ blob, bytes, pooled });
+    }
+  };
+  try {
+    for (;;) {
+      await fill();
+      const next = ahead.shift();
+      if (!next) return;
+      options.signal?.throwIfAborted();
+      const { blob, bytes, pooled } = next;
+      let released = false;
+      yield {
+        blob,
+        chunks: bytes
+          ? async function* () {
+              yield* await bytes;
+            }
+          : () => blob.read(),
+        whole: async () => joinChunks(bytes ? await bytes : await collect(blob.read())),
+        release: () => {
+          if (released || !bytes || !pooled) return;
+          released = true;
+          // A read that failed has no buffer to give back.
+          bytes.then(
+            (chunks) => {
+              for (const c of chunks) recycle(c.buffer);
+            },
+            () => {},
+          );
+        },
+      };
+    }
+  } finally {
+    await iterator.return?.();
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * What a stitch run did, as a type: counters of the job (blobs, records, problems), the stitcher (flows,
+ * packets, TLS outcomes), the flow table (gaps, duplicates, caps) and the outputs. The CLI prints it (as
+ * lines or JSON), the worker threads send their shares of it as plain data, and the mesh's status RPC
+ * serves the same shape. `formatStitchRunReport` is its formatter, as `formatInventory` is inspect's.
+ */
+import type { BlobProblem } from "@cloudtap/fetch";
+import type { FlowTableStats } from "@cloudtap/flow";
+import type { StitchJobReport } from "./stitch-job.js";
+import type { Stitcher } from "./stitcher.js";
+import type { Variant } from "./tls-variant.js";
+
+/** The stitcher's counters as plain data (what a worker thread or a service instance reports). */
+export interface StitcherCounters {
+  readonly flowsTcp: number;
+  readonly flowsUdp: number;
+  readonly flowsFiltered: number;
+  readonly flowsWithoutOpen: number;
+  readonly packets: number;
+  readonly tls: {
+    readonly outcomes: Readonly<Record<string, number>>;
+    readonly unsupportedSuites: Readonly<Record<string, number>>;
+    readonly cleartextFlows: number;
+    readonly waitedForKeys: number;
+    readonly cleartextBytes: readonly [number, number];
+    readonly keysEmbedded: number;
+  };
+}
+
+/** The flow table's counters as plain data. */
+export type FlowTableCounters = { readonly [K in keyof FlowTableStats]: FlowTableStats[K] };
+
+export function stitcherCountersOf(stitcher: Stitcher): StitcherCounters {
+  const s = stitcher.stats;
+  return {
+    flowsTcp: s.flowsTcp,
+    flowsUdp: s.flowsUdp,
+    flowsFiltered: s.flowsFiltered,
+    flowsWithoutOpen: s.flowsWithoutOpen,
+    packets: s.packets,
+    tls: {
+      outcomes: { ...s.tls.outcomes },
+      unsupportedSuites: { ...s.tls.unsupportedSuites },
+      cleartextFlows: s.tls.cleartextFlows,
+      waitedForKeys: s.tls.waitedForKeys,
+      cleartextBytes: [s.tls.cleartextBytes[0], s.tls.cleartextBytes[1]],
+      keysEmbedded: s.tls.keysEmbedded,
+    },
+  };
+}
+
+export function flowTableCountersOf(stitcher: Stitcher): FlowTableCounters {
+  const t = stitcher.table.stats;
+  return { ...t, completed: { ...t.completed } };
+}
+
+/** Sums plain counters field by field (numbers added, arrays element-wise, objects recursively). */
+export function sumCounters<T extends object>(parts: readonly T[]): T {
+  const into: Record<string, unknown> = {};
+  for (const part of parts) addInto(into, part);
+  return into as T;
+}
+
+function addInto(into: Record<string, unknown>, from: object): void {
+  for (const [k, v] of Object.entries(from)) {
+    const cur = into[k];
+    if (typeof v === "number") into[k] = (typeof cur === "number" ? cur : 0) + v;
+    else if (Array.isArray(v)) {
+      const arr = Array.isArray(cur) ? (cur as number[]) : [];
+      v.forEach((x, i) => {
+        if (typeof x === "number") arr[i] = (arr[i] ?? 0) + x;
+      });
+      into[k] = arr;
+    } else if (typeof v === "object" && v !== null) {
+      const sub = typeof cur === "object" && cur !== null ? (cur as Record<string, unknown>) : {};
+      addInto(sub, v as object);
+      into[k] = sub;
+    }
+  }
+}
+
+/** An output's own report: a name, a kind, and its counters (see @cloudtap/egress `OutputReport`). */
+export type OutputCounters = { readonly name: string; readonly kind: string } & Readonly<
+  Record<string, unknown>
+>;
+
+export interface KeyLogCounters {
+  readonly objects: number;
+  readonly lines: number;
+  readonly malformed: number;
+}
+
+export interface StitchRunInput {
+  /** What the run wrote to, for people ("out.pcapng", "vxlan:10.0.0.2:4789, pcapng:x"). */
+  readonly output: string;
+  readonly outputs: readonly OutputCounters[];
+  readonly encapsulationBytes: number;
+  readonly seconds: number;
+  readonly workers: number;
+  readonly job: StitchJobReport;
+  readonly stitcher: StitcherCounters;
+  readonly table: FlowTableCounters;
+  readonly keys: KeyLogCounters;
+  /** Key logs that could not be read (they are problems of the run too). */
+  readonly keyLogProblems: readonly BlobProblem[];
+  readonly variant: Variant;
+  /** Which AEAD record opener ran ("native" or why not). */
+  readonly aeadOpener: string;
+}
+
+/** The run report in its JSON form (the shape `cloudtap stitch --json` prints). */
+export function stitchRunReport(i: StitchRunInput) {
+  const { job, stitcher: s, table: t, keys } = i;
+  const problems = [...i.keyLogProblems, ...job.problems];
+  const problemCounts: Record<string, number> = {};
+  for (const p of problems) problemCounts[p.kind] = (problemCounts[p.kind] ?? 0) + 1;
+  return {
+    output: i.output,
+    outputs: i.outputs,
+    encapsulationBytes: i.encapsulationBytes,
+    seconds: i.seconds,
+    workers: i.workers,
+    blobs: job.blobs,
+    blobBytes: job.blobBytes,
+    records: job.records,
+    payloadBytes: job.payloadBytes,
+    outputBytes: job.outputBytes,
+    flows: {
+      tcp: s.flowsTcp,
+      udp: s.flowsUdp,
+      filtered: s.flowsFiltered,
+      withoutOpen: s.flowsWithoutOpen,
+      completed: t.completed,
+    },
+    packets: s.packets,
+    gaps: { count: t.gaps, bytes: t.gapBytes },
+    duplicates: {
+      bytes: t.duplicateBytes,
+      overlapMismatchBytes: t.overlapMismatchBytes,
+      datagrams: t.duplicateDatagrams,
+      lateRecords: t.lateRecords,
+    },
+    caps: {
+      perFlowCapHits: t.perFlowCapHits,
+      totalCapHits: t.totalCapHits,
+      droppedBytes: t.droppedBytes,
+      droppedNewFlows: t.droppedNewFlows,
+      peakBufferedBytes: t.peakBufferedBytes,
+    },
+    tls: {
+      keyLogObjects: keys.objects,
+      keyLogLines: keys.lines,
+      malformedKeyLogLines: keys.malformed,
+      variant: i.variant,
+      outcomes: s.tls.outcomes,
+      unsupportedSuites: s.tls.unsupportedSuites,
+      cleartextFlows: s.tls.cleartextFlows,
+      cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
+      keysEmbedded: s.tls.keysEmbedded,
+      aeadOpener: i.aeadOpener,
+    },
+    unknownFrames: job.unknownFrames,
+    problemCounts,
+    problems,
+  };
+}
+
+export type StitchRunReport = ReturnType<typeof stitchRunReport>;
+
+export interface FormatOptions {
+  /** Lines for one output's report (egress knows its kinds: @cloudtap/egress `describeOutputReport`). */
+  readonly describeOutput: (output: OutputCounters) => readonly string[];
+  readonly formatBytes: (bytes: number) => string;
+  /** Problems listed one by one (default 10). */
+  readonly maxProblems?: number;
+}
+
+/** The report as lines for a person. */
+export function formatStitchRunReport(r: StitchRunReport, options: FormatOptions): string[] {
+  const { formatBytes } = options;
+  const kinds = Object.entries(r.problemCounts);
+  const outcomes = Object.entries(r.tls.outcomes);
+  return [
+    `stitched ${r.blobs} blobs (${formatBytes(r.blobBytes)}) into ${r.output} in ${r.seconds.toFixed(2)} s (${(r.payloadBytes / 1e6 / Math.max(r.seconds, 1e-6)).toFixed(0)} MB/s of payload)${r.workers > 1 ? `, ${r.workers} worker threads` : ""}`,
+    `flows:      tcp ${r.flows.tcp}, udp ${r.flows.udp}; filtered out ${r.flows.filtered}; without conn-open ${r.flows.withoutOpen}`,
+    `packets:    ${r.packets} (${formatBytes(r.outputBytes)} written), payload ${formatBytes(r.payloadBytes)}`,
+    `gaps:       ${r.gaps.count} (${r.gaps.bytes} bytes)`,
+    `duplicates: ${r.duplicates.bytes} bytes (${r.duplicates.overlapMismatchBytes} differing), ${r.duplicates.datagrams} datagrams, ${r.duplicates.lateRecords} late records`,
+    `tls:        ${r.tls.keyLogLines} key-log lines from ${r.tls.keyLogObjects} object(s)${r.tls.malformedKeyLogLines ? ` (${r.tls.malformedKeyLogLines} malformed lines skipped)` : ""}; ` +
+      `variant ${r.tls.variant}; ${outcomes.map(([k, n]) => `${k} ${n}`).join(", ") || "no TLS decryption"}; ` +
+      `${r.tls.cleartextFlows} cleartext flows; keys embedded for ${r.tls.keysEmbedded}`,
+    ...r.outputs.flatMap((o) => options.describeOutput(o)),
+    `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
+    ...r.problems.slice(0, options.maxProblems ?? 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),
+  ];
+}
