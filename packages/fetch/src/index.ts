@@ -18,3 +18,10 @@ export {
   joinChunks,
   readAhead,
 } from "./read-ahead.js";
+export type { ShardBatch, ShardBatches, ShardBatchOptions } from "./shard-batches.js";
+export {
+  batchMsgId,
+  DEFAULT_BATCH_MAX_BYTES,
+  DEFAULT_BATCH_TARGET_BYTES,
+  shardBatches,
+} from "./shard-batches.js";

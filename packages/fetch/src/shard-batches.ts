@@ -84,7 +84,8 @@ function frameSize(record: TapRecord): number {
       return FRAME_HEADER_BYTES + CONN_CLOSE_BODY_BYTES;
     case "conn-open": {
       let n = FRAME_HEADER_BYTES + CONN_OPEN_FIXED_BYTES;
-      for (const [k, v] of Object.entries(record.attributes)) n += 3 + utf8.encode(k).length + utf8.encode(v).length;
+      for (const [k, v] of Object.entries(record.attributes))
+        n += 3 + utf8.encode(k).length + utf8.encode(v).length;
       return n;
     }
   }
@@ -100,7 +101,9 @@ interface OpenBatch {
 function problemOf(blobKey: string, err: unknown, withinFrame?: boolean): BlobProblem {
   const kind = isCtapError(err) ? err.code : "read-failed";
   const message = err instanceof Error ? err.message : String(err);
-  return withinFrame === undefined ? { blob: blobKey, kind, message } : { blob: blobKey, kind, message, withinFrame };
+  return withinFrame === undefined
+    ? { blob: blobKey, kind, message }
+    : { blob: blobKey, kind, message, withinFrame };
 }
 
 export async function shardBatches(
@@ -109,7 +112,8 @@ export async function shardBatches(
   options: ShardBatchOptions,
 ): Promise<ShardBatches> {
   const shardCount = options.shardCount;
-  if (!Number.isInteger(shardCount) || shardCount < 1) throw new RangeError(`shardCount ${shardCount} must be >= 1`);
+  if (!Number.isInteger(shardCount) || shardCount < 1)
+    throw new RangeError(`shardCount ${shardCount} must be >= 1`);
   const targetBytes = options.targetBytes ?? DEFAULT_BATCH_TARGET_BYTES;
   const maxBytes = Math.max(options.maxBytes ?? DEFAULT_BATCH_MAX_BYTES, targetBytes);
 
@@ -167,7 +171,8 @@ export async function shardBatches(
     }
   } catch (err) {
     const problem = problemOf(blobKey, err);
-    if (!header) return { batches: [], records: 0, payloadBytes: 0, problems: [problem], undecodable: problem };
+    if (!header)
+      return { batches: [], records: 0, payloadBytes: 0, problems: [problem], undecodable: problem };
     problems.push(problem);
   }
   if (!header) {
