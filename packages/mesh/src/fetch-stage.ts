@@ -1,0 +1,412 @@
+/**
+ * The fetch stage of the mesh (docs/mesh.md): list the data store, enqueue blob keys, work the queue, publish
+ * each blob's records as per-shard chunk batches.
+ *
+ * Lister: one-shot lists the window (since/until) once; continuous lists every `pollMs` from the cursor in
+ * KV `ctap_cursors` (`fetcher.<run>`), re-listing `latenessNs` before it for blobs that landed late. Each key
+ * not yet in `ctap_blob_state` is published on `ctap.blobs.<run>` with msg id `<run>:<key>`, so N fetchers
+ * listing the same window enqueue it once.
+ *
+ * Worker: takes one key at a time from the shared durable `fetchers-<run>` (a work queue: N fetcher
+ * processes split the blobs, never two at once on one), reads the blob, cuts it into batches, publishes
+ * them on `ctap.chunks.<run>.<shard>` with msg ids `<key>#<shard>#<index>`, sending `working()` meanwhile.
+ * Only after JetStream acknowledged every batch does it write `done` to `ctap_blob_state` and ack the key
+ * (the first link of the ack chain). A blob that vanished, is too large or cannot be decoded is quarantined
+ * (KV state with the reason, a counter, a log line) and acked: the pipeline goes on. A damaged blob publishes
+ * its good records and counts its problems. A full CTAP_CHUNKS stream makes the worker wait and retry, never
+ * drop; a publish that fails otherwise naks the key for a later redelivery.
+ *
+ * End of a one-shot window: once this fetcher's listing is complete and the consumer has nothing pending or in
+ * flight, the stage publishes the end-of-window marker (header `Ctap-Eof: 1`, empty body, msg id
+ * `eof#<run>#<shard>`) on every shard subject and its state becomes `done`. Every fetcher lists the whole
+ * window before checking, so none can see an empty queue before all keys are in it.
+ */
+import {
+  BucketName,
+  type Bus,
+  type BusMessage,
+  backoffDelayMs,
+  blobSubject,
+  chunkSubject,
+  consumeMessages,
+  consumerPending,
+  type EnsureStreamsOptions,
+  ensureConsumer,
+  ensureKv,
+  ensureStreams,
+  fetcherConsumer,
+  getJson,
+  isStreamFull,
+  type KV,
+  MeshHeader,
+  makeHeaders,
+  publishWithId,
+  putJson,
+  StreamName,
+  sleep,
+} from "@cloudtap/bus";
+import { batchMsgId, listBlobs, type ShardBatch, shardBatches } from "@cloudtap/fetch";
+import { isObjectNotFound, type ObjectStore } from "@cloudtap/object-store";
+import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
+import { parseBlobKey } from "@cloudtap/tap-format";
+
+export type FetchMode =
+  | { readonly kind: "once"; readonly sinceNs?: bigint; readonly untilNs?: bigint }
+  | {
+      readonly kind: "continuous";
+      readonly pollMs: number;
+      /** Re-list this far before the cursor, for blobs that land late. */
+      readonly latenessNs: bigint;
+      /** Where to start when there is no cursor yet; default: everything in the store. */
+      readonly sinceNs?: bigint;
+    };
+
+export interface FetchStageOptions {
+  readonly bus: Pick<Bus, "js" | "jsm">;
+  readonly store: ObjectStore;
+  /** The store prefix above `data/`. */
+  readonly prefix?: string;
+  /** `live`, or a replay's id. */
+  readonly run: string;
+  readonly shardCount: number;
+  readonly mode: FetchMode;
+  readonly counters: CounterRegistry;
+  readonly logger: Logger;
+  /** Aborting stops listing and consuming; a blob in progress is nak'ed for another fetcher. */
+  readonly signal: AbortSignal;
+  readonly streams?: EnsureStreamsOptions;
+  /** Ack wait of the work queue. Default 60 s; `working()` is sent every third of it. */
+  readonly ackWaitMs?: number;
+  /** Batch publishes in flight per blob. Default 16. */
+  readonly publishConcurrency?: number;
+  /** Blobs larger than this are quarantined ("too-large"). Default 1 GiB. */
+  readonly maxBlobBytes?: number;
+  readonly batchTargetBytes?: number;
+  readonly batchMaxBytes?: number;
+  /** How often a one-shot run checks whether the queue is drained. Default 1 s. */
+  readonly drainCheckMs?: number;
+}
+
+export const FetchStageState = {
+  Starting: "starting",
+  Running: "running",
+  Done: "done",
+  Stopped: "stopped",
+  Failed: "failed",
+} as const;
+export type FetchStageState = (typeof FetchStageState)[keyof typeof FetchStageState];
+
+export const QuarantineReason = {
+  Vanished: "vanished",
+  TooLarge: "too-large",
+} as const;
+
+/** The value of a `ctap_blob_state` entry (docs/mesh.md). */
+export interface BlobStateEntry {
+  readonly state: "done" | "quarantined";
+  readonly reason?: string;
+  readonly batches: number;
+  readonly records: number;
+  /** Problems found in a damaged blob whose good records were published. */
+  readonly problems?: number;
+}
+
+export interface FetchStage {
+  readonly state: FetchStageState;
+  /** Runs until a one-shot window is done, or until the signal aborts; rejects when the stage fails. */
+  run(): Promise<void>;
+}
+
+export const DEFAULT_FETCH_ACK_WAIT_MS = 60_000;
+export const DEFAULT_MAX_BLOB_BYTES = 1024 ** 3;
+
+/** The `ctap_blob_state` key of a blob: `<run>.<base64url(key)>`, KV keys allow neither `/` nor spaces. */
+export function blobStateKey(run: string, blobKey: string): string {
+  return `${run}.${Buffer.from(blobKey, "utf8").toString("base64url")}`;
+}
+
+export function cursorKey(run: string): string {
+  return `fetcher.${run}`;
+}
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+export function createFetchStage(options: FetchStageOptions): FetchStage {
+  const { bus, store, run, shardCount, counters, signal } = options;
+  const log = options.logger.child({ run });
+  const ackWaitMs = options.ackWaitMs ?? DEFAULT_FETCH_ACK_WAIT_MS;
+  const concurrency = options.publishConcurrency ?? 16;
+  const maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
+  const durable = fetcherConsumer(run);
+  const queueSubject = blobSubject(run);
+  let state: FetchStageState = FetchStageState.Starting;
+  let blobState: KV;
+  let cursors: KV;
+
+  const c = {
+    listed: counters.counter("blobs_listed"),
+    enqueued: counters.counter("blobs_enqueued"),
+    skippedDone: counters.counter("blobs_skipped_done"),
+    done: counters.counter("blobs_done"),
+    damaged: counters.counter("blobs_damaged"),
+    batches: counters.counter("batches_published"),
+    duplicateBatches: counters.counter("batches_duplicate"),
+    records: counters.counter("records_published"),
+    bytes: counters.counter("bytes_published"),
+    streamFullWaits: counters.counter("stream_full_waits"),
+    retried: counters.counter("blobs_retried"),
+    lagMs: counters.gauge("blob_lag_ms"),
+    queue: counters.gauge("queue_pending"),
+  };
+
+  async function enqueue(key: string): Promise<void> {
+    c.listed.add();
+    if (await getJson<BlobStateEntry>(blobState, blobStateKey(run, key))) {
+      c.skippedDone.add();
+      return;
+    }
+    const r = await publishWithId(bus.js, queueSubject, utf8.encode(key), { msgId: `${run}:${key}`, signal });
+    if (!r.duplicate) c.enqueued.add();
+  }
+
+  async function listOnce(sinceNs: bigint | undefined, untilNs: bigint | undefined, lookbackNs?: bigint) {
+    let last: string | undefined;
+    const window = {
+      ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
+      ...(sinceNs === undefined ? {} : { sinceNs }),
+      ...(untilNs === undefined ? {} : { untilNs }),
+      ...(lookbackNs === undefined ? {} : { lookbackNs }),
+      signal,
+    };
+    for await (const blob of listBlobs(store, window)) {
+      await enqueue(blob.key);
+      if (last === undefined || blob.key > last) last = blob.key;
+    }
+    return last;
+  }
+
+  async function listContinuously(mode: Extract<FetchMode, { kind: "continuous" }>): Promise<void> {
+    while (!signal.aborted) {
+      const cursor = await getJson<string>(cursors, cursorKey(run));
+      const cursorNs = cursor === undefined ? undefined : parseBlobKey(cursor)?.startNs;
+      const sinceNs = cursorNs === undefined ? mode.sinceNs : cursorNs - mode.latenessNs;
+      const last = await listOnce(sinceNs, undefined, 0n);
+      if (last !== undefined && (cursor === undefined || last > cursor)) {
+        await putJson(cursors, cursorKey(run), last);
+      }
+      await sleep(mode.pollMs, signal).catch(() => {});
+    }
+  }
+
+  async function quarantine(msg: BusMessage, key: string, reason: string, detail: string): Promise<void> {
+    counters.counter("blobs_quarantined", { reason }).add();
+    log.warn("blob quarantined", { blob: key, reason, detail });
+    const entry: BlobStateEntry = {
+      state: "quarantined",
+      reason: `${reason}: ${detail}`,
+      batches: 0,
+      records: 0,
+    };
+    await putJson(blobState, blobStateKey(run, key), entry);
+    await msg.ackAck();
+  }
+
+  /** Publishes one batch; waits (and counts) while the stream is full. */
+  async function publishBatch(key: string, batch: ShardBatch): Promise<void> {
+    const headers = makeHeaders({ [MeshHeader.Blob]: key, [MeshHeader.Batch]: String(batch.index) });
+    for (let wait = 0; ; wait++) {
+      try {
+        const r = await publishWithId(bus.js, chunkSubject(run, batch.shard), batch.bytes, {
+          msgId: batchMsgId(key, batch.shard, batch.index),
+          headers,
+          signal,
+        });
+        if (r.duplicate) c.duplicateBatches.add();
+        else {
+          c.batches.add();
+          c.records.add(batch.records);
+          c.bytes.add(batch.bytes.length);
+        }
+        return;
+      } catch (err) {
+        if (!isStreamFull(err)) throw err;
+        c.streamFullWaits.add();
+        if (wait % 10 === 0) log.warn("chunk stream full: waiting", { blob: key, error: err });
+        await sleep(backoffDelayMs(wait, { initialMs: 250, maxMs: 10_000 }), signal);
+      }
+    }
+  }
+
+  async function publishAll(key: string, batches: readonly ShardBatch[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < batches.length) await publishBatch(key, batches[next++]!);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, batches.length) }, worker));
+  }
+
+  async function processBlob(msg: BusMessage): Promise<void> {
+    const key = fromUtf8.decode(msg.data);
+    const blobLog = log.child({ blob: key });
+    if (await getJson<BlobStateEntry>(blobState, blobStateKey(run, key))) {
+      // Done by a fetcher that died before its ack, or enqueued again after the duplicate window.
+      c.skippedDone.add();
+      await msg.ackAck();
+      return;
+    }
+    const heartbeat = setInterval(() => msg.working(), Math.max(1000, Math.floor(ackWaitMs / 3)));
+    try {
+      const info = await store.stat(key);
+      if (!info) return await quarantine(msg, key, QuarantineReason.Vanished, "no longer in the store");
+      if (info.size > maxBlobBytes) {
+        return await quarantine(msg, key, QuarantineReason.TooLarge, `${info.size} bytes > ${maxBlobBytes}`);
+      }
+      let bytes: Uint8Array;
+      try {
+        bytes = await store.readBytes(key, { signal });
+      } catch (err) {
+        if (isObjectNotFound(err))
+          return await quarantine(msg, key, QuarantineReason.Vanished, "deleted while read");
+        throw err;
+      }
+      const cut = await shardBatches(key, bytes, {
+        shardCount,
+        ...(options.batchTargetBytes === undefined ? {} : { targetBytes: options.batchTargetBytes }),
+        ...(options.batchMaxBytes === undefined ? {} : { maxBytes: options.batchMaxBytes }),
+      });
+      if (cut.undecodable) return await quarantine(msg, key, cut.undecodable.kind, cut.undecodable.message);
+      if (cut.problems.length > 0) {
+        c.damaged.add();
+        for (const p of cut.problems) counters.counter("blob_problems", { kind: p.kind }).add();
+        blobLog.warn("damaged blob: publishing its good records", { problems: cut.problems });
+      }
+      await publishAll(key, cut.batches);
+      const entry: BlobStateEntry = {
+        state: "done",
+        batches: cut.batches.length,
+        records: cut.records,
+        ...(cut.problems.length > 0 ? { problems: cut.problems.length } : {}),
+      };
+      await putJson(blobState, blobStateKey(run, key), entry);
+      await msg.ackAck();
+      c.done.add();
+      if (cut.header) c.lagMs.set(Math.max(0, Date.now() - Number(cut.header.startNs / 1_000_000n)));
+      blobLog.debug("blob done", { batches: entry.batches, records: entry.records });
+    } catch (err) {
+      // Not acked: redelivered to this or another fetcher. On shutdown, at once.
+      msg.nak(signal.aborted ? 0 : 5000);
+      if (signal.aborted) return;
+      c.retried.add();
+      blobLog.error("blob failed: will be retried", { error: err });
+    } finally {
+      clearInterval(heartbeat);
+    }
+  }
+
+  async function publishEndOfWindow(): Promise<void> {
+    for (let shard = 0; shard < shardCount; shard++) {
+      await publishWithId(bus.js, chunkSubject(run, shard), new Uint8Array(0), {
+        msgId: `eof#${run}#${shard}`,
+        headers: makeHeaders({ [MeshHeader.Eof]: "1" }),
+        signal,
+      });
+    }
+    counters.counter("eof_markers_published").add(shardCount);
+  }
+
+  async function run_(): Promise<void> {
+    await ensureStreams(bus.jsm, options.streams ?? {});
+    blobState = await ensureKv(bus.js, BucketName.BlobState);
+    cursors = await ensureKv(bus.js, BucketName.Cursors);
+    await ensureConsumer(bus.jsm, StreamName.Blobs, durable, {
+      filterSubject: queueSubject,
+      ackWaitMs,
+      maxAckPending: 10_000,
+    });
+    state = FetchStageState.Running;
+    log.info("fetch stage running", { mode: options.mode.kind, shards: shardCount, store: store.url });
+
+    const stop = new AbortController();
+    const onAbort = () => stop.abort(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    const messages = await consumeMessages(bus.js, StreamName.Blobs, durable, {
+      maxMessages: 1,
+      signal: stop.signal,
+    });
+    let listingDone = false;
+    const mode = options.mode;
+    const lister = (async () => {
+      if (mode.kind === "once") await listOnce(mode.sinceNs, mode.untilNs);
+      else await listContinuously(mode);
+      listingDone = true;
+      log.info("listing complete", { listed: c.listed.value, enqueued: c.enqueued.value });
+    })();
+    lister.catch((err) => {
+      if (!signal.aborted) stop.abort(err);
+    });
+
+    let drained = false;
+    const drainWatch = (async () => {
+      if (mode.kind !== "once") return;
+      while (!stop.signal.aborted) {
+        await sleep(options.drainCheckMs ?? 1000, stop.signal).catch(() => {});
+        if (stop.signal.aborted || !listingDone) continue;
+        const p = await consumerPending(bus.jsm, StreamName.Blobs, durable);
+        c.queue.set(p.total);
+        if (p.total === 0) {
+          drained = true;
+          stop.abort(new Error("window drained"));
+        }
+      }
+    })();
+
+    try {
+      for await (const msg of messages) {
+        if (stop.signal.aborted) {
+          msg.nak(0);
+          break;
+        }
+        await processBlob(msg);
+      }
+    } finally {
+      await messages.stop();
+      signal.removeEventListener("abort", onAbort);
+      await drainWatch.catch(() => {});
+    }
+    if (drained) {
+      await publishEndOfWindow();
+      state = FetchStageState.Done;
+      log.info("window done: end-of-window markers published", {
+        shards: shardCount,
+        blobsDone: c.done.value,
+        counters: counters.snapshot(),
+      });
+      return;
+    }
+    if (signal.aborted) {
+      state = FetchStageState.Stopped;
+      return;
+    }
+    // The lister failed (the only other way the stop signal fires).
+    await lister;
+  }
+
+  return {
+    get state() {
+      return state;
+    },
+    async run() {
+      try {
+        await run_();
+      } catch (err) {
+        if (signal.aborted) {
+          state = FetchStageState.Stopped;
+          return;
+        }
+        state = FetchStageState.Failed;
+        throw err;
+      }
+    },
+  };
+}

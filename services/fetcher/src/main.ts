@@ -1,0 +1,95 @@
+/**
+ * The fetcher service: wiring only. Config, logger, NATS, the data store, the fetch stage, the status server,
+ * and shutdown in order (status server, then the stage, then NATS).
+ */
+import { hostname } from "node:os";
+import { connectBus } from "@cloudtap/bus";
+import { createFetchStage, type FetchMode } from "@cloudtap/mesh";
+import { openStore } from "@cloudtap/object-store";
+import { StatusService } from "@cloudtap/proto";
+import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
+import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { ServerCredentials } from "@grpc/grpc-js";
+import { loadFetcherConfig, SERVICE } from "./config.js";
+
+const bootLog = createLogger({ service: SERVICE });
+let config: ReturnType<typeof loadFetcherConfig>;
+try {
+  config = loadFetcherConfig();
+} catch (err) {
+  bootLog.error("invalid configuration", { error: err });
+  process.exit(2);
+}
+const c = config.values;
+const instance = c.instance ?? `${hostname()}-${process.pid}`;
+const log = createLogger({ service: SERVICE, instance });
+log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
+
+const shutdown = processShutdown({ logger: log });
+const counters = createCounters();
+
+const bus = await connectBus({
+  servers: c.natsUrl.split(",").map((s) => s.trim()),
+  name: `${SERVICE}-${instance}`,
+  signal: shutdown.signal,
+  onEvent: (event) =>
+    log.info("nats", { event: event.type, ...("server" in event ? { server: event.server } : {}) }),
+});
+shutdown.onShutdown("nats", () => bus.close());
+
+const mode: FetchMode = c.once
+  ? {
+      kind: "once",
+      ...(c.sinceNs === undefined ? {} : { sinceNs: c.sinceNs }),
+      ...(c.untilNs === undefined ? {} : { untilNs: c.untilNs }),
+    }
+  : {
+      kind: "continuous",
+      pollMs: c.pollMs,
+      latenessNs: BigInt(c.latenessMs) * 1_000_000n,
+      ...(c.sinceNs === undefined ? {} : { sinceNs: c.sinceNs }),
+    };
+const stage = createFetchStage({
+  bus,
+  store: openStore(c.source),
+  ...(c.prefix === "" ? {} : { prefix: c.prefix }),
+  run: c.run,
+  shardCount: c.shards,
+  mode,
+  counters,
+  logger: log,
+  signal: shutdown.signal,
+  ackWaitMs: c.ackWaitMs,
+  ...(c.chunksMaxBytes === undefined ? {} : { streams: { chunksMaxBytes: c.chunksMaxBytes } }),
+});
+const running = stage.run();
+shutdown.onShutdown("fetch stage", () => running.catch(() => {}));
+
+if (c.statusListen) {
+  const server = await createRpcServer({
+    address: formatHostPort(c.statusListen),
+    credentials: c.tlsDir
+      ? await serverCredentials(c.tlsDir, ServiceIdentity.Fetcher)
+      : ServerCredentials.createInsecure(),
+    services: [
+      registerService(StatusService, {
+        getStatus: () => ({
+          service: SERVICE,
+          instance,
+          pid: process.pid,
+          state: stage.state,
+          counters: counters.snapshot(),
+          labels: { run: c.run, shards: String(c.shards), mode: mode.kind },
+        }),
+      }),
+    ],
+    onError: (err) => log.warn("rpc error", { error: err }),
+  });
+  log.info("status server listening", { port: server.port });
+  shutdown.onShutdown("status server", () => server.shutdown(5000).then(() => {}));
+}
+
+running.catch((err: unknown) => {
+  log.error("fetch stage failed", { error: err });
+  void shutdown.shutdown("fetch stage failed", 1);
+});
