@@ -51,7 +51,9 @@ describe("cli - stitch output is byte-identical to the recorded digests", () => 
     }
     const got: Record<string, string> = {};
     for (const name of Object.keys(EXPECTED))
-      got[name] = createHash("sha256").update(readFileSync(join(dir, name))).digest("hex");
+      got[name] = createHash("sha256")
+        .update(readFileSync(join(dir, name)))
+        .digest("hex");
     assert.deepEqual(got, EXPECTED);
   });
 });

@@ -265,6 +265,11 @@ export class FlowTable {
     return this.flows.size;
   }
 
+  /** Whether the table holds live state of this connection (it has records and has not completed). */
+  has(connId: string): boolean {
+    return this.flows.has(connId);
+  }
+
   accept(record: TapRecord): void {
     if (record.timestampNs > this.nowNs) this.nowNs = record.timestampNs;
     const flow = this.lookup(record.connId);

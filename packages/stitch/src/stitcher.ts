@@ -146,7 +146,7 @@ class MergeState {
 }
 
 class FlowOutput implements FlowStream {
-  private readonly connId: string;
+  readonly connId: string;
   private readonly client: Endpoint;
   private readonly server: Endpoint;
   private readonly attributes: Readonly<Record<string, string>>;
@@ -367,6 +367,17 @@ export class Stitcher {
   /** New TLS secrets were added to the key source: connections waiting for them continue. */
   keysAdded(): void {
     for (const f of [...this.awaiting.keys()]) if (f.retryKeys()) this.stopAwaiting(f, false);
+  }
+
+  /**
+   * Whether the stitcher still holds state of this connection: open in the flow table, or ended and waiting
+   * for its keys. Once it does not, every frame made from the connection's records has been written to the
+   * sink (the mesh acks a chunk message only then).
+   */
+  holdsConnection(connId: string): boolean {
+    if (this.table.has(connId)) return true;
+    for (const f of this.awaiting.keys()) if (f.connId === connId) return true;
+    return false;
   }
 
   /** Connections that ended while waiting for their keys. */

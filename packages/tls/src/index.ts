@@ -79,3 +79,4 @@ export type {
 export { StopReason, TlsDirection, TlsOutcomeKind, WaitReason } from "./session-report.js";
 export type { TlsSession, TlsSessionOptions, TlsSessionOutput } from "./tls-session.js";
 export { createTlsSession, DEFAULT_TLS_SESSION_OPTIONS } from "./tls-session.js";
+export { peekClientRandom } from "./peek-client-random.js";

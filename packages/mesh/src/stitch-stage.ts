@@ -1,0 +1,320 @@
+/**
+ * The stitch stage of the mesh (docs/mesh.md): the shards this instance owns, each consumed from its durable
+ * `stitch-<run>-<shard>` consumer, decoded with the CTAP reader and fed to a `Stitcher` built from
+ * `StitcherSettings` (the same one `cloudtap stitch` builds). The stitcher writes into a `FrameBatchRecorder`,
+ * and each message's frames go to mirror-egress as one batch over the mirror link.
+ *
+ * Acks (the third link of the ack chain): a chunk message is acked only when every connection that had a
+ * record in it is no longer held by the stitcher (completed, timed out, or flushed at the end of a window)
+ * and the egress acknowledged the batch that carried its last frames. Until then the message is held (its
+ * body is not: only the handle) and `working()` is sent every `workingEveryMs`, so JetStream does not
+ * redeliver it. A stitcher that dies therefore leaves every message of every open connection unacked, and its
+ * replacement rebuilds those connections from their first record: no connection state lives only in a dead
+ * process's memory. The price is duplicates, bounded by the connections of the messages held at the kill.
+ *
+ * Keys: before a message's records are stitched, the client randoms of its ClientHellos (first client bytes
+ * of a connection) are looked up in the key broker and waited for, up to `keyWaitMs`; the stitcher's key
+ * source is a local store filled by those answers. Keys that land later still reach connections waiting
+ * for them (`keysAdded`).
+ */
+import {
+  type Bus,
+  type BusMessage,
+  chunkSubject,
+  consumeMessages,
+  ensureConsumer,
+  getHeader,
+  MeshHeader,
+  StreamName,
+  stitcherConsumer,
+} from "@cloudtap/bus";
+import { FrameBatchRecorder } from "@cloudtap/mirror";
+import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
+import {
+  createStitcherFromSettings,
+  flowTableCountersOf,
+  type Stitcher,
+  type StitcherCounters,
+  type StitcherSettings,
+  stitcherCountersOf,
+  type Variant,
+} from "@cloudtap/stitch";
+import { Direction, readCtap } from "@cloudtap/tap-format";
+import { createKeyStore, type KeyStore, peekClientRandom } from "@cloudtap/tls";
+
+/** The egress end of one mirror stream, as the stitch stage needs it. */
+export interface MirrorLink {
+  /** Opens the stream; the egress says what its outputs need. */
+  open(): Promise<{ readonly encapsulationBytes: number; readonly embedsKeys: boolean }>;
+  /** Sends a batch; resolves once the egress acknowledged it (sinks accepted it). */
+  send(seq: bigint, frames: Uint8Array): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** The key broker, as the stitch stage needs it. */
+export interface KeyLookup {
+  /** Key-log lines for the client randoms, waiting up to `timeoutMs` for those not there yet. */
+  waitForKeys(
+    clientRandoms: readonly Uint8Array[],
+    timeoutMs: number,
+  ): Promise<readonly { readonly clientRandom: Uint8Array; readonly keyLogLines: string }[]>;
+}
+
+export interface StitchStageOptions {
+  readonly bus: Bus;
+  readonly run: string;
+  readonly shards: readonly number[];
+  readonly settings: Omit<StitcherSettings, "tls" | "encapsulationBytes">;
+  readonly variant: Variant;
+  readonly cleartextPorts?: Readonly<Record<number, number>>;
+  /** One mirror stream per shard. */
+  readonly mirror: (shard: number) => MirrorLink;
+  readonly keys?: KeyLookup;
+  /** How long a message waits for its connections' keys. Default 5 s. */
+  readonly keyWaitMs?: number;
+  readonly ackWaitMs?: number;
+  readonly maxAckPending?: number;
+  readonly workingEveryMs?: number;
+  readonly counters: CounterRegistry;
+  readonly log: Logger;
+  readonly signal: AbortSignal;
+}
+
+export interface ShardStatus {
+  readonly shard: number;
+  /** The end-of-window marker was met and everything before it is acked. */
+  readonly done: boolean;
+  readonly heldMessages: number;
+  readonly stitcher: StitcherCounters;
+  readonly gaps: number;
+}
+
+export interface StitchStage {
+  /** Resolves when every shard's loop ended (end of window in one-shot runs, or the signal). */
+  readonly finished: Promise<void>;
+  status(): readonly ShardStatus[];
+}
+
+interface HeldMessage {
+  readonly msg: BusMessage;
+  readonly conns: Set<string>;
+  /** The batch after which none of its connections was held any more (undefined: some still are). */
+  readySeq: bigint | undefined;
+}
+
+const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
+
+/** The key broker's answers, as the stitchers' key source (one per process, shared by its shards). */
+class BrokeredKeys {
+  readonly store: KeyStore = createKeyStore({ ttlMs: 24 * 3600 * 1000, maxBytes: 256 * 1024 * 1024 });
+  private readonly known = new Set<string>();
+  private readonly stitchers = new Set<Stitcher>();
+
+  constructor(
+    private readonly lookup: KeyLookup | undefined,
+    private readonly waitMs: number,
+    private readonly counters: CounterRegistry,
+  ) {}
+
+  register(stitcher: Stitcher): void {
+    this.stitchers.add(stitcher);
+  }
+
+  /** Fetches what the broker has for these client randoms (waiting up to the bound for missing ones). */
+  async fetch(randoms: readonly Uint8Array[]): Promise<void> {
+    if (!this.lookup) return;
+    const wanted = randoms.filter((r) => !this.known.has(hex(r)));
+    if (wanted.length === 0) return;
+    const entries = await this.lookup.waitForKeys(wanted, this.waitMs);
+    for (const e of entries) {
+      this.known.add(hex(e.clientRandom));
+      this.store.addKeyLog(e.keyLogLines, Date.now());
+    }
+    this.counters.counter("stitcher_key_hits").add(entries.length);
+    const missing = wanted.length - entries.length;
+    if (missing > 0) {
+      this.counters.counter("stitcher_key_misses").add(missing);
+      // Keys that land later: one more, longer wait in the background, then the waiting flows continue.
+      const late = wanted.filter((r) => !this.known.has(hex(r)));
+      void this.lookup
+        .waitForKeys(late, Math.max(this.waitMs * 6, 30_000))
+        .then((more) => {
+          for (const e of more) {
+            this.known.add(hex(e.clientRandom));
+            this.store.addKeyLog(e.keyLogLines, Date.now());
+          }
+          if (more.length > 0) for (const s of this.stitchers) s.keysAdded();
+        })
+        .catch(() => {});
+    }
+  }
+}
+
+export async function startStitchStage(options: StitchStageOptions): Promise<StitchStage> {
+  const { bus, run, counters, log, signal } = options;
+  const keys = new BrokeredKeys(options.keys, options.keyWaitMs ?? 5000, counters);
+  const statuses = new Map<number, () => ShardStatus>();
+  const loops = options.shards.map(async (shard) => {
+    const durable = stitcherConsumer(run, shard);
+    await ensureConsumer(bus.jsm, StreamName.Chunks, durable, {
+      filterSubject: chunkSubject(run, shard),
+      ackWaitMs: options.ackWaitMs ?? 30_000,
+      maxAckPending: options.maxAckPending ?? 20_000,
+    });
+    const mirror = options.mirror(shard);
+    const opened = await mirror.open();
+    const recorder = new FrameBatchRecorder();
+    const stitcher = createStitcherFromSettings(
+      {
+        ...options.settings,
+        encapsulationBytes: opened.encapsulationBytes,
+        tls: {
+          variant: options.variant,
+          ...(options.cleartextPorts ? { cleartextPorts: options.cleartextPorts } : {}),
+          embedKeys: opened.embedsKeys,
+        },
+      },
+      {
+        sink: recorder,
+        keys: keys.store,
+        embedKeys: (text) => recorder.embedKeys(text),
+        onFlowComplete: (flow) => recorder.connectionEnded(flow.flow.connId),
+      },
+    );
+    keys.register(stitcher);
+    const held: HeldMessage[] = [];
+    /** Connections of held messages. */
+    const heldConns = new Map<string, HeldMessage[]>();
+    let seq = 0n;
+    let acked = 0n;
+    let done = false;
+    const sends: Promise<void>[] = [];
+
+    statuses.set(shard, () => ({
+      shard,
+      done,
+      heldMessages: held.length,
+      stitcher: stitcherCountersOf(stitcher),
+      gaps: flowTableCountersOf(stitcher).gaps,
+    }));
+
+    /** Sends what the stitcher made since the last batch; returns the batch's number. */
+    const ship = (): bigint => {
+      const batch = recorder.take();
+      if (batch.bytes.length === 0) return seq;
+      const mine = ++seq;
+      counters.counter("stitcher_batches_sent", { shard: String(shard) }).add(1);
+      counters.counter("stitcher_frames_sent").add(batch.frames);
+      const sent = mirror.send(mine, batch.bytes).then(() => {
+        if (mine > acked) acked = mine;
+        ackReady();
+      });
+      sends.push(sent);
+      sent.catch(() => {}).finally(() => sends.splice(sends.indexOf(sent), 1));
+      return mine;
+    };
+
+    /** Messages whose connections are all released, and whose last batch the egress acknowledged. */
+    const ackReady = () => {
+      let kept = 0;
+      for (const h of held) {
+        if (h.readySeq !== undefined && h.readySeq <= acked) {
+          h.msg.ack();
+          counters.counter("stitcher_messages_acked").add(1);
+        } else held[kept++] = h;
+      }
+      held.length = kept;
+    };
+
+    /** After batch `upTo` was shipped: connections the stitcher no longer holds release their messages. */
+    const sweep = (upTo: bigint) => {
+      for (const [conn, messages] of heldConns) {
+        if (stitcher.holdsConnection(conn)) continue;
+        heldConns.delete(conn);
+        for (const h of messages) {
+          h.conns.delete(conn);
+          if (h.conns.size === 0) h.readySeq = upTo;
+        }
+      }
+      ackReady();
+    };
+
+    const working = setInterval(() => {
+      for (const h of held) h.msg.working();
+    }, options.workingEveryMs ?? 10_000);
+    working.unref?.();
+
+    const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
+    try {
+      for await (const msg of stream) {
+        if (getHeader(msg.headers, MeshHeader.Eof) === "1") {
+          stitcher.flushAll();
+          const last = ship();
+          sweep(last);
+          await Promise.allSettled(sends);
+          sweep(seq);
+          msg.ack();
+          done = held.length === 0;
+          log.info("end of window", { shard, held: held.length });
+          if (done) break;
+          continue;
+        }
+        const entry: HeldMessage = { msg, conns: new Set(), readySeq: undefined };
+        const records = [];
+        const randoms: Uint8Array[] = [];
+        try {
+          for await (const item of readCtap([msg.data], { onCorruption: "resync" })) {
+            if (item.type === "corruption") {
+              counters.counter("stitcher_batch_problems", { kind: item.error.code }).add(1);
+              continue;
+            }
+            if (item.type === "header" || item.type === "blob-end") continue;
+            records.push(item);
+            if (item.type === "data" && item.direction === Direction.ClientToServer && item.offset === 0) {
+              const cr = peekClientRandom(item.payload);
+              if (cr) randoms.push(cr);
+            }
+          }
+        } catch (err) {
+          counters.counter("stitcher_batch_problems", { kind: "undecodable" }).add(1);
+          log.warn("chunk batch does not decode", { shard, seq: msg.seq, error: String(err) });
+        }
+        if (randoms.length > 0) {
+          await keys.fetch(randoms).catch((err: unknown) => {
+            counters.counter("stitcher_key_errors").add(1);
+            log.warn("key broker lookup failed", { error: err instanceof Error ? err.message : String(err) });
+          });
+        }
+        for (const record of records) {
+          if ("connId" in record) {
+            const conn = record.connId;
+            if (!entry.conns.has(conn)) {
+              entry.conns.add(conn);
+              const list = heldConns.get(conn);
+              if (list) list.push(entry);
+              else heldConns.set(conn, [entry]);
+            }
+          }
+          stitcher.accept(record);
+        }
+        counters.counter("stitcher_records").add(records.length);
+        stitcher.flushOlderThan();
+        if (entry.conns.size === 0) entry.readySeq = seq;
+        held.push(entry);
+        sweep(ship());
+        // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
+        while (sends.length > 8) await Promise.race(sends).catch(() => {});
+      }
+    } finally {
+      clearInterval(working);
+      await stream.stop();
+      await Promise.allSettled(sends);
+      await mirror.close();
+    }
+  });
+  const finished = Promise.all(loops).then(() => {});
+  return {
+    finished,
+    status: () => [...statuses.values()].map((s) => s()),
+  };
+}

@@ -1,0 +1,103 @@
+import assert from "node:assert/strict";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, it } from "node:test";
+import { createCaptureEncoder } from "@cloudtap/egress";
+import { listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
+import { type ObjectStore, openStore } from "@cloudtap/object-store";
+import type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "@cloudtap/packet";
+import { createStitcherFromSettings, runStitchJob } from "@cloudtap/stitch";
+import { runSimulation } from "@cloudtap/tapsim";
+import { createKeyStore } from "@cloudtap/tls";
+import { FrameBatchError, FrameBatchRecorder, FrameBatchReplayer } from "./frame-batch.js";
+
+/** A flow-aware pcapng encoder that logs the flow calls it gets (the replay must make the same ones). */
+function loggingEncoder() {
+  const encoder = createCaptureEncoder({ format: "pcapng" });
+  const calls: string[] = [];
+  const sink: FlowAwareFrameSink & { embedKeys(text: string): void } = {
+    begin: (n) => encoder.begin(n),
+    commit: (ts, off, orig) => encoder.commit(ts, off, orig),
+    forFlow(flow: FrameFlowContext): FrameSink & { end(): void } {
+      calls.push(`start ${flow.connId} ${flow.variant} ${flow.server.port}`);
+      return {
+        begin: (n) => encoder.begin(n),
+        commit: (ts, off, orig) => encoder.commit(ts, off, orig),
+        end: () => calls.push(`end ${flow.connId} ${flow.variant}`),
+      };
+    },
+    embedKeys(text) {
+      calls.push(`keys ${text.length}`);
+      if ("writeTlsKeyLog" in encoder) (encoder as { writeTlsKeyLog(t: string): void }).writeTlsKeyLog(text);
+    },
+  };
+  return { encoder, sink, calls };
+}
+
+async function stitchInto(
+  sink: FlowAwareFrameSink & { embedKeys(t: string): void },
+  store: ObjectStore,
+  keyLogs: string[],
+  onBatch?: () => void,
+) {
+  const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
+  for (const k of keyLogs) keys.addKeyLog(k, 0);
+  const stitcher = createStitcherFromSettings(
+    { tls: { variant: "both", embedKeys: true } },
+    { sink, keys, embedKeys: (t) => sink.embedKeys(t) },
+  );
+  const listed = [];
+  for await (const b of listBlobs(store)) listed.push(b);
+  await runStitchJob({
+    blobs: (async function* () {
+      yield* sortBlobsByTime(listed);
+    })(),
+    stitcher,
+    output: { drain: () => (onBatch?.(), []), flush: () => (onBatch?.(), []) },
+    sink: { write: () => {} },
+  });
+}
+
+describe("mirror - frame batches", () => {
+  it("recorded and replayed, the egress gets the same calls and the same bytes as in one process", async () => {
+    const store = openStore(join(mkdtempSync(join(tmpdir(), "cloudtap-mirror-")), "store"));
+    await runSimulation({ dataStore: store, keyStore: store, connections: 12, seed: 4, blobSize: 64 * 1024 });
+    const keyLogs: string[] = [];
+    for await (const o of store.list("keys/"))
+      keyLogs.push(new TextDecoder().decode(await store.readBytes(o.key)));
+
+    const direct = loggingEncoder();
+    await stitchInto(direct.sink, store, keyLogs);
+
+    const replayed = loggingEncoder();
+    const recorder = new FrameBatchRecorder();
+    const replayer = new FrameBatchReplayer(replayed.sink);
+    let batches = 0;
+    const ship = () => {
+      const batch = recorder.take();
+      if (batch.bytes.length === 0) return;
+      batches++;
+      replayer.replay(batch.bytes);
+    };
+    await stitchInto(recorder, store, keyLogs, ship);
+    ship();
+
+    assert.ok(batches > 1, `${batches} batches`);
+    assert.ok(direct.calls.length > 24);
+    assert.deepEqual(replayed.calls, direct.calls);
+    const a = Buffer.concat(direct.encoder.flush());
+    const b = Buffer.concat(replayed.encoder.flush());
+    assert.ok(a.equals(b), "the same pcapng bytes");
+  });
+
+  it("a malformed batch is a FrameBatchError, never a partial frame", () => {
+    const recorder = new FrameBatchRecorder();
+    recorder.begin(10).fill(7);
+    recorder.commit(5n);
+    const bytes = recorder.take().bytes;
+    const replayer = new FrameBatchReplayer(loggingEncoder().sink);
+    assert.throws(() => replayer.replay(bytes.subarray(0, bytes.length - 1)), FrameBatchError);
+    assert.throws(() => replayer.replay(Uint8Array.of(9)), FrameBatchError);
+  });
+});

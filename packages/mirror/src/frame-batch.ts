@@ -1,0 +1,220 @@
+/**
+ * A stitcher's frames as batches that cross a process boundary (the mirror stream from stitcher to
+ * mirror-egress). `FrameBatchRecorder` is a flow-aware frame sink: the stitcher writes into it as it writes
+ * into an egress, and `take()` hands out what was recorded as one byte string. `FrameBatchReplayer` plays
+ * batches, in order, into a real flow-aware sink (the egress), so the egress sees the same calls in the same
+ * order as in one process: flow starts (with their context), frames with timestamps, flow ends, and key-log
+ * texts to embed (before the packets they decrypt).
+ *
+ * Encoding (little endian), a sequence of events:
+ *   0x01 flow-start  u32 ref, u32 n, n bytes of JSON (the FrameFlowContext)
+ *   0x02 frame       u32 ref (0xffffffff: no flow), i64 timestamp ns, u32 original length, u32 n, n bytes
+ *   0x03 flow-end    u32 ref
+ *   0x04 key-log     u32 n, n bytes of UTF-8 key-log text
+ * Flow refs are numbered per recorder; a replayer serves one recorder (one stream).
+ */
+import type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "@cloudtap/packet";
+
+export const FrameBatchEvent = { FlowStart: 1, Frame: 2, FlowEnd: 3, KeyLog: 4 } as const;
+
+const NO_FLOW = 0xffffffff;
+const FRAME_HEADER = 1 + 4 + 8 + 4 + 4;
+
+export class FrameBatchError extends Error {
+  override readonly name = "FrameBatchError";
+  readonly category = "bad-input";
+}
+
+export interface RecordedBatch {
+  readonly bytes: Uint8Array;
+  readonly frames: number;
+  /** Connections whose flows ended in this batch. */
+  readonly endedConnections: readonly string[];
+}
+
+/** A frame sink that records; `take()` returns the batch so far and starts the next. */
+export class FrameBatchRecorder implements FlowAwareFrameSink {
+  private buf = new Uint8Array(1 << 20);
+  private view = new DataView(this.buf.buffer);
+  private at = 0;
+  private frameAt = -1;
+  private frames = 0;
+  private nextRef = 0;
+  private ended: string[] = [];
+  private readonly encoder = new TextEncoder();
+
+  /** Bytes recorded since the last `take()`. */
+  get size(): number {
+    return this.at;
+  }
+
+  get frameCount(): number {
+    return this.frames;
+  }
+
+  private reserve(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.at + n + (1 << 16)));
+    bigger.set(this.buf.subarray(0, this.at));
+    this.buf = bigger;
+    this.view = new DataView(bigger.buffer);
+  }
+
+  private beginFrame(ref: number, length: number): Uint8Array {
+    this.reserve(FRAME_HEADER + length);
+    this.frameAt = this.at;
+    this.buf[this.at] = FrameBatchEvent.Frame;
+    this.view.setUint32(this.at + 1, ref, true);
+    this.view.setUint32(this.at + 17, length, true);
+    return this.buf.subarray(this.at + FRAME_HEADER, this.at + FRAME_HEADER + length);
+  }
+
+  private commitFrame(timestampNs: bigint, offsetNs: number | undefined, originalLength: number | undefined) {
+    const at = this.frameAt;
+    if (at < 0) throw new FrameBatchError("commit without begin");
+    const length = this.view.getUint32(at + 17, true);
+    this.view.setBigInt64(at + 5, offsetNs ? timestampNs + BigInt(offsetNs) : timestampNs, true);
+    this.view.setUint32(at + 13, originalLength ?? length, true);
+    this.at = at + FRAME_HEADER + length;
+    this.frameAt = -1;
+    this.frames++;
+  }
+
+  begin(length: number): Uint8Array {
+    return this.beginFrame(NO_FLOW, length);
+  }
+
+  commit(timestampNs: bigint, offsetNs?: number, originalLength?: number): void {
+    this.commitFrame(timestampNs, offsetNs, originalLength);
+  }
+
+  forFlow(flow: FrameFlowContext): FrameSink & { end(): void } {
+    const ref = this.nextRef++;
+    const json = this.encoder.encode(JSON.stringify(flow));
+    this.reserve(9 + json.length);
+    this.buf[this.at] = FrameBatchEvent.FlowStart;
+    this.view.setUint32(this.at + 1, ref, true);
+    this.view.setUint32(this.at + 5, json.length, true);
+    this.buf.set(json, this.at + 9);
+    this.at += 9 + json.length;
+    return {
+      begin: (length) => this.beginFrame(ref, length),
+      commit: (timestampNs, offsetNs, originalLength) =>
+        this.commitFrame(timestampNs, offsetNs, originalLength),
+      end: () => {
+        this.reserve(5);
+        this.buf[this.at] = FrameBatchEvent.FlowEnd;
+        this.view.setUint32(this.at + 1, ref, true);
+        this.at += 5;
+      },
+    };
+  }
+
+  /** A TLS flow's key-log lines, for outputs that embed keys (before its packets). */
+  embedKeys(keyLogText: string): void {
+    const text = this.encoder.encode(keyLogText);
+    this.reserve(5 + text.length);
+    this.buf[this.at] = FrameBatchEvent.KeyLog;
+    this.view.setUint32(this.at + 1, text.length, true);
+    this.buf.set(text, this.at + 5);
+    this.at += 5 + text.length;
+  }
+
+  /** Marks a connection as finished in the batch being recorded (its last frames are in it). */
+  connectionEnded(connId: string): void {
+    this.ended.push(connId);
+  }
+
+  /** The batch recorded so far (a copy), and a fresh start. */
+  take(): RecordedBatch {
+    const batch = { bytes: this.buf.slice(0, this.at), frames: this.frames, endedConnections: this.ended };
+    this.at = 0;
+    this.frames = 0;
+    this.ended = [];
+    return batch;
+  }
+}
+
+export interface ReplayTarget extends FlowAwareFrameSink {
+  embedKeys?(keyLogText: string): void;
+}
+
+/** Plays one recorder's batches, in order, into a flow-aware sink. */
+export class FrameBatchReplayer {
+  private readonly flows = new Map<number, FrameSink & { end?(): void }>();
+  private readonly decoder = new TextDecoder();
+
+  constructor(private readonly target: ReplayTarget) {}
+
+  /** Flows started and not yet ended (a stream that broke off leaves some). */
+  get openFlows(): number {
+    return this.flows.size;
+  }
+
+  /** Replays one batch; returns the number of frames. Throws `FrameBatchError` on a malformed batch. */
+  replay(bytes: Uint8Array): number {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 0;
+    let frames = 0;
+    const need = (n: number) => {
+      if (at + n > bytes.length) throw new FrameBatchError(`batch truncated at byte ${at}`);
+    };
+    while (at < bytes.length) {
+      const type = bytes[at]!;
+      switch (type) {
+        case FrameBatchEvent.FlowStart: {
+          need(9);
+          const ref = view.getUint32(at + 1, true);
+          const n = view.getUint32(at + 5, true);
+          need(9 + n);
+          const context = JSON.parse(
+            this.decoder.decode(bytes.subarray(at + 9, at + 9 + n)),
+          ) as FrameFlowContext;
+          this.flows.set(ref, this.target.forFlow(context));
+          at += 9 + n;
+          break;
+        }
+        case FrameBatchEvent.Frame: {
+          need(FRAME_HEADER);
+          const ref = view.getUint32(at + 1, true);
+          const ts = view.getBigInt64(at + 5, true);
+          const original = view.getUint32(at + 13, true);
+          const n = view.getUint32(at + 17, true);
+          need(FRAME_HEADER + n);
+          const sink = ref === NO_FLOW ? this.target : this.flows.get(ref);
+          if (!sink) throw new FrameBatchError(`frame of unknown flow ${ref} at byte ${at}`);
+          sink.begin(n).set(bytes.subarray(at + FRAME_HEADER, at + FRAME_HEADER + n));
+          sink.commit(ts, 0, original);
+          at += FRAME_HEADER + n;
+          frames++;
+          break;
+        }
+        case FrameBatchEvent.FlowEnd: {
+          need(5);
+          const ref = view.getUint32(at + 1, true);
+          this.flows.get(ref)?.end?.();
+          this.flows.delete(ref);
+          at += 5;
+          break;
+        }
+        case FrameBatchEvent.KeyLog: {
+          need(5);
+          const n = view.getUint32(at + 1, true);
+          need(5 + n);
+          this.target.embedKeys?.(this.decoder.decode(bytes.subarray(at + 5, at + 5 + n)));
+          at += 5 + n;
+          break;
+        }
+        default:
+          throw new FrameBatchError(`unknown event ${type} at byte ${at}`);
+      }
+    }
+    return frames;
+  }
+
+  /** The stream ended: flows still open are ended. */
+  endAll(): void {
+    for (const sink of this.flows.values()) sink.end?.();
+    this.flows.clear();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * mirror-egress's configuration (environment `MIRROR_EGRESS_*`, or the YAML file named by
+ * `MIRROR_EGRESS_CONFIG`): where it listens, and its outputs, in the forms `cloudtap stitch` takes them
+ * (lists are comma-separated; tunnel targets, which hold commas, are separated by ";"). The export policy
+ * file is JSON, parsed once by the egress package.
+ */
+import { readFileSync } from "node:fs";
+import {
+  type EgressSpec,
+  type ExportPolicySpec,
+  parseListenAddress,
+  parseTunnelTarget,
+  SlowClientPolicy,
+  type TunnelTargetSpec,
+} from "@cloudtap/egress";
+import {
+  type ConfigSpec,
+  integer,
+  type LoadConfigOptions,
+  loadConfig,
+  oneOf,
+  parseBoolean,
+  parseDurationMs,
+  parseHostPort,
+  parseSize,
+  parseString,
+} from "@cloudtap/service-kit";
+
+export const SERVICE = "mirror-egress";
+
+const paths = (raw: string) =>
+  raw
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+const targets =
+  (kind: "vxlan" | "geneve") =>
+  (raw: string): TunnelTargetSpec[] =>
+    raw
+      .split(";")
+      .map((t) => t.trim())
+      .filter((t) => t !== "")
+      .map((t) => parseTunnelTarget(kind, t));
+const policyFile = (raw: string): ExportPolicySpec => {
+  const path = parseString(raw);
+  return JSON.parse(readFileSync(path, "utf8")) as ExportPolicySpec;
+};
+
+export const mirrorEgressConfigSpec = {
+  listen: {
+    env: "MIRROR_EGRESS_LISTEN",
+    parse: parseHostPort,
+    doc: "host:port of MirrorService, status and health",
+  },
+  tlsDir: {
+    env: "MIRROR_EGRESS_TLS_DIR",
+    parse: parseString,
+    optional: true,
+    doc: "directory with the mesh CA and mirror-egress's certificate (mutual TLS; only stitchers may stream)",
+  },
+  pcap: { env: "MIRROR_EGRESS_PCAP", parse: paths, default: [] as string[], doc: "pcap files" },
+  pcapng: { env: "MIRROR_EGRESS_PCAPNG", parse: paths, default: [] as string[], doc: "pcapng files" },
+  vxlan: {
+    env: "MIRROR_EGRESS_VXLAN",
+    parse: targets("vxlan"),
+    default: [] as TunnelTargetSpec[],
+    doc: 'VXLAN targets "HOST[:PORT][,vni=N]...", separated by ";"',
+  },
+  geneve: {
+    env: "MIRROR_EGRESS_GENEVE",
+    parse: targets("geneve"),
+    default: [] as TunnelTargetSpec[],
+    doc: 'GENEVE targets, separated by ";"',
+  },
+  policy: {
+    env: "MIRROR_EGRESS_POLICY",
+    parse: policyFile,
+    optional: true,
+    doc: "export policy file (JSON)",
+  },
+  remapLog: {
+    env: "MIRROR_EGRESS_REMAP_LOG",
+    parse: parseString,
+    optional: true,
+    doc: "address-mapping log",
+  },
+  pcapOverIp: {
+    env: "MIRROR_EGRESS_PCAP_OVER_IP",
+    parse: parseListenAddress,
+    optional: true,
+    doc: "[ADDR:]PORT of a PCAP-over-IP server",
+  },
+  pcapOverIpSlow: {
+    env: "MIRROR_EGRESS_PCAP_OVER_IP_SLOW",
+    parse: oneOf([SlowClientPolicy.Drop, SlowClientPolicy.Disconnect] as const),
+    default: SlowClientPolicy.Drop,
+    doc: "a PCAP-over-IP client that does not keep up: drop or disconnect",
+  },
+  outDir: { env: "MIRROR_EGRESS_OUT_DIR", parse: parseString, optional: true, doc: "rotating capture files" },
+  outFormat: {
+    env: "MIRROR_EGRESS_OUT_FORMAT",
+    parse: oneOf(["pcap", "pcapng"] as const),
+    default: "pcapng",
+    doc: "format of the rotating files",
+  },
+  rotateBytes: {
+    env: "MIRROR_EGRESS_ROTATE_SIZE",
+    parse: parseSize,
+    optional: true,
+    doc: "rotate at this size",
+  },
+  rotateMs: {
+    env: "MIRROR_EGRESS_ROTATE_TIME",
+    parse: parseDurationMs,
+    optional: true,
+    doc: "rotate after this",
+  },
+  embedKeys: {
+    env: "MIRROR_EGRESS_EMBED_KEYS",
+    parse: parseBoolean,
+    default: true,
+    doc: "pcapng outputs embed the TLS keys of their flows",
+  },
+  mtu: {
+    env: "MIRROR_EGRESS_MTU",
+    parse: integer({ min: 576, max: 65535 }),
+    default: 1500,
+    doc: "NDR link MTU",
+  },
+  maxInFlight: {
+    env: "MIRROR_EGRESS_MAX_IN_FLIGHT",
+    parse: integer({ min: 1, max: 1024 }),
+    default: 8,
+    doc: "unacknowledged batches per stitcher stream",
+  },
+  instance: { env: "MIRROR_EGRESS_INSTANCE", parse: parseString, optional: true, doc: "instance id" },
+} as const satisfies ConfigSpec;
+
+export function loadMirrorEgressConfig(options?: LoadConfigOptions) {
+  return loadConfig(SERVICE, mirrorEgressConfigSpec, options);
+}
+
+export type MirrorEgressConfig = ReturnType<typeof loadMirrorEgressConfig>["values"];
+
+/** The outputs of the configuration as an egress spec (checked when it is opened). */
+export function egressSpecOf(c: MirrorEgressConfig): EgressSpec {
+  const policy = c.policy ?? {};
+  return {
+    files: [
+      ...c.pcap.map((path) => ({ path, format: "pcap" as const })),
+      ...c.pcapng.map((path) => ({ path, format: "pcapng" as const })),
+    ],
+    ...(c.outDir === undefined
+      ? {}
+      : {
+          rotating: {
+            dir: c.outDir,
+            format: c.outFormat,
+            ...(c.rotateBytes === undefined ? {} : { rotateBytes: c.rotateBytes }),
+            ...(c.rotateMs === undefined ? {} : { rotateNs: BigInt(c.rotateMs) * 1_000_000n }),
+          },
+        }),
+    ...(c.pcapOverIp ? { pcapOverIp: { ...c.pcapOverIp, slowClient: c.pcapOverIpSlow } } : {}),
+    policy: { ...policy, targets: [...(policy.targets ?? []), ...c.vxlan, ...c.geneve] },
+    ...(c.remapLog === undefined ? {} : { remapLog: c.remapLog }),
+    embedKeys: c.embedKeys,
+    mtu: c.mtu,
+  };
+}

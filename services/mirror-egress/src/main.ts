@@ -1,0 +1,69 @@
+/**
+ * The mirror-egress service: wiring only. Config, logger, the outputs (`openEgress`), the MirrorService for
+ * stitchers, status and health, and shutdown in order: stop accepting streams (those in flight finish), then
+ * flush and close every sink (files complete and renamed, datagrams sent).
+ */
+import { hostname } from "node:os";
+import { openEgress } from "@cloudtap/egress";
+import { mirrorHandlers, statusHandlers } from "@cloudtap/mesh";
+import { openStore } from "@cloudtap/object-store";
+import { MirrorService, StatusService } from "@cloudtap/proto";
+import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
+import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { ServerCredentials } from "@grpc/grpc-js";
+import { egressSpecOf, loadMirrorEgressConfig, SERVICE } from "./config.js";
+
+const bootLog = createLogger({ service: SERVICE });
+let config: ReturnType<typeof loadMirrorEgressConfig>;
+try {
+  config = loadMirrorEgressConfig();
+} catch (err) {
+  bootLog.error("invalid configuration", { error: err });
+  process.exit(2);
+}
+const c = config.values;
+const instance = c.instance ?? `${hostname()}-${process.pid}`;
+const log = createLogger({ service: SERVICE, instance });
+log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
+
+const shutdown = processShutdown({ logger: log });
+const counters = createCounters();
+let egress: Awaited<ReturnType<typeof openEgress>>;
+try {
+  egress = await openEgress(egressSpecOf(c), { openUploadStore: (url) => openStore(url) });
+} catch (err) {
+  log.error("outputs do not open", { error: err });
+  process.exit(2);
+}
+let closed = false;
+shutdown.onShutdown("sinks", async () => {
+  for (const chunk of egress.egress.flush()) await egress.egress.write(chunk);
+  await egress.close();
+  closed = true;
+  for (const o of egress.egress.report().outputs) log.info("output closed", { output: o });
+});
+
+const server = await createRpcServer({
+  address: formatHostPort(c.listen),
+  credentials: c.tlsDir
+    ? await serverCredentials(c.tlsDir, ServiceIdentity.MirrorEgress)
+    : ServerCredentials.createInsecure(),
+  services: [
+    registerService(MirrorService, mirrorHandlers({ egress, maxInFlight: c.maxInFlight, counters, log }), {
+      ...(c.tlsDir ? { allowedIdentities: [ServiceIdentity.Stitcher] } : {}),
+    }),
+    registerService(
+      StatusService,
+      statusHandlers({
+        service: SERVICE,
+        instance,
+        counters,
+        state: () => (closed ? "closed" : "running"),
+        labels: () => ({ outputs: egress.egress.outputs.map((o) => o.name).join(", ") }),
+      }),
+    ),
+  ],
+  onError: (err) => log.warn("rpc error", { error: err }),
+});
+log.info("listening", { port: server.port, outputs: egress.egress.outputs.map((o) => o.name) });
+shutdown.onShutdown("server", () => server.shutdown(10_000).then(() => {}));

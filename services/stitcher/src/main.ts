@@ -1,0 +1,115 @@
+/**
+ * The stitcher service: wiring only. Config, logger, NATS, the key broker and mirror-egress clients (mutual
+ * TLS), the stitch stage over this instance's shards, the status server, and shutdown in order (status
+ * server, the stage's consumers, its mirror streams, then NATS).
+ */
+import { hostname } from "node:os";
+import { connectBus } from "@cloudtap/bus";
+import { grpcKeyLookup, grpcMirrorLink, startStitchStage, statusHandlers } from "@cloudtap/mesh";
+import { KeyService, MirrorService, StatusService } from "@cloudtap/proto";
+import {
+  clientCredentials,
+  createClient,
+  createRpcServer,
+  registerService,
+  ServiceIdentity,
+  serverCredentials,
+} from "@cloudtap/rpc";
+import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { credentials, ServerCredentials } from "@grpc/grpc-js";
+import { loadStitcherConfig, SERVICE } from "./config.js";
+
+const bootLog = createLogger({ service: SERVICE });
+let config: ReturnType<typeof loadStitcherConfig>;
+try {
+  config = loadStitcherConfig();
+} catch (err) {
+  bootLog.error("invalid configuration", { error: err });
+  process.exit(2);
+}
+const c = config.values;
+const instance = c.instance ?? `${hostname()}-${process.pid}`;
+const log = createLogger({ service: SERVICE, instance });
+log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
+
+const shutdown = processShutdown({ logger: log });
+const counters = createCounters();
+const first = c.shards?.first ?? 0;
+const last = c.shards?.last ?? c.shardCount - 1;
+if (last >= c.shardCount) {
+  log.error("invalid configuration", { error: `STITCHER_SHARDS ends at ${last}, past STITCHER_SHARD_COUNT` });
+  process.exit(2);
+}
+const shards = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+
+const peerCredentials = c.tlsDir
+  ? await clientCredentials(c.tlsDir, ServiceIdentity.Stitcher)
+  : credentials.createInsecure();
+const mirrorClient = createClient(MirrorService, formatHostPort(c.mirrorEgressAddr), {
+  credentials: peerCredentials,
+});
+const keyClient = c.keyBrokerAddr
+  ? createClient(KeyService, formatHostPort(c.keyBrokerAddr), { credentials: peerCredentials })
+  : undefined;
+
+const bus = await connectBus({
+  servers: c.natsUrl.split(",").map((s) => s.trim()),
+  name: `${SERVICE}-${instance}`,
+  signal: shutdown.signal,
+  onEvent: (event) =>
+    log.info("nats", { event: event.type, ...("server" in event ? { server: event.server } : {}) }),
+});
+shutdown.onShutdown("nats", () => bus.close());
+
+const stage = await startStitchStage({
+  bus,
+  run: c.run,
+  shards,
+  settings: { mtu: c.mtu, filter: c.filter },
+  variant: c.variant,
+  cleartextPorts: c.cleartextPorts,
+  mirror: (shard) => grpcMirrorLink({ client: mirrorClient, stitcherId: `${instance}/${shard}`, mtu: c.mtu }),
+  ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
+  keyWaitMs: c.keyWaitMs,
+  ackWaitMs: c.ackWaitMs,
+  counters,
+  log,
+  signal: shutdown.signal,
+});
+shutdown.onShutdown("stitch stage", () => stage.finished.catch(() => {}));
+
+const state = () => {
+  const shardStates = stage.status();
+  return shardStates.length > 0 && shardStates.every((s) => s.done) ? "done" : "running";
+};
+if (c.statusListen) {
+  const server = await createRpcServer({
+    address: formatHostPort(c.statusListen),
+    credentials: c.tlsDir
+      ? await serverCredentials(c.tlsDir, ServiceIdentity.Stitcher)
+      : ServerCredentials.createInsecure(),
+    services: [
+      registerService(
+        StatusService,
+        statusHandlers({
+          service: SERVICE,
+          instance,
+          counters,
+          state,
+          labels: () => ({ run: c.run, shards: `${first}-${last}`, variant: c.variant }),
+        }),
+      ),
+    ],
+    onError: (err) => log.warn("rpc error", { error: err }),
+  });
+  log.info("status server listening", { port: server.port });
+  shutdown.onShutdown("status server", () => server.shutdown(5000).then(() => {}));
+}
+
+stage.finished.then(
+  () => log.info("every shard done", { shards: shards.length }),
+  (err: unknown) => {
+    log.error("stitch stage failed", { error: err });
+    void shutdown.shutdown("stitch stage failed", 1);
+  },
+);
