@@ -54,7 +54,16 @@ async function stitchInto(
       yield* sortBlobsByTime(listed);
     })(),
     stitcher,
-    output: { drain: () => (onBatch?.(), []), flush: () => (onBatch?.(), []) },
+    output: {
+      drain: () => {
+        onBatch?.();
+        return [];
+      },
+      flush: () => {
+        onBatch?.();
+        return [];
+      },
+    },
     sink: { write: () => {} },
   });
 }

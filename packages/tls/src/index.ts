@@ -66,6 +66,7 @@ export {
   KeyWaitStatus,
 } from "./key-store.js";
 export { nativeAead, recyclePlaintext } from "./native-aead.js";
+export { peekClientRandom } from "./peek-client-random.js";
 export { ContentType, MAX_RECORD_FRAGMENT_LENGTH } from "./record-framer.js";
 export { IntegrityFailure } from "./record-protection.js";
 export type {
@@ -79,4 +80,3 @@ export type {
 export { StopReason, TlsDirection, TlsOutcomeKind, WaitReason } from "./session-report.js";
 export type { TlsSession, TlsSessionOptions, TlsSessionOutput } from "./tls-session.js";
 export { createTlsSession, DEFAULT_TLS_SESSION_OPTIONS } from "./tls-session.js";
-export { peekClientRandom } from "./peek-client-random.js";
