@@ -7,10 +7,19 @@ import type { Command } from "./command.js";
 import { ingestCommand } from "./commands/ingest.js";
 import { inspectCommand } from "./commands/inspect.js";
 import { simulateCommand } from "./commands/simulate.js";
+import { statusCommand } from "./commands/status.js";
 import { stitchCommand } from "./commands/stitch.js";
+import { upCommand } from "./commands/up.js";
 import { UsageError } from "./usage-error.js";
 
-const commands: Command[] = [simulateCommand, ingestCommand, inspectCommand, stitchCommand];
+const commands: Command[] = [
+  simulateCommand,
+  ingestCommand,
+  inspectCommand,
+  stitchCommand,
+  upCommand,
+  statusCommand,
+];
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

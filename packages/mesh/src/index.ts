@@ -13,4 +13,4 @@ export { DEFAULT_MIRROR_MAX_IN_FLIGHT, grpcMirrorLink, mirrorHandlers } from "./
 export type { StatusSource } from "./rpc-links.js";
 export { grpcKeyLookup, statusHandlers } from "./rpc-links.js";
 export type { KeyLookup, MirrorLink, ShardStatus, StitchStage, StitchStageOptions } from "./stitch-stage.js";
-export { startStitchStage } from "./stitch-stage.js";
+export { DEFAULT_STITCH_LATENESS_NS, startStitchStage } from "./stitch-stage.js";

@@ -26,6 +26,7 @@ import {
   getHeader,
   MeshHeader,
   StreamName,
+  sleep,
   stitcherConsumer,
 } from "@cloudtap/bus";
 import { FrameBatchRecorder } from "@cloudtap/mirror";
@@ -72,6 +73,8 @@ export interface StitchStageOptions {
   readonly keys?: KeyLookup;
   /** How long a message waits for its connections' keys. Default 5 s. */
   readonly keyWaitMs?: number;
+  /** How far out of time order records may arrive (the watermark's distance). Default 2 min. */
+  readonly latenessNs?: bigint;
   readonly ackWaitMs?: number;
   readonly maxAckPending?: number;
   readonly workingEveryMs?: number;
@@ -101,6 +104,8 @@ interface HeldMessage {
   /** The batch after which none of its connections was held any more (undefined: some still are). */
   readySeq: bigint | undefined;
 }
+
+export const DEFAULT_STITCH_LATENESS_NS = 120_000_000_000n;
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
@@ -152,8 +157,20 @@ class BrokeredKeys {
 
 export async function startStitchStage(options: StitchStageOptions): Promise<StitchStage> {
   const { bus, run, counters, log, signal } = options;
+  const lateness = options.latenessNs ?? DEFAULT_STITCH_LATENESS_NS;
   const keys = new BrokeredKeys(options.keys, options.keyWaitMs ?? 5000, counters);
   const statuses = new Map<number, () => ShardStatus>();
+  // The fetchers own the streams' settings (limits); the stitcher waits for them to exist.
+  for (let attempt = 0; ; attempt++) {
+    signal.throwIfAborted();
+    const found = await bus.jsm.streams.info(StreamName.Chunks).then(
+      () => true,
+      () => false,
+    );
+    if (found) break;
+    if (attempt === 0) log.info("waiting for the chunk stream", { stream: StreamName.Chunks });
+    await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)), signal);
+  }
   const loops = options.shards.map(async (shard) => {
     const durable = stitcherConsumer(run, shard);
     await ensureConsumer(bus.jsm, StreamName.Chunks, durable, {
@@ -190,6 +207,22 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     let done = false;
     const sends: Promise<void>[] = [];
 
+    const tableGauges = () => {
+      const t = flowTableCountersOf(stitcher);
+      const labels = { shard: String(shard) };
+      counters.gauge("stitcher_late_records", labels).set(t.lateRecords);
+      counters.gauge("stitcher_gaps", labels).set(t.gaps);
+      counters.gauge("stitcher_gap_bytes", labels).set(t.gapBytes);
+      counters.gauge("stitcher_flows", labels).set(t.flows);
+      counters.gauge("stitcher_held_messages", labels).set(held.length);
+      const st = stitcher.stats;
+      counters.gauge("stitcher_flows_tcp", labels).set(st.flowsTcp);
+      counters.gauge("stitcher_flows_udp", labels).set(st.flowsUdp);
+      for (const [outcome, n] of Object.entries(st.tls.outcomes))
+        counters.gauge("stitcher_tls_outcome", { ...labels, outcome }).set(n);
+    };
+    const gaugeTimer = setInterval(tableGauges, 1000);
+    gaugeTimer.unref?.();
     statuses.set(shard, () => ({
       shard,
       done,
@@ -255,6 +288,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           sweep(seq);
           msg.ack();
           done = held.length === 0;
+          tableGauges();
           log.info("end of window", { shard, held: held.length });
           if (done) break;
           continue;
@@ -298,7 +332,11 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           stitcher.accept(record);
         }
         counters.counter("stitcher_records").add(records.length);
-        stitcher.flushOlderThan();
+        // Blobs reach a shard out of time order (several fetchers, late uploads): timeouts and gap waits
+        // act at the newest record time less the lateness bound, a watermark, so that an early-processed
+        // later blob does not time out or gap the connections of the blobs still to come.
+        const watermark = stitcher.table.now - lateness;
+        if (watermark > 0n) stitcher.flushOlderThan(watermark);
         if (entry.conns.size === 0) entry.readySeq = seq;
         held.push(entry);
         sweep(ship());
@@ -307,6 +345,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       }
     } finally {
       clearInterval(working);
+      clearInterval(gaugeTimer);
+      tableGauges();
       await stream.stop();
       await Promise.allSettled(sends);
       await mirror.close();

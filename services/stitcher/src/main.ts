@@ -61,24 +61,9 @@ const bus = await connectBus({
 });
 shutdown.onShutdown("nats", () => bus.close());
 
-const stage = await startStitchStage({
-  bus,
-  run: c.run,
-  shards,
-  settings: { mtu: c.mtu, filter: c.filter },
-  variant: c.variant,
-  cleartextPorts: c.cleartextPorts,
-  mirror: (shard) => grpcMirrorLink({ client: mirrorClient, stitcherId: `${instance}/${shard}`, mtu: c.mtu }),
-  ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
-  keyWaitMs: c.keyWaitMs,
-  ackWaitMs: c.ackWaitMs,
-  counters,
-  log,
-  signal: shutdown.signal,
-});
-shutdown.onShutdown("stitch stage", () => stage.finished.catch(() => {}));
-
+let stage: Awaited<ReturnType<typeof startStitchStage>> | undefined;
 const state = () => {
+  if (!stage) return "starting";
   const shardStates = stage.status();
   return shardStates.length > 0 && shardStates.every((s) => s.done) ? "done" : "running";
 };
@@ -105,6 +90,23 @@ if (c.statusListen) {
   log.info("status server listening", { port: server.port });
   shutdown.onShutdown("status server", () => server.shutdown(5000).then(() => {}));
 }
+
+stage = await startStitchStage({
+  bus,
+  run: c.run,
+  shards,
+  settings: { mtu: c.mtu, filter: c.filter },
+  variant: c.variant,
+  cleartextPorts: c.cleartextPorts,
+  mirror: (shard) => grpcMirrorLink({ client: mirrorClient, stitcherId: `${instance}/${shard}`, mtu: c.mtu }),
+  ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
+  keyWaitMs: c.keyWaitMs,
+  ackWaitMs: c.ackWaitMs,
+  counters,
+  log,
+  signal: shutdown.signal,
+});
+shutdown.onShutdown("stitch stage", () => stage?.finished.catch(() => {}));
 
 stage.finished.then(
   () => log.info("every shard done", { shards: shards.length }),

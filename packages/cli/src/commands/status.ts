@@ -1,0 +1,48 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { MESH_STATE_FILE, type MeshState, queryStatuses } from "@cloudtap/local-mesh";
+import type { Command } from "../command.js";
+import { toJson } from "../units.js";
+import { UsageError } from "../usage-error.js";
+
+export const statusCommand: Command = {
+  name: "status",
+  summary: "health and counters of every instance of a running mesh (cloudtap up)",
+  usage: `cloudtap status --state-dir DIR [--json]
+  Asks every service instance of the mesh whose state folder is DIR (as cloudtap up printed it) for its
+  status over mutual TLS: service, address, process id, state, restarts, and its counters (blobs, records,
+  batches, frames, keys, drops and quarantines by reason). Exit status 1 when an instance does not answer.`,
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: { "state-dir": { type: "string" }, json: { type: "boolean", default: false } },
+    });
+    const dir = values["state-dir"];
+    if (!dir) throw new UsageError("--state-dir is required");
+    let state: MeshState;
+    try {
+      state = JSON.parse(readFileSync(join(dir, MESH_STATE_FILE), "utf8")) as MeshState;
+    } catch (err) {
+      throw new UsageError(`--state-dir ${dir}: no mesh state (${(err as Error).message})`);
+    }
+    const rows = await queryStatuses(state);
+    const down = rows.filter((r) => r.instance.address !== "" && !r.status);
+    if (values.json) {
+      io.stdout.write(`${toJson({ natsUrl: state.natsUrl, instances: rows })}\n`);
+      return down.length ? 1 : 0;
+    }
+    for (const r of rows) {
+      const i = r.instance;
+      const head = `${i.name.padEnd(14)} ${i.service.padEnd(13)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address.padEnd(16)} restarts ${i.restarts}`;
+      if (!r.status) {
+        io.stdout.write(`${head}  ${i.address === "" ? "" : `DOWN: ${r.error}`}\n`);
+        continue;
+      }
+      io.stdout.write(`${head}  ${r.status["state"]}\n`);
+      const counters = Object.entries((r.status["counters"] ?? {}) as Record<string, number>);
+      for (const [k, v] of counters) io.stdout.write(`    ${k} ${v}\n`);
+    }
+    return down.length ? 1 : 0;
+  },
+};

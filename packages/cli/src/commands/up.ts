@@ -1,0 +1,181 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { LocalMesh, type LocalMeshPlan, type MeshInstance } from "@cloudtap/local-mesh";
+import type { Command } from "../command.js";
+import { parseTime } from "../time.js";
+import { toJson } from "../units.js";
+import { UsageError } from "../usage-error.js";
+
+export const upCommand: Command = {
+  name: "up",
+  summary: "run the mesh (nats-server, fetchers, key-broker, stitchers, mirror-egress) as local processes",
+  usage: `cloudtap up --source <store> OUTPUT... [--keys <store>] [--prefix P] [--once] [--since T] [--until T]
+                [--fetchers 1] [--stitchers 1] [--shards 8] [--variant original|cleartext|both] [--filter RULE ...]
+                [--mtu 1500] [--no-keys] [--no-embed-keys] [--state-dir DIR] [--nats URL] [--json]
+  OUTPUT, at least one (given to mirror-egress, the only service that reaches the NDR):
+    --pcap FILE | --pcapng FILE ...   capture files
+    --vxlan HOST[:PORT][,vni=N]... | --geneve ...   tunnels (as cloudtap stitch)
+    --policy FILE [--remap-log FILE]  export policy
+    --pcap-over-ip [ADDR:]PORT [--pcap-over-ip-slow drop|disconnect]
+    --out-dir DIR [--out-format pcap|pcapng]   rotating capture files
+
+  Starts a nats-server with JetStream (or uses --nats), a private CA with one certificate per service
+  identity (mutual TLS between the services), then mirror-egress, the key-broker, the stitchers (the
+  --shards split between them), and the fetchers, each a separate process configured by its environment.
+  A service instance that dies is restarted (logged). Continuous by default: the fetchers poll the store.
+  --once drains the window and exits 0 when every blob is done and every sink flushed. Ctrl-C stops
+  everything in order: fetchers, key-broker, stitchers, mirror-egress (sinks flushed), nats-server.
+  The state folder (default: a new temporary folder) holds mesh.json, the logs, the PKI and JetStream's
+  files; \`cloudtap status --state-dir DIR\` reads the running mesh's counters.
+  --no-keys runs no key-broker: no decryption, no keys embedded.`,
+  async run(args, io) {
+    const { values } = parseArgs({
+      args,
+      options: {
+        source: { type: "string" },
+        keys: { type: "string" },
+        prefix: { type: "string" },
+        once: { type: "boolean", default: false },
+        since: { type: "string" },
+        until: { type: "string" },
+        fetchers: { type: "string", default: "1" },
+        stitchers: { type: "string", default: "1" },
+        shards: { type: "string", default: "8" },
+        variant: { type: "string", default: "original" },
+        filter: { type: "string", multiple: true, default: [] },
+        mtu: { type: "string" },
+        "no-keys": { type: "boolean", default: false },
+        "no-embed-keys": { type: "boolean", default: false },
+        "state-dir": { type: "string" },
+        nats: { type: "string" },
+        json: { type: "boolean", default: false },
+        pcap: { type: "string", multiple: true, default: [] },
+        pcapng: { type: "string", multiple: true, default: [] },
+        vxlan: { type: "string", multiple: true, default: [] },
+        geneve: { type: "string", multiple: true, default: [] },
+        policy: { type: "string" },
+        "remap-log": { type: "string" },
+        "pcap-over-ip": { type: "string" },
+        "pcap-over-ip-slow": { type: "string" },
+        "out-dir": { type: "string" },
+        "out-format": { type: "string" },
+      },
+    });
+    if (!values.source) throw new UsageError("--source is required");
+    const count = (flag: string, text: string, max: number) => {
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 1 || n > max)
+        throw new UsageError(`${flag} is an integer in 1..${max}`);
+      return n;
+    };
+    const variant = values.variant;
+    if (variant !== "original" && variant !== "cleartext" && variant !== "both")
+      throw new UsageError("--variant is original, cleartext or both");
+    if (values["no-keys"] && variant !== "original")
+      throw new UsageError("--no-keys decrypts nothing: it goes with --variant original");
+    const shardCount = count("--shards", values.shards, 4096);
+    const stitchers = count("--stitchers", values.stitchers, 64);
+    if (stitchers > shardCount) throw new UsageError("--stitchers cannot exceed --shards");
+    const outputs = {
+      pcap: values.pcap,
+      pcapng: values.pcapng,
+      vxlan: values.vxlan,
+      geneve: values.geneve,
+      ...(values.policy ? { policyFile: values.policy } : {}),
+      ...(values["remap-log"] ? { remapLog: values["remap-log"] } : {}),
+      ...(values["pcap-over-ip"] ? { pcapOverIp: values["pcap-over-ip"] } : {}),
+      ...(values["pcap-over-ip-slow"] ? { pcapOverIpSlow: values["pcap-over-ip-slow"] } : {}),
+      ...(values["out-dir"] ? { outDir: values["out-dir"] } : {}),
+      ...(values["out-format"] ? { outFormat: values["out-format"] } : {}),
+      ...(values["no-embed-keys"] || values["no-keys"] ? { embedKeys: false } : {}),
+    };
+    const outputCount =
+      values.pcap.length +
+      values.pcapng.length +
+      values.vxlan.length +
+      values.geneve.length +
+      (values.policy ? 1 : 0) +
+      (values["pcap-over-ip"] ? 1 : 0) +
+      (values["out-dir"] ? 1 : 0);
+    if (outputCount === 0)
+      throw new UsageError(
+        "give at least one output: --pcap, --pcapng, --vxlan, --geneve, --policy, --pcap-over-ip or --out-dir",
+      );
+    const plan: LocalMeshPlan = {
+      stateDir: values["state-dir"] ?? mkdtempSync(join(tmpdir(), "cloudtap-mesh-")),
+      source: values.source,
+      ...(values.keys ? { keys: values.keys } : {}),
+      ...(values.prefix ? { prefix: values.prefix } : {}),
+      ...(values.since ? { sinceNs: parseTime("--since", values.since) } : {}),
+      ...(values.until ? { untilNs: parseTime("--until", values.until) } : {}),
+      once: values.once,
+      fetchers: count("--fetchers", values.fetchers, 64),
+      stitchers,
+      shardCount,
+      variant,
+      keyBroker: !values["no-keys"],
+      filter: values.filter,
+      ...(values.mtu ? { mtu: count("--mtu", values.mtu, 65535) } : {}),
+      outputs,
+      ...(values.nats ? { natsUrl: values.nats } : {}),
+    };
+    const say = (line: string) => io.stderr.write(`${line}\n`);
+    const mesh = new LocalMesh(plan, {
+      onRestart: (name, exit) =>
+        say(`up: ${name} exited (${exit.signal ?? `status ${exit.code}`}); restarted`),
+    });
+    const stopOnSignal = () => void mesh.stop();
+    io.signal.addEventListener("abort", stopOnSignal, { once: true });
+    try {
+      await mesh.start();
+      say(`up: mesh running, state in ${mesh.state.stateDir}`);
+      for (const i of mesh.state.instances) say(`  ${describe(i)}`);
+      if (!plan.once) {
+        say("up: continuous; Ctrl-C stops it");
+        await new Promise<void>((resolve) =>
+          io.signal.addEventListener("abort", () => resolve(), { once: true }),
+        );
+        await mesh.stop();
+        return 0;
+      }
+      await mesh.waitUntilDone({ signal: io.signal });
+      const statuses = await mesh.statuses();
+      await mesh.stop();
+      const summary = statuses.map((s) => ({
+        name: s.instance.name,
+        service: s.instance.service,
+        restarts: s.instance.restarts,
+        state: s.status?.["state"],
+        counters: s.status?.["counters"],
+      }));
+      if (values.json) io.stdout.write(`${toJson({ stateDir: mesh.state.stateDir, instances: summary })}\n`);
+      else {
+        io.stdout.write(`window done; every sink flushed (state in ${mesh.state.stateDir})\n`);
+        for (const s of summary) {
+          const c = (s.counters ?? {}) as Record<string, number>;
+          const pick = Object.entries(c)
+            .filter(([k]) =>
+              /^(blobs_done|blobs_quarantined|batches_published|records_published|stitcher_records|stitcher_frames_sent|stitcher_messages_acked|egress_frames|egress_batches)/.test(
+                k,
+              ),
+            )
+            .map(([k, v]) => `${k} ${v}`)
+            .join(", ");
+          io.stdout.write(`  ${s.name.padEnd(14)} restarts ${s.restarts}${pick ? `; ${pick}` : ""}\n`);
+        }
+      }
+      return 0;
+    } catch (err) {
+      await mesh.stop();
+      throw err;
+    } finally {
+      io.signal.removeEventListener("abort", stopOnSignal);
+    }
+  },
+};
+
+function describe(i: MeshInstance): string {
+  return `${i.name.padEnd(14)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address}`;
+}

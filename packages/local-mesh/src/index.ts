@@ -1,0 +1,12 @@
+export { freePort } from "./free-port.js";
+export type {
+  LocalMeshEvents,
+  LocalMeshOutputs,
+  LocalMeshPlan,
+  MeshInstance,
+  MeshState,
+} from "./local-mesh.js";
+export { LocalMesh, MESH_STATE_FILE, MeshService, queryStatuses } from "./local-mesh.js";
+export type { SupervisedProcessOptions } from "./supervised-process.js";
+export { SupervisedProcess } from "./supervised-process.js";
+export { serviceCommand, workspaceRoot } from "./workspace.js";

@@ -1,0 +1,396 @@
+/**
+ * The mesh as local processes (`cloudtap up`): a nats-server with JetStream (unless one is given), one
+ * mirror-egress, one key-broker, N stitchers splitting the shards, N fetchers, each a separate OS process
+ * configured through its environment exactly as a container would be. Mutual TLS everywhere, from a private
+ * CA made in the state folder. Start order follows the dependencies (each waits for the one before to answer
+ * its health check); stop order is the reverse of the data flow, so nothing is in flight when a stage goes:
+ * fetchers, key-broker, stitchers, mirror-egress (which flushes and closes its sinks), nats-server.
+ *
+ * The state folder holds `mesh.json` (every instance: service, status address, pid, restarts), the logs of
+ * every process, the PKI and JetStream's files; `cloudtap status` reads `mesh.json`.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { StatusService } from "@cloudtap/proto";
+import {
+  checkHealth,
+  clientCredentials,
+  createClient,
+  createPki,
+  HealthStatus,
+  ServiceIdentity,
+} from "@cloudtap/rpc";
+import { freePort } from "./free-port.js";
+import { SupervisedProcess } from "./supervised-process.js";
+import { serviceCommand, workspaceRoot } from "./workspace.js";
+
+export const MeshService = {
+  Nats: "nats-server",
+  Fetcher: "fetcher",
+  KeyBroker: "key-broker",
+  Stitcher: "stitcher",
+  MirrorEgress: "mirror-egress",
+} as const;
+export type MeshService = (typeof MeshService)[keyof typeof MeshService];
+
+/** What mirror-egress writes, in its environment's terms (see services/mirror-egress config). */
+export interface LocalMeshOutputs {
+  readonly pcap?: readonly string[];
+  readonly pcapng?: readonly string[];
+  /** `--vxlan` texts ("HOST[:PORT][,vni=N]..."). */
+  readonly vxlan?: readonly string[];
+  readonly geneve?: readonly string[];
+  readonly policyFile?: string;
+  readonly remapLog?: string;
+  readonly pcapOverIp?: string;
+  readonly pcapOverIpSlow?: string;
+  readonly outDir?: string;
+  readonly outFormat?: string;
+  readonly embedKeys?: boolean;
+}
+
+export interface LocalMeshPlan {
+  /** Where the mesh keeps its state (PKI, JetStream, logs, mesh.json). */
+  readonly stateDir: string;
+  readonly source: string;
+  /** Key store URL; default the source store. */
+  readonly keys?: string;
+  /** Run a key-broker (decryption, keys in pcapng). Default true; false: the original variant, no keys. */
+  readonly keyBroker?: boolean;
+  readonly prefix?: string;
+  readonly sinceNs?: bigint;
+  readonly untilNs?: bigint;
+  /** One-shot: drain the window, then stop. */
+  readonly once: boolean;
+  readonly fetchers: number;
+  readonly stitchers: number;
+  readonly shardCount: number;
+  readonly variant: "original" | "cleartext" | "both";
+  readonly filter?: readonly string[];
+  readonly mtu?: number;
+  readonly outputs: LocalMeshOutputs;
+  /** An existing NATS server; default: start one. */
+  readonly natsUrl?: string;
+  /** Extra environment for every service (log levels, …). */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+export interface MeshInstance {
+  readonly service: MeshService;
+  readonly name: string;
+  /** host:port of its StatusService and health ("" for nats-server). */
+  readonly address: string;
+  readonly pid: number | undefined;
+  readonly restarts: number;
+}
+
+export interface MeshState {
+  readonly stateDir: string;
+  readonly tlsDir: string;
+  readonly natsUrl: string;
+  readonly startedAt: string;
+  readonly instances: readonly MeshInstance[];
+}
+
+export interface LocalMeshEvents {
+  readonly onRestart?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  readonly onLog?: (line: string) => void;
+}
+
+export const MESH_STATE_FILE = "mesh.json";
+
+interface Running {
+  readonly service: MeshService;
+  readonly address: string;
+  readonly process: SupervisedProcess;
+}
+
+export class LocalMesh {
+  private readonly running: Running[] = [];
+  private natsUrl = "";
+  private readonly tlsDir: string;
+  private readonly stateDir: string;
+  private readonly startedAt = new Date().toISOString();
+  private stopped = false;
+
+  constructor(
+    private readonly plan: LocalMeshPlan,
+    private readonly events: LocalMeshEvents = {},
+  ) {
+    this.stateDir = resolve(plan.stateDir);
+    this.tlsDir = join(this.stateDir, "tls");
+  }
+
+  get state(): MeshState {
+    return {
+      stateDir: this.stateDir,
+      tlsDir: this.tlsDir,
+      natsUrl: this.natsUrl,
+      startedAt: this.startedAt,
+      instances: this.running.map((r) => ({
+        service: r.service,
+        name: r.process.name,
+        address: r.address,
+        pid: r.process.pid,
+        restarts: r.process.restarts,
+      })),
+    };
+  }
+
+  /** The supervised process of an instance (chaos tests signal it). */
+  instance(name: string): SupervisedProcess | undefined {
+    return this.running.find((r) => r.process.name === name)?.process;
+  }
+
+  private writeState(): void {
+    writeFileSync(join(this.stateDir, MESH_STATE_FILE), `${JSON.stringify(this.state, null, 2)}\n`, {
+      mode: 0o600,
+    });
+  }
+
+  private spawn(
+    service: MeshService,
+    name: string,
+    address: string,
+    command: string,
+    args: string[],
+    env: Record<string, string>,
+  ) {
+    const process = new SupervisedProcess({
+      name,
+      command,
+      args,
+      env: { ...this.plan.env, ...env },
+      logFile: join(this.stateDir, "logs", `${name}.log`),
+      onRestart: (n, exit) => {
+        this.events.onRestart?.(n, exit);
+        this.writeState();
+      },
+    });
+    process.start();
+    this.running.push({ service, address, process });
+    this.writeState();
+    return process;
+  }
+
+  /** Waits until a service answers its health check as SERVING. */
+  private async healthy(name: string, address: string, timeoutMs = 30_000): Promise<void> {
+    const credentials = await clientCredentials(this.tlsDir, ServiceIdentity.Cli);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await checkHealth(address, credentials, { timeoutMs: 1000 }).catch(() => "unknown");
+      if (status === HealthStatus.Serving) return;
+      if (Date.now() > deadline)
+        throw new Error(`${name} did not become healthy at ${address} in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  async start(): Promise<void> {
+    const p = this.plan;
+    mkdirSync(join(this.stateDir, "logs"), { recursive: true, mode: 0o700 });
+    await createPki(this.tlsDir);
+    const root = workspaceRoot();
+    const node = process.execPath;
+    const loopback = async () => `127.0.0.1:${await freePort()}`;
+
+    if (p.natsUrl) this.natsUrl = p.natsUrl;
+    else {
+      const port = await freePort();
+      this.natsUrl = `nats://127.0.0.1:${port}`;
+      this.spawn(
+        MeshService.Nats,
+        "nats-server",
+        "",
+        "nats-server",
+        ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(this.stateDir, "jetstream")],
+        {},
+      );
+      await waitForPort(port, 15_000);
+    }
+    const common = { LOG_LEVEL: "info" };
+
+    const egressAddr = await loopback();
+    const o = p.outputs;
+    this.spawn(
+      MeshService.MirrorEgress,
+      "mirror-egress",
+      egressAddr,
+      node,
+      serviceCommand(root, "mirror-egress"),
+      {
+        ...common,
+        MIRROR_EGRESS_LISTEN: egressAddr,
+        MIRROR_EGRESS_TLS_DIR: this.tlsDir,
+        ...(o.pcap?.length ? { MIRROR_EGRESS_PCAP: o.pcap.map((f) => resolve(f)).join(",") } : {}),
+        ...(o.pcapng?.length ? { MIRROR_EGRESS_PCAPNG: o.pcapng.map((f) => resolve(f)).join(",") } : {}),
+        ...(o.vxlan?.length ? { MIRROR_EGRESS_VXLAN: o.vxlan.join(";") } : {}),
+        ...(o.geneve?.length ? { MIRROR_EGRESS_GENEVE: o.geneve.join(";") } : {}),
+        ...(o.policyFile ? { MIRROR_EGRESS_POLICY: resolve(o.policyFile) } : {}),
+        ...(o.remapLog ? { MIRROR_EGRESS_REMAP_LOG: resolve(o.remapLog) } : {}),
+        ...(o.pcapOverIp ? { MIRROR_EGRESS_PCAP_OVER_IP: o.pcapOverIp } : {}),
+        ...(o.pcapOverIpSlow ? { MIRROR_EGRESS_PCAP_OVER_IP_SLOW: o.pcapOverIpSlow } : {}),
+        ...(o.outDir ? { MIRROR_EGRESS_OUT_DIR: resolve(o.outDir) } : {}),
+        ...(o.outFormat ? { MIRROR_EGRESS_OUT_FORMAT: o.outFormat } : {}),
+        ...(o.embedKeys === false ? { MIRROR_EGRESS_EMBED_KEYS: "false" } : {}),
+        ...(p.mtu ? { MIRROR_EGRESS_MTU: String(p.mtu) } : {}),
+      },
+    );
+    await this.healthy("mirror-egress", egressAddr);
+
+    const keyBrokerAddr = p.keyBroker === false ? undefined : await loopback();
+    const vaultKey = randomBytes(32).toString("hex");
+    if (keyBrokerAddr) {
+      this.spawn(
+        MeshService.KeyBroker,
+        "key-broker",
+        keyBrokerAddr,
+        node,
+        serviceCommand(root, "key-broker"),
+        {
+          ...common,
+          KEY_BROKER_LISTEN: keyBrokerAddr,
+          KEY_BROKER_KEYS_STORE: storeUrl(p.keys ?? p.source),
+          ...(p.prefix ? { KEY_BROKER_PREFIX: p.prefix } : {}),
+          KEY_BROKER_NATS_URL: this.natsUrl,
+          KEY_BROKER_TLS_DIR: this.tlsDir,
+          KEY_BROKER_VAULT_KEY: vaultKey,
+          KEY_BROKER_POLL_MS: "1000",
+        },
+      );
+      await this.healthy("key-broker", keyBrokerAddr);
+    }
+
+    const per = Math.ceil(p.shardCount / p.stitchers);
+    for (let i = 0; i < p.stitchers; i++) {
+      const first = i * per;
+      const last = Math.min(p.shardCount, first + per) - 1;
+      if (first > last) break;
+      const addr = await loopback();
+      this.spawn(MeshService.Stitcher, `stitcher-${i + 1}`, addr, node, serviceCommand(root, "stitcher"), {
+        ...common,
+        STITCHER_NATS_URL: this.natsUrl,
+        STITCHER_SHARD_COUNT: String(p.shardCount),
+        STITCHER_SHARDS: `${first}-${last}`,
+        MIRROR_EGRESS_ADDR: egressAddr,
+        ...(keyBrokerAddr ? { KEY_BROKER_ADDR: keyBrokerAddr } : {}),
+        STITCHER_TLS_DIR: this.tlsDir,
+        STITCHER_VARIANT: p.variant,
+        STITCHER_STATUS_LISTEN: addr,
+        STITCHER_INSTANCE: `stitcher-${i + 1}`,
+        ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
+        ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
+      });
+      await this.healthy(`stitcher-${i + 1}`, addr);
+    }
+
+    for (let i = 0; i < p.fetchers; i++) {
+      const addr = await loopback();
+      this.spawn(MeshService.Fetcher, `fetcher-${i + 1}`, addr, node, serviceCommand(root, "fetcher"), {
+        ...common,
+        FETCHER_SOURCE: storeUrl(p.source),
+        ...(p.prefix ? { FETCHER_PREFIX: p.prefix } : {}),
+        FETCHER_NATS_URL: this.natsUrl,
+        FETCHER_SHARDS: String(p.shardCount),
+        FETCHER_ONCE: String(p.once),
+        ...(p.sinceNs === undefined ? {} : { FETCHER_SINCE: String(p.sinceNs) }),
+        ...(p.untilNs === undefined ? {} : { FETCHER_UNTIL: String(p.untilNs) }),
+        FETCHER_STATUS_LISTEN: addr,
+        FETCHER_TLS_DIR: this.tlsDir,
+        FETCHER_INSTANCE: `fetcher-${i + 1}`,
+      });
+    }
+    for (const r of this.running.filter((x) => x.service === MeshService.Fetcher))
+      await this.healthy(r.process.name, r.address);
+  }
+
+  /** Every instance's GetStatus (an instance that does not answer is reported with its error). */
+  async statuses(): Promise<{ instance: MeshInstance; status?: Record<string, unknown>; error?: string }[]> {
+    return queryStatuses(this.state);
+  }
+
+  /** One-shot: resolves when every fetcher and stitcher reports `done`. */
+  async waitUntilDone(options: { signal?: AbortSignal; pollMs?: number } = {}): Promise<void> {
+    for (;;) {
+      options.signal?.throwIfAborted();
+      const all = await this.statuses();
+      const workers = all.filter(
+        (s) => s.instance.service === MeshService.Fetcher || s.instance.service === MeshService.Stitcher,
+      );
+      if (workers.length > 0 && workers.every((s) => s.status?.["state"] === "done")) return;
+      await new Promise((r) => setTimeout(r, options.pollMs ?? 500));
+    }
+  }
+
+  /** Stops every instance in order (see the module comment). */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    const order: MeshService[] = [
+      MeshService.Fetcher,
+      MeshService.KeyBroker,
+      MeshService.Stitcher,
+      MeshService.MirrorEgress,
+      MeshService.Nats,
+    ];
+    for (const service of order) {
+      await Promise.all(this.running.filter((r) => r.service === service).map((r) => r.process.stop()));
+    }
+    this.writeState();
+  }
+}
+
+/** A store argument as a URL a service can open from any working directory. */
+function storeUrl(store: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(store) ? store : resolve(store);
+}
+
+async function waitForPort(port: number, timeoutMs: number): Promise<void> {
+  const { connect } = await import("node:net");
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolveOk) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolveOk(true);
+      });
+      socket.once("error", () => resolveOk(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing answered on 127.0.0.1:${port} in ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** GetStatus of every instance of a mesh state (mutual TLS as the CLI identity). */
+export async function queryStatuses(
+  state: MeshState,
+): Promise<{ instance: MeshInstance; status?: Record<string, unknown>; error?: string }[]> {
+  const credentials = await clientCredentials(state.tlsDir, ServiceIdentity.Cli);
+  return Promise.all(
+    state.instances.map(async (instance) => {
+      if (instance.address === "") return { instance };
+      const client = createClient(StatusService, instance.address, { credentials, defaultTimeoutMs: 3000 });
+      try {
+        const r = await client.getStatus({});
+        return {
+          instance,
+          status: {
+            service: r.service,
+            instance: r.instance,
+            pid: r.pid,
+            state: r.state,
+            counters: r.counters,
+            labels: r.labels,
+          },
+        };
+      } catch (err) {
+        return { instance, error: err instanceof Error ? err.message : String(err) };
+      } finally {
+        client.close();
+      }
+    }),
+  );
+}
