@@ -1,0 +1,110 @@
+/**
+ * The key-broker service: wiring only. Config, logger, NATS, the sealed vault and the cursor, the key-log
+ * watcher feeding the broker, and the RPC server (KeyService for the stitcher identity only; StatusService
+ * for the stitcher and the CLI; health for any mesh certificate), all with mutual TLS. Shutdown in reverse:
+ * RPC server first (graceful, then forced), then the watcher, then NATS.
+ */
+import { hostname } from "node:os";
+import { connectBus } from "@cloudtap/bus";
+import {
+  createKeyBroker,
+  createKeyLogWatcher,
+  keyServiceHandlers,
+  openKvCursorStore,
+  openNatsVault,
+} from "@cloudtap/key-vault";
+import { openStore } from "@cloudtap/object-store";
+import { KeyService, StatusService } from "@cloudtap/proto";
+import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
+import { createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { loadKeyBrokerConfig, SERVICE } from "./config.js";
+
+const bootLog = createLogger({ service: SERVICE });
+let config: ReturnType<typeof loadKeyBrokerConfig>;
+try {
+  config = loadKeyBrokerConfig();
+} catch (err) {
+  bootLog.error("invalid configuration", { error: err });
+  process.exit(2);
+}
+const c = config.values;
+const instance = c.instance ?? `${hostname()}-${process.pid}`;
+const log = createLogger({ service: SERVICE, instance });
+log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
+
+const shutdown = processShutdown({ logger: log });
+let state = "starting";
+
+const bus = await connectBus({
+  servers: c.natsUrl.split(",").map((s) => s.trim()),
+  name: `${SERVICE}-${instance}`,
+  signal: shutdown.signal,
+  onEvent: (event) =>
+    log.info("nats", { event: event.type, ...("server" in event ? { server: event.server } : {}) }),
+});
+shutdown.onShutdown("nats", () => bus.close());
+
+const vault = await openNatsVault(bus.js, { key: c.vaultKey, ttlMs: c.ttlMs });
+const broker = createKeyBroker({ vault, maxWaiters: c.maxWaiters });
+const watcher = createKeyLogWatcher({
+  store: openStore(c.keysStore),
+  ...(c.prefix === "" ? {} : { prefix: c.prefix }),
+  cursor: await openKvCursorStore(bus.js, c.run),
+  latenessNs: BigInt(c.latenessMs) * 1_000_000n,
+  async onKeyLog(key, text) {
+    // Only names and counts are logged: the text is key material.
+    const r = await broker.ingest(text);
+    log.info("key log read", {
+      keyLog: key,
+      clientRandoms: r.clientRandoms,
+      added: r.added,
+      conflicts: r.conflicts,
+      skippedLines: r.skippedLineCount,
+    });
+  },
+  onProblem: (key, err) => log.warn("key log not read", { keyLog: key, error: err }),
+});
+const watching = watcher.run(c.pollMs, shutdown.signal);
+shutdown.onShutdown("key-log watcher", () => watching);
+
+const server = await createRpcServer({
+  address: formatHostPort(c.listen),
+  credentials: await serverCredentials(c.tlsDir, ServiceIdentity.KeyBroker),
+  services: [
+    registerService(KeyService, keyServiceHandlers(broker), {
+      allowedIdentities: [ServiceIdentity.Stitcher],
+    }),
+    registerService(
+      StatusService,
+      {
+        getStatus: () => ({
+          service: SERVICE,
+          instance,
+          pid: process.pid,
+          state,
+          counters: { ...counterNames("", broker.stats), ...counterNames("watcher_", watcher.stats) },
+          labels: { run: c.run, ...(watcher.cursor ? { cursor: watcher.cursor } : {}) },
+        }),
+      },
+      { allowedIdentities: [ServiceIdentity.Stitcher, ServiceIdentity.Cli] },
+    ),
+  ],
+  onError: (err, context) => log.warn("rpc error", { method: context.method.name, error: err }),
+});
+shutdown.onShutdown("rpc server", async () => {
+  state = "stopping";
+  const { forced } = await server.shutdown(5000);
+  if (forced) log.warn("rpc calls still in flight at the shutdown deadline were cancelled");
+});
+state = "serving";
+log.info("listening", { port: server.port });
+
+/** Status counter names in the mesh's snake_case (`keyLogsIngested` -> `key_logs_ingested`). */
+function counterNames(prefix: string, stats: Readonly<object>): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(stats).map(([k, v]) => [
+      `${prefix}${k.replace(/[A-Z]/g, (u) => `_${u.toLowerCase()}`)}`,
+      v,
+    ]),
+  );
+}
