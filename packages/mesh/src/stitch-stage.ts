@@ -183,6 +183,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     const recorder = new FrameBatchRecorder();
     const stitcher = createStitcherFromSettings(
       {
+        // Both directions merged by record time: batches of one connection arrive in any blob order.
+        reorderWindowNs: lateness,
         ...options.settings,
         encapsulationBytes: opened.encapsulationBytes,
         tls: {

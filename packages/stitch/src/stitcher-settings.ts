@@ -19,6 +19,11 @@ export interface StitcherSettings {
   /** A connection that ended by timeout gets a synthetic FIN exchange. Default true. */
   readonly finOnTimeout?: boolean;
   /**
+   * Merge a connection's two directions by record time, holding events up to this long (record time), for
+   * input that arrives out of time order across blobs (the mesh). Default 0: arrival order.
+   */
+  readonly reorderWindowNs?: bigint;
+  /**
    * TLS parsing and decryption. Absent: no TLS parsing (the original variant, with no keys to use or
    * embed, needs none).
    */
@@ -53,6 +58,7 @@ export function createStitcherFromSettings(settings: StitcherSettings, wiring: S
     ...(settings.encapsulationBytes === undefined ? {} : { encapsulationBytes: settings.encapsulationBytes }),
     ...(settings.filter === undefined ? {} : { filter: settings.filter }),
     ...(settings.finOnTimeout === undefined ? {} : { finOnTimeout: settings.finOnTimeout }),
+    ...(settings.reorderWindowNs === undefined ? {} : { reorderWindowNs: settings.reorderWindowNs }),
     ...(wiring.onFlowComplete ? { onFlowComplete: wiring.onFlowComplete } : {}),
     ...(tls && wiring.keys
       ? {
