@@ -60,3 +60,29 @@ test("rpc - health: every registered service and the server are SERVING; Watch f
     await server.shutdown(500);
   }
 });
+
+test("rpc - health: shutdown sends NOT_SERVING to watchers and ends their streams, so it is not forced", async () => {
+  const server = await createRpcServer({
+    address: "127.0.0.1:0",
+    credentials: grpc.ServerCredentials.createInsecure(),
+    services: [],
+  });
+  const client = createClient(Health, `127.0.0.1:${server.port}`, {
+    credentials: grpc.credentials.createInsecure(),
+  });
+  try {
+    const seen: HealthCheckResponse_ServingStatus[] = [];
+    let down: Promise<{ forced: boolean }> | undefined;
+    for await (const r of client.watch({ service: "" })) {
+      seen.push(r.status);
+      if (seen.length === 1) down = server.shutdown(3000);
+    }
+    assert.deepEqual(await down, { forced: false });
+    assert.deepEqual(seen, [
+      HealthCheckResponse_ServingStatus.SERVING,
+      HealthCheckResponse_ServingStatus.NOT_SERVING,
+    ]);
+  } finally {
+    client.close();
+  }
+});

@@ -22,8 +22,13 @@ export const OVERALL_HEALTH = "";
 export interface HealthRegistry {
   /** Sets a service's status (registering it if new) and notifies its watchers. */
   set(service: string, status: HealthStatus): void;
-  /** Sets every registered service, and the server as a whole (at shutdown: `not-serving`). */
+  /** Sets every registered service, and the server as a whole. */
   setAll(status: HealthStatus): void;
+  /**
+   * At shutdown: every service NOT_SERVING, and every Watch stream ends after sending that, so the server's
+   * graceful shutdown is not held up by watchers. Later watches get the current status and end.
+   */
+  close(): void;
   get(service: string): HealthStatus | undefined;
   /** The grpc.health.v1.Health handlers reading this registry. */
   readonly handlers: ServiceHandlers<typeof Health>;
@@ -39,6 +44,7 @@ function wireStatus(status: HealthStatus | undefined): HealthCheckResponse_Servi
 export function createHealthRegistry(): HealthRegistry {
   const statuses = new Map<string, HealthStatus>();
   const watchers = new Map<string, Set<() => void>>();
+  let closed = false;
 
   function set(service: string, status: HealthStatus): void {
     if (statuses.get(service) === status) return;
@@ -76,6 +82,7 @@ export function createHealthRegistry(): HealthRegistry {
           }
           continue;
         }
+        if (closed) return;
         await new Promise<void>((resolve) => {
           wake = resolve;
         });
@@ -91,6 +98,11 @@ export function createHealthRegistry(): HealthRegistry {
     set,
     setAll(status) {
       for (const service of [...statuses.keys(), OVERALL_HEALTH]) set(service, status);
+    },
+    close() {
+      closed = true;
+      for (const service of [...statuses.keys(), OVERALL_HEALTH]) set(service, HealthStatus.NotServing);
+      for (const listeners of watchers.values()) for (const wake of listeners) wake();
     },
     get: (service) => statuses.get(service),
     handlers: {

@@ -3,7 +3,7 @@
  * SERVING entry per service (and for the server as a whole), keepalive, an optional identity guard per
  * service, and a graceful shutdown with a deadline.
  *
- * Shutdown order: health says NOT_SERVING; new calls are refused (`tryShutdown`) while calls in flight may
+ * Shutdown order: health says NOT_SERVING (and its Watch streams end); new calls are refused (`tryShutdown`) while calls in flight may
  * finish until the deadline; then the signal of every remaining call aborts and the server is forced down.
  */
 
@@ -98,7 +98,7 @@ export async function createRpcServer(options: RpcServerOptions): Promise<RpcSer
     health,
     shutdown(deadlineMs) {
       down ??= new Promise((resolve) => {
-        health.setAll(HealthStatus.NotServing);
+        health.close();
         let settled = false;
         const timer = setTimeout(() => {
           if (settled) return;

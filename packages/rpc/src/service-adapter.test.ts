@@ -153,6 +153,28 @@ describe("rpc - service adapter", () => {
     );
   });
 
+  test("rpc - bidi stream: a client that stops reading cancels the call and stops pulling its requests", async () => {
+    const client = createClient(MirrorService, address, { credentials });
+    let sourceClosed = false;
+    async function* endless(): AsyncGenerator<MessageInitShape<typeof StreamPacketsRequestSchema>> {
+      try {
+        yield { message: { case: "open", value: { stitcherId: "s2", mtu: 1500 } } };
+        for (let seq = 1n; ; seq++)
+          yield { message: { case: "batch", value: { seq, frames: new Uint8Array(64 * 1024) } } };
+      } finally {
+        sourceClosed = true;
+      }
+    }
+    try {
+      let n = 0;
+      for await (const _ of client.streamPackets(endless())) if (++n === 3) break;
+      for (let i = 0; i < 100 && !sourceClosed; i++) await sleep(20);
+      assert.ok(sourceClosed, "the request source was closed");
+    } finally {
+      client.close();
+    }
+  });
+
   test("rpc - client stream", async () => {
     const client = createClient(SumService, address, { credentials });
     async function* requests() {

@@ -407,18 +407,32 @@ async function* readResponses<T>(
   }
 }
 
+/**
+ * Writes the caller's requests, waiting for drain. Stops (and stops pulling the source) once the call has
+ * ended, e.g. cancelled or failed, so a producer is never left waiting for a drain that will not come.
+ */
 async function pumpRequests(
   stream: grpc.ClientWritableStream<unknown> | grpc.ClientDuplexStream<unknown, unknown>,
   requests: AsyncIterable<unknown>,
 ): Promise<void> {
+  const ended = new AbortController();
+  const onEnd = () => ended.abort();
+  stream.once("status", onEnd);
+  stream.once("error", onEnd);
+  stream.once("close", onEnd);
   try {
     for await (const request of requests) {
-      if (!stream.write(request)) await once(stream, "drain");
+      if (ended.signal.aborted) return;
+      if (!stream.write(request)) await once(stream, "drain", { signal: ended.signal });
     }
-    stream.end();
+    if (!ended.signal.aborted) stream.end();
   } catch {
     // The request source failed (or the call ended under it): cancel, so the caller sees CANCELLED.
-    stream.cancel();
+    if (!ended.signal.aborted) stream.cancel();
+  } finally {
+    stream.off("status", onEnd);
+    stream.off("error", onEnd);
+    stream.off("close", onEnd);
   }
 }
 
