@@ -1,6 +1,12 @@
 import type { ObjectStore } from "@cloudtap/object-store";
 import { isPcapFormatError, readCapture } from "@cloudtap/pcap";
-import { CloseReason, MAX_FRAME_BODY_BYTES, type TapRecord } from "@cloudtap/tap-format";
+import {
+  CloseReason,
+  isTapperId,
+  MAX_FRAME_BODY_BYTES,
+  TAPPER_ID_RULE,
+  type TapRecord,
+} from "@cloudtap/tap-format";
 import { BlobRotator } from "./blob-rotator.js";
 import { ConnectionTracker } from "./connection-tracker.js";
 import { IngestError, IngestErrorCode } from "./errors.js";
@@ -75,8 +81,7 @@ function positiveInteger(name: string, value: number, max = Number.MAX_SAFE_INTE
 export async function ingestCapture(options: IngestOptions): Promise<IngestSummary> {
   const prefix = options.prefix ?? "";
   const tapperId = options.tapperId ?? DEFAULT_TAPPER_ID;
-  if (!/^[A-Za-z0-9._-]{1,255}$/.test(tapperId))
-    throw invalid("tapperId", `"${tapperId}" must be 1..255 of [A-Za-z0-9._-]`);
+  if (!isTapperId(tapperId)) throw invalid("tapperId", `"${tapperId}" must be ${TAPPER_ID_RULE}`);
   const maxBlobBytes = positiveInteger("maxBlobBytes", options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES);
   // A data record's fixed fields must fit in the frame beside the payload.
   const maxChunkBytes = positiveInteger(

@@ -65,6 +65,57 @@ export class ByteQueue {
     return -1;
   }
 
+  /**
+   * Offset (relative to the read position) of the first byte equal to `first` where `test(bytes, at)` holds
+   * for the `width` bytes from there; or of the first such byte with fewer than `width` bytes queued after it
+   * (undecided until more input comes); -1 if neither. `test` is called on the chunk itself where the window
+   * lies inside one (no copy, no allocation), so a run of `first` bytes costs one cheap test per byte.
+   */
+  findWindow(first: number, width: number, test: (bytes: Uint8Array, at: number) => boolean): number {
+    let base = 0;
+    const n = this.chunks.length;
+    for (let i = 0; i < n; i++) {
+      const c = this.chunks[i]!;
+      const start = i === 0 ? this.head : 0;
+      const inside = c.length - width;
+      let j = start;
+      for (; j <= inside; j++) {
+        if (c[j] === first && test(c, j)) return base + j - start;
+      }
+      // Windows that straddle the chunk's end: gathered (at most width - 1 of them per chunk).
+      for (; j < c.length; j++) {
+        if (c[j] !== first) continue;
+        const rel = base + j - start;
+        if (this.total - rel < width) return rel;
+        if (test(this.gatherAt(rel, width), 0)) return rel;
+      }
+      base += c.length - start;
+    }
+    return -1;
+  }
+
+  /** `n` bytes from `from` (relative to the read position) as one copy; requires `from + n <= available`. */
+  private gatherAt(from: number, n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    let skip = from;
+    let p = 0;
+    for (let i = 0; p < n; i++) {
+      const c = this.chunks[i]!;
+      let start = i === 0 ? this.head : 0;
+      const len = c.length - start;
+      if (skip >= len) {
+        skip -= len;
+        continue;
+      }
+      start += skip;
+      skip = 0;
+      const k = Math.min(n - p, c.length - start);
+      out.set(c.subarray(start, start + k), p);
+      p += k;
+    }
+    return out;
+  }
+
   /** Everything still queued, as chunks (for handing the rest of a stream to a decompressor). */
   drain(): Uint8Array[] {
     const out = this.chunks.map((c, i) => (i === 0 ? c.subarray(this.head) : c));

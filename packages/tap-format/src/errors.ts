@@ -13,6 +13,7 @@ export const CtapErrorCode = {
   MalformedRecord: "malformed-record",
   MissingTrailer: "missing-trailer",
   Decompress: "decompress",
+  TooLarge: "too-large",
 } as const;
 export type CtapErrorCode = (typeof CtapErrorCode)[keyof typeof CtapErrorCode];
 
@@ -116,6 +117,21 @@ export class DecompressError extends CtapError {
   override readonly name = "DecompressError";
   constructor(offset: number, cause: unknown) {
     super(CtapErrorCode.Decompress, "compressed blob body is corrupt", offset, { cause });
+  }
+}
+
+/**
+ * A compressed blob whose compressed bytes, or what they inflate to, pass the reader's cap (a decompression
+ * bomb, or a cap set too low): the reader stops there, before holding more.
+ */
+export class BlobTooLargeError extends CtapError {
+  override readonly name = "BlobTooLargeError";
+  constructor(
+    readonly what: "compressed" | "inflated",
+    readonly limitBytes: number,
+    offset: number,
+  ) {
+    super(CtapErrorCode.TooLarge, `${what} blob passes the cap of ${limitBytes} bytes`, offset);
   }
 }
 

@@ -3,6 +3,7 @@ export { crc32, crc32Implementation } from "./crc32.js";
 export {
   BadHeaderError,
   BadMagicError,
+  BlobTooLargeError,
   ChecksumMismatchError,
   CtapError,
   CtapErrorCode,
@@ -55,5 +56,6 @@ export {
   IdentityKey,
   Transport,
 } from "./records.js";
+export { isTapperId, TAPPER_ID_RULE } from "./tapper-id.js";
 export type { ByteSink, CtapWriter, CtapWriterOptions } from "./writer.js";
 export { CtapWriterStateError, createCtapWriter, encodeHeader, MemorySink } from "./writer.js";

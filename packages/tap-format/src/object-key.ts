@@ -5,6 +5,7 @@
  *   <prefix>/data/YYYY/MM/DD/HH/<tapper-id>/<start-ns:20 digits>-<sequence:10 digits>.ctap
  *   <prefix>/keys/YYYY/MM/DD/HH/<tapper-id>/<start-ns:20 digits>-<sequence:10 digits>.keylog[.gz]
  */
+import { isTapperId } from "./tapper-id.js";
 
 export const DATA_DIR = "data";
 export const KEYS_DIR = "keys";
@@ -70,7 +71,6 @@ export interface ParsedBlobKey {
   readonly sequence: bigint;
   readonly gzip: boolean;
 }
-
 const KEY_RE =
   /^(?:(.*)\/)?(data|keys)\/(\d{4})\/(\d{2})\/(\d{2})\/(\d{2})\/([A-Za-z0-9._-]+)\/(\d{20})-(\d{10})(\.ctap|\.keylog|\.keylog\.gz)$/;
 
@@ -80,7 +80,7 @@ export function parseBlobKey(key: string): ParsedBlobKey | undefined {
   if (!m) return undefined;
   const kind = m[2] as "data" | "keys";
   const suffix = m[10]!;
-  if ((kind === "data") !== (suffix === BLOB_SUFFIX)) return undefined;
+  if ((kind === "data") !== (suffix === BLOB_SUFFIX) || !isTapperId(m[7]!)) return undefined;
   return {
     kind,
     prefix: m[1] ?? "",

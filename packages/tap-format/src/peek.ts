@@ -23,6 +23,7 @@ import {
   VERSION_MAJOR,
 } from "./layout.js";
 import { type BlobHeader, Compression } from "./records.js";
+import { isTapperId, TAPPER_ID_RULE } from "./tapper-id.js";
 
 export type HeaderPeek =
   | { readonly kind: "incomplete"; readonly need: number }
@@ -45,7 +46,6 @@ export type FramePeek =
 
 const compressions = new Set<number>(Object.values(Compression));
 const tapperIdDecoder = new TextDecoder("utf-8", { fatal: true });
-const TAPPER_ID_RE = /^[A-Za-z0-9._-]+$/;
 
 function dataView(b: Uint8Array): DataView {
   return new DataView(b.buffer, b.byteOffset, b.byteLength);
@@ -89,10 +89,10 @@ export function peekHeader(bytes: Uint8Array): HeaderPeek {
   } catch {
     tapperId = "";
   }
-  if (!TAPPER_ID_RE.test(tapperId)) {
+  if (!isTapperId(tapperId)) {
     return {
       kind: "invalid",
-      error: new BadHeaderError("tapper id is not [A-Za-z0-9._-]+", Header.tapperId),
+      error: new BadHeaderError(`tapper id is not ${TAPPER_ID_RULE}`, Header.tapperId),
     };
   }
   return {
@@ -142,6 +142,19 @@ export interface FrameHeaderFields {
   readonly type: number;
   readonly bodyLength: number;
   readonly bodyCrc: number;
+}
+
+/**
+ * Whether the 16 bytes at `bytes[offset]` (which must be present) are a frame header that `parseFrameHeader`
+ * accepts. Builds no error object (a stack trace costs microseconds): the resync scan asks it per candidate.
+ */
+export function isValidFrameHeader(bytes: Uint8Array, offset: number, maxFrameBytes: number): boolean {
+  const b = bytes;
+  const o = offset;
+  if (b[o] !== FRAME_SYNC_BYTE0 || b[o + 1] !== FRAME_SYNC_BYTE1) return false;
+  const stored = (b[o + 12]! | (b[o + 13]! << 8) | (b[o + 14]! << 16) | (b[o + 15]! << 24)) >>> 0;
+  if (crc32Short(b, o, o + Frame.headerCrc) !== stored) return false;
+  return (b[o + 4]! | (b[o + 5]! << 8) | (b[o + 6]! << 16) | (b[o + 7]! << 24)) >>> 0 <= maxFrameBytes;
 }
 
 /**

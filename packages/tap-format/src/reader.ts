@@ -11,12 +11,16 @@
  *   "Resynchronisation"): a frame whose header checksum is good but whose body is bad is skipped whole;
  *   otherwise the reader scans forward for the next sync word with a valid header checksum.
  * - A blob that ends at a frame boundary without its blob-end frame fails with MissingTrailerError.
+ * - Work per byte is bounded whatever the bytes: the resync search is synchronous over the bytes at hand,
+ *   and long synchronous stretches turn the event loop at least every 50 ms (then `signal` is checked).
+ *   A gzip blob's compressed and inflated sizes are capped (BlobTooLargeError).
  */
-import { DecompressionStream, ReadableStream } from "node:stream/web";
+import { createInflateRaw } from "node:zlib";
 import { ByteQueue } from "./byte-queue.js";
 import { crc32 } from "./crc32.js";
 import {
   BadHeaderError,
+  BlobTooLargeError,
   ChecksumMismatchError,
   CtapError,
   DecompressError,
@@ -26,7 +30,7 @@ import {
   TruncatedFrameError,
 } from "./errors.js";
 import { FRAME_SYNC_BYTE0, Frame, Header, MAX_FRAME_BODY_BYTES } from "./layout.js";
-import { parseFrameHeader, peekHeader } from "./peek.js";
+import { isValidFrameHeader, parseFrameHeader, peekHeader } from "./peek.js";
 import {
   decodeBlobEnd,
   decodeConnClose,
@@ -70,7 +74,19 @@ export interface CtapReadOptions {
    * so all of them step through the same frames.
    */
   readonly select?: (frameType: number, body: Uint8Array) => boolean;
+  /** A compressed blob's compressed bytes above this are a BlobTooLargeError. Default 256 MiB. */
+  readonly maxCompressedBytes?: number;
+  /** What a compressed blob's frame stream may inflate to; above it, a BlobTooLargeError. Default 256 MiB. */
+  readonly maxInflatedBytes?: number;
+  /**
+   * Checked whenever the reader turns the event loop in a long synchronous stretch (at least every 50 ms):
+   * once aborted, the read throws the signal's reason.
+   */
+  readonly signal?: AbortSignal;
 }
+
+export const DEFAULT_MAX_COMPRESSED_BLOB_BYTES = 256 * 1024 * 1024;
+export const DEFAULT_MAX_INFLATED_BLOB_BYTES = 256 * 1024 * 1024;
 
 export class CtapReadStats {
   frames = 0;
@@ -91,17 +107,121 @@ export class CtapReadStats {
   notSelected = 0;
 }
 
-async function* gunzip(chunks: AsyncIterable<Uint8Array>, sourceFailed: { error?: unknown }) {
-  async function* guarded() {
+/** Turn the event loop at least this often (ms) in a long synchronous stretch, so signals and I/O are seen. */
+const TURN_EVERY_MS = 50;
+
+/** A yield point for long synchronous work: turns the event loop when due, then checks the signal. */
+class Turns {
+  private last = Date.now();
+  constructor(private readonly signal: AbortSignal | undefined) {}
+  async maybe(): Promise<void> {
+    if (Date.now() - this.last < TURN_EVERY_MS) return;
+    await new Promise<void>((resolve) => setTimeout(resolve, 0));
+    this.last = Date.now();
+    this.signal?.throwIfAborted();
+  }
+}
+
+/**
+ * Length of the gzip member header (RFC 1952 2.3) at the start of `b`, "incomplete" when more bytes are
+ * needed, or an error message.
+ */
+function gzipHeaderLength(b: Uint8Array): number | "incomplete" | string {
+  if (b.length < 10) return "incomplete";
+  if (b[0] !== 0x1f || b[1] !== 0x8b) return "not a gzip stream";
+  if (b[2] !== 8) return `gzip method ${b[2]} is not deflate`;
+  const flags = b[3]!;
+  let at = 10;
+  if (flags & 4) {
+    if (b.length < at + 2) return "incomplete";
+    at += 2 + (b[at]! | (b[at + 1]! << 8));
+  }
+  for (const bit of [8, 16]) {
+    if (!(flags & bit)) continue;
+    const end = b.indexOf(0, at);
+    if (end < 0) return b.length - at > 65536 ? "gzip name or comment too long" : "incomplete";
+    at = end + 1;
+  }
+  if (flags & 2) at += 2;
+  return b.length < at ? "incomplete" : at;
+}
+
+/**
+ * Inflates one gzip member. Bytes after the member's deflate stream are ignored (as bytes after a blob-end
+ * frame are: docs/tap-format.md 3.3), which the web DecompressionStream does not do: it fails and loses the
+ * output it still held. The gzip trailer's CRC is not checked: every frame carries its own.
+ */
+async function* gunzip(
+  chunks: AsyncIterable<Uint8Array>,
+  sourceFailed: { error?: unknown },
+  limits: { compressed: number; inflated: number; headerBytes: number },
+): AsyncGenerator<Uint8Array> {
+  const source = chunks[Symbol.asyncIterator]();
+  let compressed = 0;
+  const next = async (): Promise<Uint8Array | undefined> => {
+    let r: IteratorResult<Uint8Array>;
     try {
-      yield* chunks;
+      r = await source.next();
     } catch (err) {
       sourceFailed.error = err;
       throw err;
     }
+    if (r.done) return undefined;
+    compressed += r.value.length;
+    if (compressed > limits.compressed)
+      throw new BlobTooLargeError("compressed", limits.compressed, limits.headerBytes);
+    return r.value;
+  };
+  let head = new Uint8Array(0);
+  let headerLength: number | string;
+  for (;;) {
+    headerLength = gzipHeaderLength(head);
+    if (headerLength !== "incomplete") break;
+    const c = await next();
+    if (c === undefined) throw new Error("gzip stream ends inside its header");
+    const joined = new Uint8Array(head.length + c.length);
+    joined.set(head);
+    joined.set(c, head.length);
+    head = joined;
   }
-  const rs = ReadableStream.from(guarded()).pipeThrough(new DecompressionStream("gzip"));
-  for await (const c of rs) yield c as Uint8Array;
+  if (typeof headerLength === "string") throw new Error(headerLength);
+  const inflater = createInflateRaw();
+  let pumpError: unknown;
+  const pump = (async () => {
+    try {
+      let c: Uint8Array | undefined = head.subarray(headerLength);
+      while (c !== undefined && !inflater.destroyed && !inflater.writableEnded) {
+        if (c.length > 0 && !inflater.write(c)) {
+          await new Promise<void>((resolve) => {
+            inflater.once("drain", resolve);
+            inflater.once("close", resolve);
+          });
+        }
+        if (inflater.destroyed || inflater.readableEnded) break;
+        c = await next();
+      }
+      if (!inflater.destroyed) inflater.end();
+    } catch (err) {
+      pumpError = err;
+      inflater.destroy(err instanceof Error ? err : new Error(String(err)));
+    }
+  })();
+  let inflated = 0;
+  try {
+    for await (const out of inflater as AsyncIterable<Uint8Array>) {
+      inflated += out.length;
+      if (inflated > limits.inflated)
+        throw new BlobTooLargeError("inflated", limits.inflated, limits.headerBytes + inflated - out.length);
+      // A plain view: payloads handed out are Uint8Arrays, whatever zlib's Buffer subclass adds.
+      yield new Uint8Array(out.buffer, out.byteOffset, out.length);
+    }
+  } catch (err) {
+    throw pumpError ?? err;
+  } finally {
+    inflater.destroy();
+    await pump;
+    await source.return?.().catch(() => {});
+  }
 }
 
 class Input {
@@ -186,15 +306,21 @@ export async function* readCtap(
         );
       }
       const failed: { error?: unknown } = {};
-      const plain = gunzip(gather(input.q.drain(), raw), failed)[Symbol.asyncIterator]();
+      const plain = gunzip(gather(input.q.drain(), raw), failed, {
+        compressed: options.maxCompressedBytes ?? DEFAULT_MAX_COMPRESSED_BLOB_BYTES,
+        inflated: options.maxInflatedBytes ?? DEFAULT_MAX_INFLATED_BLOB_BYTES,
+        headerBytes: header.headerBytes,
+      })[Symbol.asyncIterator]();
       const q = new ByteQueue();
       q.position = header.headerBytes;
       input = new Input(q, plain, (err) =>
-        failed.error !== undefined ? err : new DecompressError(q.position + q.available, err),
+        failed.error !== undefined || isCtapError(err)
+          ? err
+          : new DecompressError(q.position + q.available, err),
       );
     }
 
-    yield* readFrames(input, maxFrameBytes, resync, stats, options.select);
+    yield* readFrames(input, maxFrameBytes, resync, stats, options.select, new Turns(options.signal));
   } finally {
     // Release the source when the consumer stops early (break, throw) or the blob ended before the input did.
     await input.close().catch(() => {});
@@ -208,30 +334,39 @@ async function* readFrames(
   resync: boolean,
   stats: CtapReadStats,
   select: CtapReadOptions["select"],
+  turns: Turns,
 ): AsyncGenerator<CtapItem, void, undefined> {
   const q = input.q;
   let frameIndex = 0;
+  const corruptionsBefore = stats.corruptions;
 
-  // Resync mode only: skip forward from a bad frame header to the next plausible frame.
+  // Resync mode only: skip forward from a bad frame header to the next plausible frame. The search for the
+  // sync word is synchronous over the bytes at hand (a small constant per byte, whatever the bytes); only
+  // pulling more input, and turning the event loop now and then, awaits.
   async function* scan(error: CtapError): AsyncGenerator<CorruptionItem, void, undefined> {
     let skipped = 1;
     q.skip(1);
+    const valid = (bytes: Uint8Array, at: number) => isValidFrameHeader(bytes, at, maxFrameBytes);
     for (;;) {
-      const hit = q.indexOf(FRAME_SYNC_BYTE0, 0);
+      const hit = q.findWindow(FRAME_SYNC_BYTE0, Frame.headerBytes, valid);
       if (hit < 0) {
         skipped += q.available;
         q.skip(q.available);
+        await turns.maybe();
         if (!(await input.pull())) break;
         continue;
       }
       q.skip(hit);
       skipped += hit;
+      if (q.available >= Frame.headerBytes) break; // a valid frame header
+      // Fewer than 16 bytes left after a sync byte: decided once more input comes (or the input ends).
+      await turns.maybe();
       if (!(await input.ensure(Frame.headerBytes))) {
         skipped += q.available;
         q.skip(q.available);
         break;
       }
-      if (!(parseFrameHeader(q.peek(Frame.headerBytes), 0, maxFrameBytes, 0) instanceof CtapError)) break;
+      if (isValidFrameHeader(q.peek(Frame.headerBytes), 0, maxFrameBytes)) break;
       q.skip(1);
       skipped++;
     }
@@ -327,13 +462,17 @@ async function* readFrames(
     }
     if (item?.type === "blob-end") {
       if (item.frameCount !== frameIndex) {
-        if (!resync) {
-          throw new MalformedRecordError(
-            `blob-end counts ${item.frameCount} frames, read ${frameIndex}`,
-            bodyAt,
-          );
-        }
+        const err = new MalformedRecordError(
+          `blob-end counts ${item.frameCount} frames, read ${frameIndex}`,
+          bodyAt,
+        );
+        if (!resync) throw err;
         stats.frameCountMismatch = true;
+        // After reported damage the count is expected to differ; without any, frames went missing unseen.
+        if (stats.corruptions === corruptionsBefore) {
+          stats.corruptions++;
+          yield { type: "corruption", error: err, skippedBytes: 0 };
+        }
       }
       stats.trailer = true;
       yield item;
@@ -341,6 +480,7 @@ async function* readFrames(
     }
     frameIndex++;
     stats.frames++;
+    if ((frameIndex & 0xfff) === 0) await turns.maybe();
     if (item) yield item;
   }
 }

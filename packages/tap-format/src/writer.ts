@@ -23,6 +23,7 @@ import {
   encodeDataHead,
 } from "./record-codec.js";
 import { Compression, FrameType, type TapRecord } from "./records.js";
+import { isTapperId, TAPPER_ID_RULE } from "./tapper-id.js";
 
 /** Where encoded bytes go. A returned promise is awaited before the next write (backpressure). */
 export interface ByteSink {
@@ -30,7 +31,7 @@ export interface ByteSink {
 }
 
 export interface CtapWriterOptions {
-  /** Names the tapper instance; [A-Za-z0-9._-], 1..255 bytes. */
+  /** Names the tapper instance: see `isTapperId`. */
   readonly tapperId: string;
   /** Blob sequence number of this tapper. */
   readonly sequence: bigint;
@@ -62,8 +63,8 @@ const encoder = new TextEncoder();
 
 export function encodeHeader(options: CtapWriterOptions): Uint8Array {
   const id = encoder.encode(options.tapperId);
-  if (id.length < 1 || id.length > Header.maxTapperIdBytes || !/^[A-Za-z0-9._-]+$/.test(options.tapperId)) {
-    throw new RangeError(`tapper id "${options.tapperId}" must be 1..255 characters of [A-Za-z0-9._-]`);
+  if (id.length < 1 || id.length > Header.maxTapperIdBytes || !isTapperId(options.tapperId)) {
+    throw new RangeError(`tapper id "${options.tapperId}" must be ${TAPPER_ID_RULE}`);
   }
   const size = Header.fixedBytes + id.length;
   const out = new Uint8Array(size);
