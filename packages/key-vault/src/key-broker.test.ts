@@ -88,6 +88,17 @@ describe("key-vault - key broker", () => {
     assert.equal(broker.stats.waiters, 0);
   });
 
+  test("key-vault - a key log of many client randoms wakes every waiter once its own keys are in", async () => {
+    const broker = createKeyBroker({ vault: createMemoryVault() });
+    const waits = Array.from({ length: 200 }, (_, i) =>
+      broker.waitForKeys([random(i), random((i + 1) % 200)], 5000),
+    );
+    await broker.ingest(Array.from({ length: 200 }, (_, i) => tls12(i)).join(""));
+    const results = await Promise.all(waits);
+    assert.ok(results.every((r) => r.missing.length === 0 && r.entries.length === 2));
+    assert.equal(broker.stats.waiters, 0);
+  });
+
   test("key-vault - bad input: a short client random is a bad-input error without key material", async () => {
     const broker = createKeyBroker({ vault: createMemoryVault() });
     await assert.rejects(broker.lookup([new Uint8Array(31)]), (err: unknown) => {

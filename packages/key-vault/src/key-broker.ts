@@ -14,7 +14,13 @@
  */
 import { type KeyLogSkippedLine, parseKeyLog } from "@cloudtap/tls";
 import { BadClientRandomError, KeyVaultError, KeyVaultErrorCode, TooManyWaitersError } from "./errors.js";
-import { formatKeyLogLines, groupByClientRandom, mergeSecrets, parseKeyLogLines } from "./key-log-lines.js";
+import {
+  formatKeyLogLines,
+  groupByClientRandom,
+  mergeSecrets,
+  parseKeyLogLines,
+  type SecretsByLabel,
+} from "./key-log-lines.js";
 import type { SecretVault } from "./secret-vault.js";
 
 export interface KeyBrokerOptions {
@@ -81,6 +87,9 @@ export interface KeyBroker {
   ): Promise<WaitForKeysResult>;
   readonly stats: Readonly<KeyBrokerStats>;
 }
+
+/** Vault round trips in flight while one key log is merged. */
+const INGEST_CONCURRENCY = 16;
 
 function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
@@ -161,7 +170,7 @@ export function createKeyBroker(options: KeyBrokerOptions): KeyBroker {
       const grouped = groupByClientRandom(parsed.entries);
       let added = 0;
       let conflicts = 0;
-      for (const [hex, incoming] of grouped) {
+      const merge = async (hex: string, incoming: SecretsByLabel) => {
         const stored = await vault.get(hex);
         const merged = mergeSecrets(stored === undefined ? new Map() : parseKeyLogLines(stored), incoming);
         added += merged.added;
@@ -172,7 +181,13 @@ export function createKeyBroker(options: KeyBrokerOptions): KeyBroker {
           w.found.set(hex, lines);
           if (w.found.size === w.wanted.size) w.wake();
         }
-      }
+      };
+      // Client randoms are independent: a few vault round trips in flight at once (one log may hold thousands).
+      const queue = grouped.entries();
+      const worker = async () => {
+        for (let next = queue.next(); !next.done; next = queue.next()) await merge(...next.value);
+      };
+      await Promise.all(Array.from({ length: Math.min(INGEST_CONCURRENCY, grouped.size) }, worker));
       stats.keyLogsIngested++;
       stats.secretsAdded += added;
       stats.conflicts += conflicts;
