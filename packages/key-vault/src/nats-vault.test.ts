@@ -22,7 +22,7 @@ describe("key-vault - NATS vault", () => {
   });
 
   test("key-vault - NATS vault: values sealed at rest, durable across reopen, bucket max age is the TTL", async () => {
-    const vault = await openNatsVault(bus.js, { key, ttlMs: 60_000 });
+    const vault = await openNatsVault(bus, { key, ttlMs: 60_000 });
     assert.equal(await vault.get(hex), undefined);
     await vault.put(hex, lines);
     assert.equal(await vault.get(hex), lines);
@@ -35,9 +35,14 @@ describe("key-vault - NATS vault", () => {
     const status = await kv.status();
     assert.equal(status.ttl, 60_000);
 
-    const reopened = await openNatsVault(bus.js, { key, ttlMs: 60_000 });
+    const reopened = await openNatsVault(bus, { key, ttlMs: 60_000 });
     assert.equal(await reopened.get(hex), lines);
-    const wrongKey = await openNatsVault(bus.js, { key: new Uint8Array(32).fill(4), ttlMs: 60_000 });
+    const wrongKey = await openNatsVault(bus, { key: new Uint8Array(32).fill(4), ttlMs: 60_000 });
     await assert.rejects(wrongKey.get(hex), UnsealError);
+
+    // Another TTL at the next start is applied to the existing bucket.
+    await openNatsVault(bus, { key, ttlMs: 120_000 });
+    assert.equal((await kv.status()).ttl, 120_000);
+    assert.equal(await reopened.get(hex), lines);
   });
 });

@@ -48,16 +48,26 @@ export function createNatsVault(kv: KV, key: Uint8Array): SecretVault {
   };
 }
 
-/** Creates (or opens) the bucket with the TTL as its max age and returns the vault over it. */
-export async function openNatsVault(js: Bus["js"], options: NatsVaultOptions): Promise<SecretVault> {
+/**
+ * Creates (or opens) the bucket with the TTL as its max age and returns the vault over it. An existing
+ * bucket made with another TTL gets the configured one (opening alone would keep the old max age).
+ */
+export async function openNatsVault(
+  bus: Pick<Bus, "js" | "jsm">,
+  options: NatsVaultOptions,
+): Promise<SecretVault> {
   createSealedBox(options.key); // a bad key fails before anything is created
+  const bucket = options.bucket ?? BucketName.Keys;
+  const ttlMs = options.ttlMs ?? DEFAULT_KEY_TTL_MS;
   let kv: KV;
   try {
-    kv = await ensureKv(js, options.bucket ?? BucketName.Keys, {
-      ttlMs: options.ttlMs ?? DEFAULT_KEY_TTL_MS,
-    });
+    kv = await ensureKv(bus.js, bucket, { ttlMs });
+    if ((await kv.status()).ttl !== ttlMs) {
+      // A KV bucket is the stream KV_<bucket>; its max age is in nanoseconds.
+      await bus.jsm.streams.update(`KV_${bucket}`, { max_age: ttlMs * 1_000_000 });
+    }
   } catch (err) {
-    throw new VaultUnavailableError(`open of bucket ${options.bucket ?? BucketName.Keys}`, err);
+    throw new VaultUnavailableError(`open of bucket ${bucket}`, err);
   }
   return createNatsVault(kv, options.key);
 }

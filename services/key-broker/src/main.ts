@@ -44,7 +44,7 @@ const bus = await connectBus({
 });
 shutdown.onShutdown("nats", () => bus.close());
 
-const vault = await openNatsVault(bus.js, { key: c.vaultKey, ttlMs: c.ttlMs });
+const vault = await openNatsVault(bus, { key: c.vaultKey, ttlMs: c.ttlMs });
 const broker = createKeyBroker({ vault, maxWaiters: c.maxWaiters });
 const watcher = createKeyLogWatcher({
   store: openStore(c.keysStore),
