@@ -2,6 +2,8 @@
  * One stitch run over a set of blobs: decode each blob, feed its records to the stitcher, pass the encoded
  * output on to a byte sink as it fills, and report what happened. Blobs are processed in the order given
  * (key order when listed from a store); the flow table copes with any order of records across blobs.
+ * While the blobs come in start-time order (as `sortBlobsByTime` gives), each blob's start time is the
+ * stitcher's watermark for its time order (`noRecordsBefore`): frames are released only up to it.
  *
  * A damaged blob never stops the run. In `resync` mode (the default) every frame that passes its checksums
  * is used and the damaged regions are reported; in `skip-rest` mode the blob's records after the first error
@@ -15,7 +17,7 @@ import {
   isFetchError,
   readAhead,
 } from "@cloudtap/fetch";
-import { CtapReadStats, isCtapError, readCtap } from "@cloudtap/tap-format";
+import { CtapReadStats, isCtapError, parseBlobKey, readCtap } from "@cloudtap/tap-format";
 import type { Stitcher } from "./stitcher.js";
 
 export interface ChunkedOutput {
@@ -95,6 +97,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
   };
   // Read-ahead with buffer reuse (@cloudtap/fetch): a blob's buffer is released once it is stitched, since
   // the stitcher copies whatever it keeps beyond a call (the contract of Stitcher.accept).
+  let lastStartNs: bigint | undefined = -1n;
   for await (const next of readAhead(o.blobs, {
     depth: o.prefetch ?? 2,
     ...(o.prefetchMaxBytes === undefined ? {} : { maxBytes: o.prefetchMaxBytes }),
@@ -104,6 +107,15 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     if (blob.kind === "keys") {
       await takeKeyLog(next);
       continue;
+    }
+    const startNs = parseBlobKey(blob.key)?.startNs;
+    if (startNs !== undefined && lastStartNs !== undefined && startNs >= lastStartNs) {
+      lastStartNs = startNs;
+      o.stitcher.noRecordsBefore(startNs);
+    } else if (lastStartNs !== undefined) {
+      // Not in start-time order (or not named by time): the start times say nothing of what is to come.
+      lastStartNs = undefined;
+      o.stitcher.noRecordsBefore(undefined);
     }
     const stats = new CtapReadStats();
     let bytes = 0;

@@ -35,6 +35,7 @@ import {
 import type { TlsKeySource } from "@cloudtap/tls";
 import { type Endpoints, FlowTemplates, hash32, type LinkOptions, TemplateArena } from "./frame-writer.js";
 import { TcpSynth, TcpSynthStats } from "./tcp-synth.js";
+import { TimeOrder, type TimeOrderOptions, TimeOrderStats } from "./time-order.js";
 import {
   createCleartextPortMap,
   type TlsFlowReport,
@@ -62,7 +63,23 @@ export interface StitcherOptions {
   readonly onFlowComplete?: (flow: StitchedFlow) => void;
   /** TLS: which variants to write, where keys come from, where embedded keys go. Default: original only. */
   readonly tls?: StitcherTlsOptions;
+  /**
+   * Frames of all flows are put in time order before the sink (see time-order.ts); `false` writes them as
+   * they are made (per flow in causal order, across flows in record order).
+   */
+  readonly timeOrder?: StitcherTimeOrderOptions | false;
 }
+
+export interface StitcherTimeOrderOptions extends TimeOrderOptions {
+  /**
+   * How far behind the watermark frames are still put in order: frames are released once they are this
+   * much older than the newest record seen (or than `noRecordsBefore`, when earlier). Default 100 ms.
+   */
+  readonly windowNs?: bigint;
+}
+
+/** Default reorder window of the time-order stage (record time). */
+export const DEFAULT_TIME_ORDER_WINDOW_NS = 100_000_000n;
 
 export interface StitcherTlsOptions {
   readonly keys: TlsKeySource;
@@ -122,6 +139,8 @@ export class StitcherStats {
   heldBytes = 0;
   /** Events emitted earlier in time than an event of the other direction already emitted. */
   outOfOrderEvents = 0;
+  /** The time-order stage: frames, late frames (written out of order), early releases at its byte cap. */
+  readonly timeOrder = new TimeOrderStats();
   get packets(): number {
     return this.tcp.packets + this.udp.packets;
   }
@@ -263,7 +282,9 @@ class FlowOutput implements FlowStream {
 
   /** Called by the stitcher when keys may have arrived; true once the flow no longer waits. */
   retryKeys(): boolean {
-    this.tls?.keysAvailable(this.lastTs);
+    // Decrypted late: stamped no earlier than what the time order already released.
+    const floor = this.stitcher.releasedUpToNs;
+    this.tls?.keysAvailable(floor > this.lastTs ? floor : this.lastTs);
     return !this.tls?.waitingForKeys;
   }
 
@@ -275,7 +296,10 @@ class FlowOutput implements FlowStream {
     let tls: TlsFlowReport | undefined;
     if (this.tcp || this.tls) {
       const c = completion.close;
-      const timestampNs = c && c.timestampNs > this.lastTs ? c.timestampNs : this.lastTs;
+      let timestampNs = c && c.timestampNs > this.lastTs ? c.timestampNs : this.lastTs;
+      // A teardown no record holds (timeout, end of input) is made up: stamped at the flow's last activity,
+      // or where the time order already stands when that is later, so that it never lands out of order.
+      if (!c && this.stitcher.releasedUpToNs > timestampNs) timestampNs = this.stitcher.releasedUpToNs;
       const initiator = c?.initiator === CloseInitiator.Server ? 1 : 0;
       const how =
         c?.reason === CloseReason.Fin
@@ -321,6 +345,12 @@ export class Stitcher {
   private readonly reorderWindowNs: bigint;
   private readonly ipMtu: number;
   private readonly cleartextPort: (serverPort: number) => number;
+  private readonly order: TimeOrder | undefined;
+  private readonly orderWindowNs: bigint;
+  /** The caller's promise that no record before this time will come (`noRecordsBefore`). */
+  private inputLowNs: bigint | undefined;
+  /** Record time up to which the time order has released frames (-1: none yet). */
+  releasedUpToNs = -1n;
 
   constructor(readonly options: StitcherOptions) {
     this.filter =
@@ -342,6 +372,36 @@ export class Stitcher {
       options.tls?.defaultCleartextPort,
     );
     this.table = new FlowTable({ create: (flow) => this.create(flow) }, options.flowTable ?? {});
+    const order = options.timeOrder;
+    this.orderWindowNs = (order === false ? undefined : order?.windowNs) ?? DEFAULT_TIME_ORDER_WINDOW_NS;
+    if (order !== false) {
+      const orderOptions = order?.maxBytes === undefined ? {} : { maxBytes: order.maxBytes };
+      this.order = new TimeOrder(orderOptions, this.stats.timeOrder);
+    }
+  }
+
+  /**
+   * A watermark from the caller: no record stamped before `ns` will come (blobs read in start-time order:
+   * the start of the blob about to be read). The time order then releases at most up to it (less the window)
+   * even when a record far ahead was already seen.
+   */
+  noRecordsBefore(ns: bigint | undefined): void {
+    if (ns === undefined) this.inputLowNs = undefined;
+    else if (this.inputLowNs === undefined || ns > this.inputLowNs) {
+      this.inputLowNs = ns;
+      // What the last blobs made is released as soon as the next one is known to start later.
+      this.releaseOrdered(this.table.now);
+    }
+  }
+
+  private releaseOrdered(now: bigint): void {
+    const order = this.order;
+    if (!order) return;
+    const low = this.inputLowNs !== undefined && this.inputLowNs < now ? this.inputLowNs : now;
+    const upTo = low - this.orderWindowNs;
+    if (upTo <= this.releasedUpToNs) return;
+    this.releasedUpToNs = upTo;
+    order.release(upTo);
   }
 
   accept(record: TapRecord): void {
@@ -356,12 +416,14 @@ export class Stitcher {
     for (const [f, w] of [...this.awaiting]) {
       if (w.deadlineNs <= now) this.stopAwaiting(f, true);
     }
+    this.releaseOrdered(now);
   }
 
   /** The input ended: every flow completes; connections still waiting for keys give up. */
   flushAll(): void {
     this.table.flushAll();
     for (const f of [...this.awaiting.keys()]) this.stopAwaiting(f, true);
+    this.order?.releaseAll();
   }
 
   /** New TLS secrets were added to the key source: connections waiting for them continue. */
@@ -370,14 +432,14 @@ export class Stitcher {
   }
 
   /**
-   * Whether the stitcher still holds state of this connection: open in the flow table, or ended and waiting
-   * for its keys. Once it does not, every frame made from the connection's records has been written to the
+   * Whether the stitcher still holds state of this connection: open in the flow table, ended and waiting
+   * for its keys, or ended with frames still in the time-order window. Once it does not, every frame made from the connection's records has been written to the
    * sink (the mesh acks a chunk message only then).
    */
   holdsConnection(connId: string): boolean {
     if (this.table.has(connId)) return true;
     for (const f of this.awaiting.keys()) if (f.connId === connId) return true;
-    return false;
+    return this.order?.holds(connId) ?? false;
   }
 
   /** Connections that ended while waiting for their keys. */
@@ -401,7 +463,8 @@ export class Stitcher {
   /** The sink for one flow's frames: the shared sink, or its per-flow view when the sink routes flows. */
   private sinkFor(open: ConnOpenRecord, variant: "original" | "cleartext", serverPort: number): FrameSink {
     const sink = this.options.sink;
-    if (!isFlowAware(sink)) return sink;
+    const order = this.order;
+    if (!isFlowAware(sink)) return order ? order.view(open.connId, sink) : sink;
     const context: FrameFlowContext = {
       connId: open.connId,
       variant,
@@ -411,7 +474,8 @@ export class Stitcher {
       server: { address: open.server.address, port: serverPort },
       attributes: open.attributes,
     };
-    return sink.forFlow(context);
+    const flowSink = sink.forFlow(context);
+    return order ? order.view(open.connId, flowSink) : flowSink;
   }
 
   private create(flow: FlowInfo): FlowStream | undefined {

@@ -11,7 +11,10 @@
  *   point looks: the receiver got the bytes, the capture did not. An analyzer flags the gap where it is:
  *   "previous segment not captured" on the first segment after it, and "ACKed unseen segment" on the
  *   receiver's ACK that covers it. A missing tail is acknowledged only by the FIN exchange.
- * - Timestamps: a chunk's segments are spread evenly over the chunk's span.
+ * - Timestamps: a chunk's segments are spread evenly over the chunk's span. The connection has one clock:
+ *   no packet is stamped before a packet made before it (which it follows in sequence or acknowledges), so
+ *   a chunk that starts before the previous chunk's span ended (the other side answered while this side
+ *   was still sending) starts where that span ended.
  * Frames are built in the sink's buffer: no allocation per packet. State is scalar fields (an idle
  * connection costs one small object).
  */
@@ -72,6 +75,8 @@ export class TcpSynth {
   private readonly ackEvery0: number;
   private readonly ackEvery1: number;
   private finished = false;
+  /** The connection's clock: the latest time stamped so far (record time; -1 before the first packet). */
+  private clockNs = -1n;
 
   constructor(
     private readonly sink: FrameSink,
@@ -120,8 +125,16 @@ export class TcpSynth {
     (this.sink as FrameSink & { end?(): void }).end?.();
   }
 
+  /** `ts`, or the connection's clock when that is later (the clock then stands at the result). */
+  private stamp(ts: bigint): bigint {
+    if (ts < this.clockNs) return this.clockNs;
+    this.clockNs = ts;
+    return ts;
+  }
+
   /** The three-way handshake, at `timestampNs`. */
-  handshake(timestampNs: bigint, h: TcpHandshakeOptions): void {
+  handshake(at: bigint, h: TcpHandshakeOptions): void {
+    const timestampNs = this.stamp(at);
     const scaled = h.clientWindowScale !== undefined && h.serverWindowScale !== undefined;
     const options = (mss: number | undefined, ws: number | undefined): number => {
       const b = synOptions;
@@ -178,8 +191,9 @@ export class TcpSynth {
   }
 
   /** Stream bytes from one side: segmented, sent, acknowledged. */
-  data(dir: 0 | 1, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void {
+  data(dir: 0 | 1, bytes: Uint8Array, at: bigint, spanNs: number): void {
     if (bytes.length === 0 || this.finished) return;
+    const timestampNs = this.stamp(at);
     const mss = dir === 0 ? this.mss0 : this.mss1;
     const ackEvery = dir === 0 ? this.ackEvery0 : this.ackEvery1;
     const other = (1 - dir) as 0 | 1;
@@ -195,6 +209,7 @@ export class TcpSynth {
       this.stats.payloadBytes += len;
       if (last || (k + 1) % ackEvery === 0) this.ack(other, timestampNs, offset);
     }
+    if (spanNs > 0 && n > 1) this.clockNs = timestampNs + BigInt(spanNs);
   }
 
   /** `length` bytes of one side that the tapper never captured. */
@@ -222,8 +237,9 @@ export class TcpSynth {
   }
 
   /** FIN exchange started by `initiator`: FIN/ACK, FIN/ACK, ACK. */
-  fin(initiator: 0 | 1, timestampNs: bigint): void {
+  fin(initiator: 0 | 1, at: bigint): void {
     if (this.finished) return;
+    const timestampNs = this.stamp(at);
     this.finished = true;
     const other = (1 - initiator) as 0 | 1;
     this.segment(
@@ -275,8 +291,9 @@ export class TcpSynth {
   }
 
   /** RST from `initiator`. */
-  rst(initiator: 0 | 1, timestampNs: bigint): void {
+  rst(initiator: 0 | 1, at: bigint): void {
     if (this.finished) return;
+    const timestampNs = this.stamp(at);
     this.finished = true;
     const other = (1 - initiator) as 0 | 1;
     this.segment(

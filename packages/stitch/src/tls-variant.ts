@@ -170,7 +170,14 @@ export class TlsFlowVariants {
       return;
     }
     if (this.undecided) this.decide(session);
-    this.flushCleartext(dir, ts);
+    // Decrypted data is stamped when the chunk that completed its records ends (at or just after the
+    // ciphertext), in both directions: a push may release the other side's records too (they waited for
+    // this side's handshake).
+    if (this.pending[0].length > 0 || this.pending[1].length > 0) {
+      const end = spanNs > 0 ? ts + BigInt(spanNs) : ts;
+      this.flushCleartext(dir, end);
+      this.flushCleartext((1 - dir) as 0 | 1, end);
+    }
   }
 
   /** A hole: the original flow's sequence jumps; the TLS session stops that direction (no cleartext after it). */
