@@ -157,6 +157,11 @@ export class FlowTableStats {
   peakBufferedBytes = 0;
   flows = 0;
   peakFlows = 0;
+  /**
+   * Second conn-open records of a connection id naming another transport or 5-tuple (an id reused, e.g. by
+   * a second tapper): the first open stands, the second is ignored, and its bytes land in the first flow.
+   */
+  conflictingOpens = 0;
 }
 
 const MAX_DATAGRAM_INDEXES = 4096;
@@ -201,6 +206,8 @@ class Flow implements StreamOutput {
     | { seen: [Set<number>, Set<number>]; held: DatagramRecord[]; bytes: [number, number] }
     | undefined = undefined;
   bufferedBytes = 0;
+  /** A hash of the transport and 5-tuple of the conn-open that opened the flow (to tell a reused id). */
+  tupleHash = 0;
   /** Record time when the flow last moved to the back of the table's activity order. */
   reorderedNs: bigint;
 
@@ -236,6 +243,14 @@ class Flow implements StreamOutput {
   get gapBytes(): number {
     return this.c2s.gapBytes + this.s2c.gapBytes;
   }
+}
+
+/** FNV-1a over the transport and 5-tuple of a conn-open. */
+function tupleHashOf(open: ConnOpenRecord): number {
+  const t = `${open.transport} ${open.client.address} ${open.client.port} ${open.server.address} ${open.server.port}`;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** Re-insert a flow into the activity order at most once per this much record time (Map churn). */
@@ -280,8 +295,11 @@ export class FlowTable {
     }
     switch (record.type) {
       case "conn-open":
-        if (!flow.opened) {
+        if (flow.opened) {
+          if (tupleHashOf(record) !== flow.tupleHash) this.stats.conflictingOpens++;
+        } else {
           flow.opened = true;
+          flow.tupleHash = tupleHashOf(record);
           flow.open = record;
           flow.udp = record.transport === Transport.Udp;
           if (flow.state === FlowState.New) flow.state = FlowState.Established;

@@ -10,8 +10,10 @@ export type {
   StitchRunReport,
 } from "./run-report.js";
 export {
+  counterProblems,
   flowTableCountersOf,
   formatStitchRunReport,
+  RUN_PROBLEM_WHERE,
   stitcherCountersOf,
   stitchRunReport,
   sumCounters,
@@ -37,6 +39,13 @@ export type { StitcherSettings, StitcherWiring } from "./stitcher-settings.js";
 export { createStitcherFromSettings, tlsNeeded } from "./stitcher-settings.js";
 export type { TcpHandshakeOptions, TcpSynthOptions } from "./tcp-synth.js";
 export { TcpFlags, TcpSynth, TcpSynthStats } from "./tcp-synth.js";
+export type { OutOfRangeRecord, TimeSanityOptions } from "./time-sanity.js";
+export {
+  BlobTimeGuard,
+  DEFAULT_MAX_AFTER_START_NS,
+  DEFAULT_MAX_BEFORE_START_NS,
+  END_OF_STAMPABLE_NS,
+} from "./time-sanity.js";
 export type { TlsFlowReport, TlsVariantOptions } from "./tls-variant.js";
 export {
   createCleartextPortMap,

@@ -17,6 +17,8 @@ export interface StitcherCounters {
   readonly flowsFiltered: number;
   readonly flowsWithoutOpen: number;
   readonly packets: number;
+  /** UDP datagrams too large for one IP packet: not written. */
+  readonly oversizedDatagrams: number;
   readonly tls: {
     readonly outcomes: Readonly<Record<string, number>>;
     readonly unsupportedSuites: Readonly<Record<string, number>>;
@@ -38,6 +40,7 @@ export function stitcherCountersOf(stitcher: Stitcher): StitcherCounters {
     flowsFiltered: s.flowsFiltered,
     flowsWithoutOpen: s.flowsWithoutOpen,
     packets: s.packets,
+    oversizedDatagrams: s.udp.oversizedDatagrams,
     tls: {
       outcomes: { ...s.tls.outcomes },
       unsupportedSuites: { ...s.tls.unsupportedSuites },
@@ -108,10 +111,52 @@ export interface StitchRunInput {
   readonly aeadOpener: string;
 }
 
+/** Where a problem of the run as a whole (not of one object) is reported. */
+export const RUN_PROBLEM_WHERE = "(run)";
+
+/** TLS outcomes that lost decrypted content: each is a problem of the run. */
+const LOSSY_TLS_OUTCOMES: Readonly<Record<string, string>> = {
+  "integrity-failure": "did not decrypt with the keys given (wrong keys)",
+  "no-keys": "had no keys",
+  "buffer-overflow": "passed the key-wait buffer cap",
+  malformed: "had malformed TLS records",
+  "internal-error": "failed inside the decrypter",
+};
+
+/**
+ * What the counters say was lost, as problems (the report never says "none" when something was): records
+ * after their flow completed, bytes and flows dropped at caps, conn-opens of a reused connection id,
+ * datagrams that cannot be written, TLS connections that did not decrypt.
+ */
+export function counterProblems(s: StitcherCounters, t: FlowTableCounters): BlobProblem[] {
+  const out: BlobProblem[] = [];
+  const add = (kind: string, message: string) => out.push({ blob: RUN_PROBLEM_WHERE, kind, message });
+  if (t.conflictingOpens)
+    add(
+      "conflicting-open",
+      `${t.conflictingOpens} second conn-open record(s) named another 5-tuple for a connection id already open (the id reused); ignored, their bytes were stitched into the first flow`,
+    );
+  if (t.lateRecords)
+    add("late-records", `${t.lateRecords} record(s) came after their connection had completed: not written`);
+  if (t.droppedBytes) add("cap-dropped-bytes", `${t.droppedBytes} bytes dropped at a flow-table buffer cap`);
+  if (t.droppedNewFlows)
+    add("cap-dropped-flows", `${t.droppedNewFlows} new flow(s) dropped at the flow-table cap`);
+  if (s.oversizedDatagrams)
+    add(
+      "oversized-datagram",
+      `${s.oversizedDatagrams} UDP datagram(s) too large for one IP packet (above 65,507 payload bytes in IPv4): not written`,
+    );
+  for (const [kind, what] of Object.entries(LOSSY_TLS_OUTCOMES)) {
+    const n = s.tls.outcomes[kind];
+    if (n) add(`tls-${kind}`, `${n} TLS connection(s) ${what}`);
+  }
+  return out;
+}
+
 /** The run report in its JSON form (the shape `cloudtap stitch --json` prints). */
 export function stitchRunReport(i: StitchRunInput) {
   const { job, stitcher: s, table: t, keys } = i;
-  const problems = [...i.keyLogProblems, ...job.problems];
+  const problems = [...i.keyLogProblems, ...job.problems, ...counterProblems(s, t)];
   const problemCounts: Record<string, number> = {};
   for (const p of problems) problemCounts[p.kind] = (problemCounts[p.kind] ?? 0) + 1;
   return {

@@ -19,6 +19,7 @@ import {
 } from "@cloudtap/fetch";
 import { CtapReadStats, isCtapError, parseBlobKey, readCtap } from "@cloudtap/tap-format";
 import type { Stitcher } from "./stitcher.js";
+import { BlobTimeGuard, type TimeSanityOptions } from "./time-sanity.js";
 
 export interface ChunkedOutput {
   /** Full output chunks so far. */
@@ -51,7 +52,13 @@ export interface StitchJobOptions {
    */
   readonly onKeyLog?: (key: string, text: Uint8Array) => void;
   readonly onProgress?: (progress: StitchProgress) => void;
+  /** Checked between blobs and inside long reads; the run then throws the signal's reason. */
   readonly signal?: AbortSignal;
+  /** Caps on a compressed blob (see @cloudtap/tap-format `maxCompressedBytes`, `maxInflatedBytes`). */
+  readonly maxCompressedBytes?: number;
+  readonly maxInflatedBytes?: number;
+  /** How far from its blob's start time a record may be stamped (docs/tap-format.md 5.1). */
+  readonly timeSanity?: TimeSanityOptions;
 }
 
 export interface StitchProgress {
@@ -66,6 +73,16 @@ export interface StitchJobReport extends StitchProgress {
   readonly problems: readonly BlobProblem[];
   readonly problemCounts: Readonly<Record<string, number>>;
   readonly unknownFrames: number;
+}
+
+let lastTurn = Date.now();
+
+/** Blobs already in memory are stitched without the event loop turning: turn it every 50 ms (signals). */
+async function turnIfDue(signal: AbortSignal | undefined): Promise<void> {
+  if (Date.now() - lastTurn < 50) return;
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  lastTurn = Date.now();
+  signal?.throwIfAborted();
 }
 
 export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport> {
@@ -127,14 +144,20 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
       }
     })();
     let sinceDrain = 0;
+    let guard: BlobTimeGuard | undefined;
     try {
       for await (const item of readCtap(counted, {
         onCorruption: resync ? "resync" : "throw",
         stats,
         ...(o.select ? { select: o.select } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+        ...(o.maxCompressedBytes === undefined ? {} : { maxCompressedBytes: o.maxCompressedBytes }),
+        ...(o.maxInflatedBytes === undefined ? {} : { maxInflatedBytes: o.maxInflatedBytes }),
       })) {
         switch (item.type) {
           case "header":
+            guard = new BlobTimeGuard(item.header.startNs, o.stitcher.table.now, o.timeSanity);
+            break;
           case "blob-end":
             break;
           case "corruption":
@@ -146,7 +169,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
             });
             break;
           default:
-            o.stitcher.accept(item);
+            o.stitcher.accept(guard ? guard.check(item) : item);
             progress.records++;
             if (item.type === "data" || item.type === "datagram") {
               progress.payloadBytes += item.payload.length;
@@ -168,6 +191,8 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
           message: err instanceof Error ? err.message : String(err),
         });
     }
+    const outOfRange = guard?.describe();
+    if (outOfRange) problems.push({ blob: blob.key, kind: "time-out-of-range", message: outOfRange });
     unknownFrames += stats.unknownFrames;
     progress.blobs++;
     progress.blobBytes += bytes;
@@ -175,6 +200,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     await pass(o.output.drain());
     next.release();
     o.onProgress?.(progress);
+    await turnIfDue(o.signal);
   }
   o.stitcher.flushAll();
   await pass(o.output.flush());

@@ -28,6 +28,9 @@ export class UdpSynthStats {
   datagrams = 0;
   fragmentedDatagrams = 0;
   payloadBytes = 0;
+  /** Datagrams too large for one IP packet (above 65,507 payload bytes in IPv4): not written. */
+  oversizedDatagrams = 0;
+  oversizedBytes = 0;
 }
 
 const IPV6_FRAGMENT_HEADER = 8;
@@ -53,7 +56,14 @@ export class UdpSynth {
   datagram(dir: 0 | 1, payload: Uint8Array, timestampNs: bigint): void {
     const t = this.o.templates;
     const udpLength = UDP_HEADER + payload.length;
-    if (udpLength > 0xffff) return; // cannot be a UDP datagram; the tapper would not have produced it
+    // The IP packet's own length field bounds a datagram: 65,507 payload bytes in IPv4 (65,535 less the
+    // IPv4 and UDP headers), 65,527 in IPv6 (its payload length counts the UDP header only). Larger ones
+    // cannot be written as a valid packet, fragmented or not: dropped and counted.
+    if (udpLength + (t.ipHeader === IPV4_HEADER ? IPV4_HEADER : 0) > 0xffff) {
+      this.stats.oversizedDatagrams++;
+      this.stats.oversizedBytes += payload.length;
+      return;
+    }
     const [sport, dport] =
       dir === 0 ? [this.o.clientPort, this.o.serverPort] : [this.o.serverPort, this.o.clientPort];
     const u = this.udp;
