@@ -4,8 +4,9 @@
  * is included, since its records may reach into the window.
  */
 import type { ObjectStore } from "@cloudtap/object-store";
-import { dataPrefix, keysPrefix, parseBlobKey } from "@cloudtap/tap-format";
+import { BLOB_SUFFIX, dataPrefix, keysPrefix, parseBlobKey } from "@cloudtap/tap-format";
 import type { BlobSource } from "./blob-source.js";
+import { FetchError, FetchErrorCode } from "./errors.js";
 
 export interface BlobWindow {
   readonly prefix?: string;
@@ -20,21 +21,45 @@ export interface BlobWindow {
 
 export const DEFAULT_LOOKBACK_NS = 3_600_000_000_000n;
 
-/** Data blobs in key order, filtered by the window. Keys that are not CTAP blob keys are skipped. */
+/**
+ * A listed entry that is not an object (a symbolic link in a directory store): yielded as a blob whose read
+ * fails naming it, so the run reports it among its problems instead of skipping it unseen.
+ */
+function unreadable(key: string, why: string): BlobSource & { size: number } {
+  const fail = () => new FetchError(FetchErrorCode.ReadFailed, key, `not read: ${why}`);
+  return {
+    key,
+    size: 0,
+    read: () => ({
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(fail()) }),
+    }),
+    readBytes: () => Promise.reject(fail()),
+  };
+}
+
+/**
+ * Data blobs in key order, filtered by the window. `.ctap` objects whose key is not in the CTAP layout carry
+ * no time: they are always included (as `inspect` reads them). Other keys are not data blobs.
+ */
 export async function* listBlobs(
   store: ObjectStore,
   window: BlobWindow = {},
 ): AsyncGenerator<BlobSource & { size: number }> {
   const lower =
     window.sinceNs === undefined ? undefined : window.sinceNs - (window.lookbackNs ?? DEFAULT_LOOKBACK_NS);
-  for await (const obj of store.list(
-    dataPrefix(window.prefix ?? ""),
-    window.signal ? { signal: window.signal } : {},
-  )) {
+  const skipped: (BlobSource & { size: number })[] = [];
+  for await (const obj of store.list(dataPrefix(window.prefix ?? ""), {
+    ...(window.signal ? { signal: window.signal } : {}),
+    onSkipped: (key, why) => {
+      if (key.endsWith(BLOB_SUFFIX)) skipped.push(unreadable(key, why));
+    },
+  })) {
+    yield* skipped.splice(0);
     const k = parseBlobKey(obj.key);
-    if (!k || k.kind !== "data") continue;
-    if (lower !== undefined && k.startNs < lower) continue;
-    if (window.untilNs !== undefined && k.startNs >= window.untilNs) continue;
+    if (!k && !obj.key.endsWith(BLOB_SUFFIX)) continue;
+    if (k && k.kind !== "data") continue;
+    if (k && lower !== undefined && k.startNs < lower) continue;
+    if (k && window.untilNs !== undefined && k.startNs >= window.untilNs) continue;
     yield {
       key: obj.key,
       size: obj.size,
@@ -43,6 +68,7 @@ export async function* listBlobs(
         store.readBytes(obj.key, { ...options, ...(window.signal ? { signal: window.signal } : {}) }),
     };
   }
+  yield* skipped;
 }
 
 /**

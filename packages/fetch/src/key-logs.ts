@@ -115,7 +115,14 @@ export async function readKeyLogs(store: ObjectStore, window: KeyLogWindow = {})
   const keyLogs: KeyLogText[] = [];
   const problems: BlobProblem[] = [];
   const decoder = new TextDecoder();
-  for await (const obj of store.list(keysPrefix(window.prefix ?? ""), opts)) {
+  const listing = {
+    ...opts,
+    onSkipped: (key: string, why: string) => {
+      if (isKeyLogKey(key))
+        problems.push({ blob: key, kind: FetchErrorCode.ReadFailed, message: `not read: ${why}` });
+    },
+  };
+  for await (const obj of store.list(keysPrefix(window.prefix ?? ""), listing)) {
     if (!isKeyLogKey(obj.key)) continue;
     const named = parseBlobKey(obj.key);
     if (named && lower !== undefined && named.startNs < lower) continue;

@@ -51,7 +51,13 @@ export class DirectoryStore implements ObjectStore {
   async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
     const limit = Math.max(1, options.pageSize ?? DEFAULT_PAGE);
     const objects: ObjectInfo[] = [];
-    for await (const info of this.walk("", prefix, options.startAfter ?? "", options.signal)) {
+    for await (const info of this.walk(
+      "",
+      prefix,
+      options.startAfter ?? "",
+      options.signal,
+      options.onSkipped,
+    )) {
       objects.push(info);
       if (objects.length === limit) return { objects, nextStartAfter: info.key };
     }
@@ -81,6 +87,7 @@ export class DirectoryStore implements ObjectStore {
     prefix: string,
     startAfter: string,
     signal?: AbortSignal,
+    onSkipped?: ListOptions["onSkipped"],
   ): AsyncGenerator<ObjectInfo> {
     signal?.throwIfAborted();
     let entries: Dirent[];
@@ -92,6 +99,14 @@ export class DirectoryStore implements ObjectStore {
       if (isMissing(err)) return;
       throw err;
     }
+    if (onSkipped) {
+      for (const e of entries) {
+        if (e.name.startsWith(TMP_PREFIX) || e.isDirectory() || e.isFile()) continue;
+        const key = `${dirKey}${e.name}`;
+        if (!key.startsWith(prefix) || key <= startAfter) continue;
+        onSkipped(key, e.isSymbolicLink() ? "a symbolic link (never followed)" : "not a regular file");
+      }
+    }
     const named = entries
       .filter((e) => !e.name.startsWith(TMP_PREFIX) && (e.isDirectory() || e.isFile()))
       .map((e) => ({ e, sortKey: `${dirKey}${e.name}${e.isDirectory() ? "/" : ""}` }));
@@ -101,7 +116,7 @@ export class DirectoryStore implements ObjectStore {
         // Descend only where keys can match the prefix and can be greater than startAfter.
         if (!(sortKey.startsWith(prefix) || prefix.startsWith(sortKey))) continue;
         if (startAfter > sortKey && !startAfter.startsWith(sortKey)) continue;
-        yield* this.walk(sortKey, prefix, startAfter, signal);
+        yield* this.walk(sortKey, prefix, startAfter, signal, onSkipped);
       } else {
         if (!sortKey.startsWith(prefix) || sortKey <= startAfter) continue;
         let st: Awaited<ReturnType<typeof stat>>;

@@ -16,6 +16,12 @@ export interface ListOptions {
   /** Maximum keys per page (backends may return fewer). Default 1000. */
   readonly pageSize?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Told of each entry under the prefix that is not listed as an object, and why (a directory store: a
+   * symbolic link, which is never followed, or a socket or device), so a caller can report it rather than
+   * lose it silently. Backends without such entries never call it.
+   */
+  readonly onSkipped?: (key: string, why: string) => void;
 }
 
 export interface ListPage {

@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { formatInventory, inspectBlob, inspectStore } from "@cloudtap/inspect";
 import { openStore } from "@cloudtap/object-store";
 import type { Command } from "../command.js";
+import { requireExistingStore } from "../store-path.js";
 import { UsageError } from "../usage-error.js";
 
 export const inspectCommand: Command = {
@@ -13,7 +14,8 @@ export const inspectCommand: Command = {
 
   A blob file is read on its own; a directory or file:// URL is read as a store (every data blob under
   <prefix>/data/, every key log under <prefix>/keys/ of --keys or of the store itself).
-  Exit status: 0 when no problem was found, 1 when problems were found, 2 for a bad command line.`,
+  Exit status: 0 when no problem was found, 1 when problems were found or the blob or store does not exist,
+  2 for a bad command line.`,
   async run(args, io) {
     const { values, positionals } = parseArgs({
       args,
@@ -27,6 +29,8 @@ export const inspectCommand: Command = {
     });
     const target = positionals[0];
     if (!target || positionals.length > 1) throw new UsageError("give exactly one blob file or store URL");
+    requireExistingStore("inspect", target);
+    if (values.keys) requireExistingStore("--keys", values.keys);
     const isFile =
       !/^[a-z][a-z0-9+.-]*:\/\//i.test(target) && (await stat(target).catch(() => undefined))?.isFile();
     const report = isFile

@@ -33,6 +33,7 @@ import {
 import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
 import { createKeyStore, nativeAead } from "@cloudtap/tls";
 import type { Command } from "../command.js";
+import { requireExistingStore } from "../store-path.js";
 import { parseTime } from "../time.js";
 import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
@@ -79,7 +80,10 @@ export const stitchCommand: Command = {
   connection id and their packets merged by time into the file (auto: 1 below 4 cores, else cores - 1, at
   most 4; 1: one thread). Other outputs, and --on-corrupt skip-rest, run on one thread.
   A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
-  Exit status: 0 when the run completed (problems are reported, not fatal), 1 on a fatal error, 2 on a bad command line.`,
+  Every loss (damaged or unreadable blobs and key logs, records out of their blob's time range, late or
+  dropped records, reused connection ids, datagrams too large, TLS that did not decrypt) is a named problem.
+  Exit status: 0 when the run completed (its problems are reported, not fatal), 1 on a fatal error (a
+  --source or --keys that does not exist included), 130 when interrupted, 2 on a bad command line.`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -136,6 +140,8 @@ export const stitchCommand: Command = {
       signal: io.signal,
     };
     const outputs = egressSpecFromFlags(values, mtu, false);
+    requireExistingStore("--source", values.source);
+    if (values.keys) requireExistingStore("--keys", values.keys);
     const store = openStore(values.source);
 
     const keyLogs = await readKeyLogs(openStore(values.keys ?? values.source), window);
