@@ -15,7 +15,7 @@ import {
 } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
-import { PositionedFileWriter } from "./file-writer.js";
+import { PositionedFileWriter, PUBLIC_FILE_MODE, SECRET_FILE_MODE } from "./file-writer.js";
 
 /** Bytes of writes in flight, so that file writes overlap with packet synthesis. */
 export const DEFAULT_WRITE_BUFFER_BYTES = 16 * 1024 * 1024;
@@ -91,7 +91,7 @@ export class CaptureFileOutput implements EgressOutput {
     if (this.out) return this.out;
     this.opening ??= PositionedFileWriter.open(
       `${this.path}.partial`,
-      this.embedsKeys ? 0o600 : 0o644,
+      this.embedsKeys ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
       this.writeBufferBytes,
     ).then((w) => {
       this.out = w;

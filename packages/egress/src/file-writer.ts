@@ -12,7 +12,17 @@
  * over the bound (backpressure), otherwise undefined. The first failed write is kept and thrown by the next
  * `write` or by `close`. `close` waits for every write, then closes the descriptor.
  */
-import { close as closeFd, open as openFd, write as writeFd } from "node:fs";
+import { close as closeFd, constants, open as openFd, write as writeFd } from "node:fs";
+
+/**
+ * Create a new file, never reuse or follow what is there: an existing path (a leftover, or a symbolic link
+ * planted to aim the write elsewhere) is an EEXIST error, and the mode given is the file's, not an old one's.
+ */
+const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0);
+
+/** Mode of outputs without secrets: what the umask leaves of 0666. Files with keys are created 0600. */
+export const PUBLIC_FILE_MODE = 0o666;
+export const SECRET_FILE_MODE = 0o600;
 
 export const DEFAULT_MAX_IN_FLIGHT_BYTES = 16 * 1024 * 1024;
 
@@ -30,14 +40,16 @@ export class PositionedFileWriter {
     private readonly maxInFlightBytes: number,
   ) {}
 
-  /** Creates (or truncates) `path` with `mode`. */
+  /**
+   * Creates `path`, which must not exist (O_CREAT|O_EXCL|O_NOFOLLOW), with `mode` (less the umask).
+   */
   static open(
     path: string,
     mode: number,
     maxInFlightBytes = DEFAULT_MAX_IN_FLIGHT_BYTES,
   ): Promise<PositionedFileWriter> {
     return new Promise((resolve, reject) => {
-      openFd(path, "w", mode, (err, fd) => {
+      openFd(path, CREATE_NEW, mode, (err, fd) => {
         if (err) reject(err);
         else resolve(new PositionedFileWriter(path, fd, Math.max(1, maxInFlightBytes)));
       });

@@ -30,7 +30,7 @@ import {
 } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
-import { PositionedFileWriter } from "./file-writer.js";
+import { PositionedFileWriter, PUBLIC_FILE_MODE, SECRET_FILE_MODE } from "./file-writer.js";
 
 export const DEFAULT_MAX_CARRIED_KEY_BYTES = 16 * 1024 * 1024;
 
@@ -312,7 +312,7 @@ export class RotatingFileOutput implements EgressOutput {
       try {
         seg.stream = await PositionedFileWriter.open(
           this.partialPath(seg),
-          this.embedsKeys ? 0o600 : 0o644,
+          this.embedsKeys ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
           this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
         );
       } catch (err) {
