@@ -73,7 +73,7 @@ export interface StitcherOptions {
 export interface StitcherTimeOrderOptions extends TimeOrderOptions {
   /**
    * How far behind the watermark frames are still put in order: frames are released once they are this
-   * much older than the newest record seen (or than `noRecordsBefore`, when earlier). Default 100 ms.
+   * much older than the watermark (`noRecordsBefore`, else the newest record seen). Default 100 ms.
    */
   readonly windowNs?: bigint;
 }
@@ -382,8 +382,8 @@ export class Stitcher {
 
   /**
    * A watermark from the caller: no record stamped before `ns` will come (blobs read in start-time order:
-   * the start of the blob about to be read). The time order then releases at most up to it (less the window)
-   * even when a record far ahead was already seen.
+   * the start of the blob about to be read). The time order then releases up to it (less the window)
+   * instead of up to the newest record seen; `undefined` withdraws it.
    */
   noRecordsBefore(ns: bigint | undefined): void {
     if (ns === undefined) this.inputLowNs = undefined;
@@ -397,8 +397,9 @@ export class Stitcher {
   private releaseOrdered(now: bigint): void {
     const order = this.order;
     if (!order) return;
-    const low = this.inputLowNs !== undefined && this.inputLowNs < now ? this.inputLowNs : now;
-    const upTo = low - this.orderWindowNs;
+    // The caller's watermark, when it gives one, decides alone: it is the same for every stitcher that
+    // reads the same blobs (worker threads), so their outputs merge into one time order.
+    const upTo = (this.inputLowNs ?? now) - this.orderWindowNs;
     if (upTo <= this.releasedUpToNs) return;
     this.releasedUpToNs = upTo;
     order.release(upTo);
@@ -537,7 +538,10 @@ export class Stitcher {
           },
           this.stats.tcp,
         );
-        if (!midstream) synth.handshake(openNs, handshake);
+        // A cleartext twin starts at its first decrypted bytes: its handshake goes at the open time, or
+        // where the time order already stands when that is later.
+        if (!midstream)
+          synth.handshake(openNs > this.releasedUpToNs ? openNs : this.releasedUpToNs, handshake);
         return synth;
       };
       const tlsOptions = this.options.tls;
