@@ -39,13 +39,16 @@ export async function writeSyntheticStore(
   let sink = new MemorySink();
   let w = createCtapWriter(sink, { tapperId: "bench", sequence: seq, startNs: t0 });
   let ts = t0;
+  // The key carries the blob's start time (its first record's), as a tapper names it.
+  let blobStart = t0;
   const flush = async () => {
     await w.finish(ts);
-    await store.write(dataBlobKey("", "bench", t0 + seq, seq), sink.bytes());
+    await store.write(dataBlobKey("", "bench", blobStart, seq), sink.bytes());
     blobs++;
     seq++;
     sink = new MemorySink();
     w = createCtapWriter(sink, { tapperId: "bench", sequence: seq, startNs: ts });
+    blobStart = ts;
   };
   const write = async (r: TapRecord) => {
     await w.write(r);

@@ -13,7 +13,7 @@ import { createCaptureFileOutput } from "@cloudtap/egress";
 import { type BlobSource, listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { type CaptureItem, createPcapngEncoder, readCapture } from "@cloudtap/pcap";
-import { runStitchJob, Stitcher } from "@cloudtap/stitch";
+import { MERGED_TIME_ORDER, runStitchJob, Stitcher } from "@cloudtap/stitch";
 import { keysPrefix } from "@cloudtap/tap-format";
 import { runSimulation } from "@cloudtap/tapsim";
 import { tshark } from "@cloudtap/test-harness";
@@ -44,6 +44,7 @@ async function oneThread(storeDir: string, out: string, texts: string[]) {
   const stitcher = new Stitcher({
     sink: output,
     tls: { keys, variant: "both", embedKeys: (t) => output.embedKeys(t) },
+    timeOrder: MERGED_TIME_ORDER,
   });
   const blobs = await blobsOf(storeDir);
   const report = await runStitchJob({
@@ -53,6 +54,8 @@ async function oneThread(storeDir: string, out: string, texts: string[]) {
     stitcher,
     output,
     sink: output,
+    // As the workers do: the blobs' start times alone drive the time order, so the stamps match.
+    watermark: "blob",
   });
   await output.close();
   return { report, stats: stitcher.stats, table: stitcher.table.stats };
@@ -214,7 +217,11 @@ describe("stitch-workers - many rounds", () => {
       const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
       for (const t of texts) keys.addKeyLog(t, 0);
       const encoder = createPcapngEncoder({ linkType: 1 });
-      const stitcher = new Stitcher({ sink: encoder, tls: { keys, variant: "both" } });
+      const stitcher = new Stitcher({
+        sink: encoder,
+        tls: { keys, variant: "both" },
+        timeOrder: MERGED_TIME_ORDER,
+      });
       const perBlob: number[] = [];
       await runStitchJob({
         blobs: (async function* () {
@@ -223,6 +230,7 @@ describe("stitch-workers - many rounds", () => {
         stitcher,
         output: encoder,
         sink: { write: () => {} },
+        watermark: "blob",
         onProgress: () => void perBlob.push(encoder.packetsWritten),
       });
       // Workers: packets written by the end of each round.

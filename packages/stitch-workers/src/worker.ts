@@ -10,6 +10,7 @@ import type { BlobSource } from "@cloudtap/fetch";
 import {
   createStitcherFromSettings,
   flowTableCountersOf,
+  MERGED_TIME_ORDER,
   runStitchJob,
   stitcherCountersOf,
 } from "@cloudtap/stitch";
@@ -41,11 +42,15 @@ const encoder = createCaptureEncoder({
 // One-shot runs keep every key of the window (as `cloudtap stitch` does): no expiry, a generous cap.
 const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
 for (const text of init.keyLogs) keys.addKeyLog(text, 0);
-const stitcher = createStitcherFromSettings(s, {
-  sink: encoder,
-  keys,
-  ...(isPcapngEncoder(encoder) ? { embedKeys: (text: string) => encoder.writeTlsKeyLog(text) } : {}),
-});
+// One time-order window for every worker, driven by the blobs' start times: their rounds merge in order.
+const stitcher = createStitcherFromSettings(
+  { ...s, timeOrder: s.timeOrder ?? MERGED_TIME_ORDER },
+  {
+    sink: encoder,
+    keys,
+    ...(isPcapngEncoder(encoder) ? { embedKeys: (text: string) => encoder.writeTlsKeyLog(text) } : {}),
+  },
+);
 
 /** Messages for the blob loop, in arrival order (recycled buffers are taken at once). */
 const inbox: ToWorker[] = [];
@@ -126,6 +131,8 @@ try {
       },
     },
     prefetch: 0,
+    // Every worker releases frames at the same blob watermark, so the merge of their rounds is in time order.
+    watermark: "blob",
     // Resync only: with skip-rest a blob would stop at damage only the frame's owner sees.
     onCorruption: "resync",
     select: mine,

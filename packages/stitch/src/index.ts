@@ -26,12 +26,20 @@ export type {
   StitchProgress,
 } from "./stitch-job.js";
 export { runStitchJob } from "./stitch-job.js";
-export type { FlowIdentity, StitchedFlow, StitcherOptions, StitcherTlsOptions } from "./stitcher.js";
+export type {
+  FlowIdentity,
+  StitchedFlow,
+  StitcherOptions,
+  StitcherTimeOrderOptions,
+  StitcherTlsOptions,
+} from "./stitcher.js";
 export {
   DEFAULT_KEY_WAIT_NS,
   DEFAULT_MAX_HELD_BYTES_PER_FLOW,
   DEFAULT_MTU,
   DEFAULT_REORDER_WINDOW_NS,
+  DEFAULT_TIME_ORDER_WINDOW_NS,
+  MERGED_TIME_ORDER,
   Stitcher,
   StitcherStats,
 } from "./stitcher.js";

@@ -2,8 +2,9 @@
  * One stitch run over a set of blobs: decode each blob, feed its records to the stitcher, pass the encoded
  * output on to a byte sink as it fills, and report what happened. Blobs are processed in the order given
  * (key order when listed from a store); the flow table copes with any order of records across blobs.
- * While the blobs come in start-time order (as `sortBlobsByTime` gives), each blob's start time is the
- * stitcher's watermark for its time order (`noRecordsBefore`): frames are released only up to it.
+ * While the blobs come in start-time order (as `sortBlobsByTime` gives), they give the stitcher's time order
+ * its watermark (`noRecordsBefore`): no record to come is older than the next blob's start, nor (within a
+ * blob, written as its chunks complete) than the newest record read less the longest span.
  *
  * A damaged blob never stops the run. In `resync` mode (the default) every frame that passes its checksums
  * is used and the damaged regions are reported; in `skip-rest` mode the blob's records after the first error
@@ -52,6 +53,12 @@ export interface StitchJobOptions {
    */
   readonly onKeyLog?: (key: string, text: Uint8Array) => void;
   readonly onProgress?: (progress: StitchProgress) => void;
+  /**
+   * Where the time-order watermark comes from: "record" (default), the newest record of the blob being
+   * read, bounded by the next blob's start when the read-ahead has it; "blob", each blob's start only (the
+   * same for every job that reads the same blobs: worker threads whose outputs are merged).
+   */
+  readonly watermark?: "record" | "blob";
   /** Checked between blobs and inside long reads; the run then throws the signal's reason. */
   readonly signal?: AbortSignal;
   /** Caps on a compressed blob (see @cloudtap/tap-format `maxCompressedBytes`, `maxInflatedBytes`). */
@@ -115,7 +122,29 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
   // Read-ahead with buffer reuse (@cloudtap/fetch): a blob's buffer is released once it is stitched, since
   // the stitcher copies whatever it keeps beyond a call (the contract of Stitcher.accept).
   let lastStartNs: bigint | undefined = -1n;
-  for await (const next of readAhead(o.blobs, {
+  // The blobs handed to the read-ahead, in order: the one after the current one gives the watermark's bound.
+  const pulled: BlobSource[] = [];
+  let pulledAll = false;
+  const perRecord = (o.watermark ?? "record") === "record";
+  const source = perRecord
+    ? (async function* () {
+        for await (const b of o.blobs) {
+          pulled.push(b);
+          yield b;
+        }
+        pulledAll = true;
+      })()
+    : o.blobs;
+  /** The start of the next data blob after `blob`; undefined: not known; -1n: there is none. */
+  const nextStartOf = (blob: BlobSource): bigint | undefined => {
+    while (pulled.length > 0 && pulled[0] !== blob) pulled.shift();
+    for (let i = 1; i < pulled.length; i++) {
+      if (pulled[i]!.kind === "keys") continue;
+      return parseBlobKey(pulled[i]!.key)?.startNs;
+    }
+    return pulledAll ? -1n : undefined;
+  };
+  for await (const next of readAhead(source, {
     depth: o.prefetch ?? 2,
     ...(o.prefetchMaxBytes === undefined ? {} : { maxBytes: o.prefetchMaxBytes }),
     ...(o.signal ? { signal: o.signal } : {}),
@@ -134,6 +163,15 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
       lastStartNs = undefined;
       o.stitcher.noRecordsBefore(undefined);
     }
+    // Within the blob: the newest record read, bounded by the next blob's start (records of later blobs are
+    // at least that new); unknown next blob: the blob's own start only.
+    let bound = perRecord && lastStartNs !== undefined ? nextStartOf(blob) : undefined;
+    if (bound !== undefined && bound !== -1n && startNs !== undefined && bound < startNs) bound = undefined;
+    let newestNs = startNs ?? -1n;
+    const advance = () => {
+      if (bound === undefined || lastStartNs === undefined) return;
+      o.stitcher.noRecordsBefore(bound !== -1n && bound < newestNs ? bound : newestNs);
+    };
     const stats = new CtapReadStats();
     let bytes = 0;
     const source = next.chunks();
@@ -168,17 +206,21 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
               ...(item.withinFrame ? { withinFrame: true } : {}),
             });
             break;
-          default:
-            o.stitcher.accept(guard ? guard.check(item) : item);
+          default: {
+            const record = guard ? guard.check(item) : item;
+            o.stitcher.accept(record);
             progress.records++;
+            if (record.timestampNs > newestNs) newestNs = record.timestampNs;
             if (item.type === "data" || item.type === "datagram") {
               progress.payloadBytes += item.payload.length;
               sinceDrain += item.payload.length;
               if (sinceDrain >= 1 << 20) {
                 sinceDrain = 0;
+                advance();
                 await pass(o.output.drain());
               }
             }
+          }
         }
       }
     } catch (err) {
@@ -196,6 +238,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     unknownFrames += stats.unknownFrames;
     progress.blobs++;
     progress.blobBytes += bytes;
+    advance();
     o.stitcher.flushOlderThan();
     await pass(o.output.drain());
     next.release();

@@ -6,7 +6,7 @@
  */
 import type { FrameSink } from "@cloudtap/packet";
 import type { TlsKeySource } from "@cloudtap/tls";
-import { type StitchedFlow, Stitcher } from "./stitcher.js";
+import { type StitchedFlow, Stitcher, type StitcherTimeOrderOptions } from "./stitcher.js";
 import { Variant } from "./tls-variant.js";
 
 export interface StitcherSettings {
@@ -23,6 +23,8 @@ export interface StitcherSettings {
    * input that arrives out of time order across blobs (the mesh). Default 0: arrival order.
    */
   readonly reorderWindowNs?: bigint;
+  /** The time order of the output (see `StitcherOptions.timeOrder`). Default: on, widened by spans. */
+  readonly timeOrder?: StitcherTimeOrderOptions | false;
   /**
    * TLS parsing and decryption. Absent: no TLS parsing (the original variant, with no keys to use or
    * embed, needs none).
@@ -58,6 +60,7 @@ export function createStitcherFromSettings(settings: StitcherSettings, wiring: S
     ...(settings.encapsulationBytes === undefined ? {} : { encapsulationBytes: settings.encapsulationBytes }),
     ...(settings.filter === undefined ? {} : { filter: settings.filter }),
     ...(settings.finOnTimeout === undefined ? {} : { finOnTimeout: settings.finOnTimeout }),
+    ...(settings.timeOrder === undefined ? {} : { timeOrder: settings.timeOrder }),
     ...(settings.reorderWindowNs === undefined ? {} : { reorderWindowNs: settings.reorderWindowNs }),
     ...(wiring.onFlowComplete ? { onFlowComplete: wiring.onFlowComplete } : {}),
     ...(tls && wiring.keys

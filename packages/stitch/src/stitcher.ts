@@ -72,14 +72,28 @@ export interface StitcherOptions {
 
 export interface StitcherTimeOrderOptions extends TimeOrderOptions {
   /**
-   * How far behind the watermark frames are still put in order: frames are released once they are this
-   * much older than the watermark (`noRecordsBefore`, else the newest record seen). Default 100 ms.
+   * How far behind the watermark frames are still put in order, beyond the longest chunk span seen (a
+   * chunk is written when its last byte is seen, so it may land in a blob that started after its first
+   * byte, by up to its span): frames are released once they are `windowNs` + that span older than the
+   * watermark (`noRecordsBefore`, else the newest record seen). Default 0: the span alone.
    */
   readonly windowNs?: bigint;
+  /**
+   * Whether the longest chunk span seen widens the window (default true). Stitchers whose outputs are
+   * merged (worker threads, each seeing only its own connections' spans) need one window for all: false,
+   * with a `windowNs` that covers the spans (`MERGED_TIME_ORDER`).
+   */
+  readonly widenBySpan?: boolean;
 }
 
-/** Default reorder window of the time-order stage (record time). */
-export const DEFAULT_TIME_ORDER_WINDOW_NS = 100_000_000n;
+/**
+ * The time order of stitchers whose outputs are merged by time: the same window in each (1 s, for chunks
+ * spanning up to that before their blob's start), driven by the blobs' start times only.
+ */
+export const MERGED_TIME_ORDER: StitcherTimeOrderOptions = { windowNs: 1_000_000_000n, widenBySpan: false };
+
+/** Default margin of the time-order window (record time), beyond the longest chunk span seen. */
+export const DEFAULT_TIME_ORDER_WINDOW_NS = 0n;
 
 export interface StitcherTlsOptions {
   readonly keys: TlsKeySource;
@@ -198,6 +212,7 @@ class FlowOutput implements FlowStream {
   }
 
   onData(direction: 0 | 1, _offset: number, bytes: Uint8Array, timestampNs: bigint, spanNs: number): void {
+    if (spanNs > this.stitcher.maxSpanNs) this.stitcher.maxSpanNs = spanNs;
     this.event(direction, timestampNs, bytes, bytes.length, spanNs);
   }
 
@@ -347,10 +362,13 @@ export class Stitcher {
   private readonly cleartextPort: (serverPort: number) => number;
   private readonly order: TimeOrder | undefined;
   private readonly orderWindowNs: bigint;
+  private readonly widenBySpan: boolean;
   /** The caller's promise that no record before this time will come (`noRecordsBefore`). */
   private inputLowNs: bigint | undefined;
   /** Record time up to which the time order has released frames (-1: none yet). */
   releasedUpToNs = -1n;
+  /** The longest chunk span seen (it widens the time-order window). */
+  maxSpanNs = 0;
 
   constructor(readonly options: StitcherOptions) {
     this.filter =
@@ -374,6 +392,7 @@ export class Stitcher {
     this.table = new FlowTable({ create: (flow) => this.create(flow) }, options.flowTable ?? {});
     const order = options.timeOrder;
     this.orderWindowNs = (order === false ? undefined : order?.windowNs) ?? DEFAULT_TIME_ORDER_WINDOW_NS;
+    this.widenBySpan = order === false || order?.widenBySpan !== false;
     if (order !== false) {
       const orderOptions = order?.maxBytes === undefined ? {} : { maxBytes: order.maxBytes };
       this.order = new TimeOrder(orderOptions, this.stats.timeOrder);
@@ -399,7 +418,8 @@ export class Stitcher {
     if (!order) return;
     // The caller's watermark, when it gives one, decides alone: it is the same for every stitcher that
     // reads the same blobs (worker threads), so their outputs merge into one time order.
-    const upTo = (this.inputLowNs ?? now) - this.orderWindowNs;
+    const span = this.widenBySpan ? BigInt(this.maxSpanNs) : 0n;
+    const upTo = (this.inputLowNs ?? now) - this.orderWindowNs - span;
     if (upTo <= this.releasedUpToNs) return;
     this.releasedUpToNs = upTo;
     order.release(upTo);

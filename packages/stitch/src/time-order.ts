@@ -37,6 +37,8 @@ export class TimeOrderStats {
 type Target = FrameSink & { end?(): void };
 
 const SLAB_BYTES = 1024 * 1024;
+/** Stands for the identity permutation when the held frames are already in key order. */
+const IDENTITY: ArrayLike<number> = { length: 0 };
 
 interface Slab {
   readonly bytes: Uint8Array;
@@ -45,16 +47,118 @@ interface Slab {
   live: number;
 }
 
-interface HeldFrame {
+const INDEX_BITS = 2 ** 20;
+
+/**
+ * The held frames, as parallel arrays (no object per frame: frames stay held across collections), in
+ * commit order, or in key order once sorted.
+ */
+class HeldFrames {
+  length = 0;
   /** Time relative to the stage's base, in ns (a Number: exact for 104 days of record time). */
-  readonly key: number;
-  readonly ts: bigint;
-  readonly offsetNs: number;
-  readonly slab: Slab;
-  readonly at: number;
-  readonly length: number;
-  readonly originalLength: number | undefined;
-  readonly view: OrderedFlowSink;
+  keys = new Float64Array(1024);
+  ats = new Int32Array(1024);
+  lengths = new Int32Array(1024);
+  /** The frame's length on the wire, -1: its captured length. */
+  originals = new Int32Array(1024);
+  slabs: Slab[] = [];
+  views: OrderedFlowSink[] = [];
+  private packed = new Float64Array(1024);
+
+  push(key: number, slab: Slab, at: number, length: number, original: number, view: OrderedFlowSink): void {
+    const i = this.length++;
+    if (i === this.keys.length) this.grow(i * 2);
+    this.keys[i] = key;
+    this.ats[i] = at;
+    this.lengths[i] = length;
+    this.originals[i] = original;
+    this.slabs[i] = slab;
+    this.views[i] = view;
+  }
+
+  private grow(capacity: number): void {
+    const f = (a: Float64Array) => {
+      const b = new Float64Array(capacity);
+      b.set(a);
+      return b;
+    };
+    const i32 = (a: Int32Array) => {
+      const b = new Int32Array(capacity);
+      b.set(a);
+      return b;
+    };
+    this.keys = f(this.keys);
+    this.ats = i32(this.ats);
+    this.lengths = i32(this.lengths);
+    this.originals = i32(this.originals);
+  }
+
+  /** The frames' indices in key order, equal keys in commit order (stable). */
+  order(): ArrayLike<number> {
+    const n = this.length;
+    const keys = this.keys;
+    let min = keys[0]!;
+    let max = min;
+    for (let i = 1; i < n; i++) {
+      const k = keys[i]!;
+      if (k < min) min = k;
+      else if (k > max) max = k;
+    }
+    if (n < INDEX_BITS && max - min < 2 ** 32) {
+      // (key, index) packed in one double and sorted natively: no comparator call per comparison.
+      if (this.packed.length < n) this.packed = new Float64Array(this.keys.length);
+      const packed = this.packed.subarray(0, n);
+      for (let i = 0; i < n; i++) packed[i] = (keys[i]! - min) * INDEX_BITS + i;
+      packed.sort();
+      for (let i = 0; i < n; i++) packed[i] = packed[i]! % INDEX_BITS;
+      return packed;
+    }
+    const order = Array.from({ length: n }, (_, i) => i);
+    return order.sort((x, y) => keys[x]! - keys[y]! || x - y);
+  }
+
+  /** Keeps the frames `order[from..]`, in that order, at the front. */
+  keep(order: ArrayLike<number>, from: number, sorted: boolean): void {
+    const n = this.length;
+    const left = n - from;
+    if (left <= 0) {
+      this.length = 0;
+      this.slabs.length = 0;
+      this.views.length = 0;
+      return;
+    }
+    if (sorted) {
+      this.keys.copyWithin(0, from, n);
+      this.ats.copyWithin(0, from, n);
+      this.lengths.copyWithin(0, from, n);
+      this.originals.copyWithin(0, from, n);
+      this.slabs.splice(0, from);
+      this.views.splice(0, from);
+    } else {
+      const k = new Float64Array(left);
+      const a = new Int32Array(left);
+      const l = new Int32Array(left);
+      const r = new Int32Array(left);
+      const s: Slab[] = new Array(left);
+      const v: OrderedFlowSink[] = new Array(left);
+      for (let i = 0; i < left; i++) {
+        const j = order[from + i]!;
+        k[i] = this.keys[j]!;
+        a[i] = this.ats[j]!;
+        l[i] = this.lengths[j]!;
+        r[i] = this.originals[j]!;
+        s[i] = this.slabs[j]!;
+        v[i] = this.views[j]!;
+      }
+      this.keys.set(k);
+      this.ats.set(a);
+      this.lengths.set(l);
+      this.originals.set(r);
+      this.slabs = s;
+      this.views = v;
+    }
+    this.length = left;
+  }
 }
 
 /** One flow's sink in front of the window. */
@@ -106,7 +210,7 @@ export interface TimeOrderOptions {
 export class TimeOrder {
   slab: Slab;
   private readonly spare: Slab[] = [];
-  private pending: HeldFrame[] = [];
+  private readonly pending = new HeldFrames();
   /** Whether `pending` is known to be in key order. */
   private sorted = true;
   private heldBytes = 0;
@@ -196,8 +300,8 @@ export class TimeOrder {
     slab.live++;
     view.held++;
     const p = this.pending;
-    if (this.sorted && p.length > 0 && key < p[p.length - 1]!.key) this.sorted = false;
-    p.push({ key, ts, offsetNs, slab, at, length, originalLength, view });
+    if (this.sorted && p.length > 0 && key < p.keys[p.length - 1]!) this.sorted = false;
+    p.push(key, slab, at, length, originalLength ?? -1, view);
     this.heldBytes += length;
     if (this.heldBytes > this.stats.peakHeldBytes) this.stats.peakHeldBytes = this.heldBytes;
     if (this.heldBytes > this.maxBytes) this.releaseOldest(this.maxBytes >> 1);
@@ -225,27 +329,34 @@ export class TimeOrder {
    */
   private releaseKeys(upToKey: number, keepBytes: number): number {
     const p = this.pending;
-    if (p.length === 0) return 0;
-    if (!this.sorted) {
-      p.sort(byKey);
-      this.sorted = true;
-    }
+    const n = p.length;
+    if (n === 0) return 0;
+    const wasSorted = this.sorted;
+    const order: ArrayLike<number> = wasSorted ? IDENTITY : p.order();
+    const base = this.base!;
+    const { keys, ats, lengths, originals, slabs, views } = p;
     let i = 0;
-    for (; i < p.length; i++) {
-      const f = p[i]!;
-      if (f.key > upToKey && this.heldBytes <= keepBytes) break;
-      this.heldBytes -= f.length;
-      this.write(f.view.target, f.slab.bytes, f.at, f.length, f.ts, f.offsetNs, f.originalLength);
-      if (f.key > this.written) this.written = f.key;
-      const s = f.slab;
+    for (; i < n; i++) {
+      const j = wasSorted ? i : order[i]!;
+      const key = keys[j]!;
+      if (key > upToKey && this.heldBytes <= keepBytes) break;
+      const length = lengths[j]!;
+      const original = originals[j]!;
+      const s = slabs[j]!;
+      const v = views[j]!;
+      this.heldBytes -= length;
+      // Stamped as the stage's base plus the key: one base for every frame, so that an encoder splits the
+      // base timestamp once (not per frame, as frames of many flows alternate).
+      this.write(v.target, s.bytes, ats[j]!, length, base, key, original < 0 ? undefined : original);
+      if (key > this.written) this.written = key;
       if (--s.live === 0 && s !== this.slab && s.bytes.length === SLAB_BYTES) this.spare.push(s);
-      const v = f.view;
       if (--v.held === 0 && v.ended) {
         this.endedWhileHeld(v.connId, -1);
         v.target.end?.();
       }
     }
-    this.pending = i === p.length ? [] : p.slice(i);
+    p.keep(order, i, wasSorted);
+    this.sorted = true;
     return i;
   }
 
@@ -271,8 +382,4 @@ export class TimeOrder {
     } else target.begin(length).set(from.subarray(at, at + length));
     target.commit(ts, offsetNs, originalLength);
   }
-}
-
-function byKey(a: HeldFrame, b: HeldFrame): number {
-  return a.key - b.key;
 }
