@@ -32,6 +32,10 @@ export interface PcapOverIpSpec {
   readonly host: string;
   readonly port: number;
   readonly slowClient: SlowClientPolicy;
+  /** `block`: how long a write waits for a full client before dropping it (ms). Default 30 s. */
+  readonly blockTimeoutMs?: number;
+  /** Time stamps on the stream. Default "microsecond" (every reader); "nanosecond": magic a1b23c4d. */
+  readonly resolution?: "microsecond" | "nanosecond";
   /** Clients to wait for before the first packet. Default 0. */
   readonly waitForClients?: number;
 }
@@ -95,6 +99,11 @@ export function checkEgressSpec(spec: EgressSpec): CheckedEgressSpec {
         "pcapOverIp.slowClient",
         `is one of ${Object.values(SlowClientPolicy).join(", ")}`,
       );
+    if (listen.resolution !== undefined && !["microsecond", "nanosecond"].includes(listen.resolution))
+      throw new EgressSpecError("pcapOverIp.resolution", "is microsecond or nanosecond");
+    const block = listen.blockTimeoutMs;
+    if (block !== undefined && (!Number.isSafeInteger(block) || block < 1))
+      throw new EgressSpecError("pcapOverIp.blockTimeoutMs", "is a whole number of milliseconds");
     const wait = listen.waitForClients ?? 0;
     if (!Number.isInteger(wait) || wait < 0)
       throw new EgressSpecError("pcapOverIp.waitForClients", "is a whole number");

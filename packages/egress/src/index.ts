@@ -91,6 +91,7 @@ export { describeOutputReport } from "./output-report-lines.js";
 export type { PcapOverIpServerOptions } from "./pcap-over-ip.js";
 export {
   createPcapOverIpServer,
+  DEFAULT_BLOCK_TIMEOUT_MS,
   DEFAULT_MAX_CLIENT_BUFFER_BYTES,
   PCAP_OVER_IP_PORT,
   PcapOverIpServer,

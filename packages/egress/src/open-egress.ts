@@ -89,8 +89,14 @@ export async function openEgress(spec: EgressSpec, options: OpenEgressOptions = 
       );
     }
     if (spec.pcapOverIp) {
-      const { host, port, slowClient } = spec.pcapOverIp;
-      pcapOverIp = await createPcapOverIpServer({ host, port, slowClient });
+      const { host, port, slowClient, blockTimeoutMs, resolution } = spec.pcapOverIp;
+      pcapOverIp = await createPcapOverIpServer({
+        host,
+        port,
+        slowClient,
+        ...(blockTimeoutMs === undefined ? {} : { blockTimeoutMs }),
+        ...(resolution === undefined ? {} : { resolution }),
+      });
       outputs.push(pcapOverIp);
     }
     if (policy.targets.length > 0) {

@@ -33,7 +33,9 @@ export function describeOutputReport(o: OutputReport): string[] {
     case "pcap-over-ip":
       return [
         `egress:     ${o["name"]}: ${n("packets")} packets, ${n("clientsAccepted")} clients, ` +
-          `${n("droppedPackets")} packets dropped for slow clients, ${n("packetsWithoutClients")} with no client`,
+          `${n("droppedPackets")} packets dropped for slow clients, ${n("packetsWithoutClients")} with no client` +
+          `${n("blockedWrites") ? `, waited ${n("blockedMs")} ms for readers` : ""}` +
+          `${n("clientsDroppedBlocked") ? `, ${n("clientsDroppedBlocked")} clients dropped after the block timeout` : ""}`,
       ];
     default:
       return [`egress:     ${o["name"]}: ${n("packets")} packets`];

@@ -52,11 +52,28 @@ async function run(server: PcapOverIpServer, packets: number, payloadBytes: numb
     server.commit(T0 + BigInt(i) * 1000n);
     // As the stitch job does: drain after each slice, and let the event loop run.
     if (i % 500 === 499) {
-      for (const c of server.drain()) server.write(c);
+      for (const c of server.drain()) await server.write(c);
       await new Promise((r) => setTimeout(r, 1));
     }
   }
-  for (const c of server.flush()) server.write(c);
+  for (const c of server.flush()) await server.write(c);
+}
+
+/** A client that reads `bytesPerTick` every 2 ms: much slower than the writer, but it keeps reading. */
+function slowReader(port: number, bytesPerTick: number): { socket: Socket; received: () => number } {
+  const socket = connect(port, "127.0.0.1");
+  let received = 0;
+  socket.pause();
+  const timer = setInterval(() => {
+    for (let got = 0; got < bytesPerTick; ) {
+      const b = socket.read() as Buffer | null;
+      if (!b) break;
+      got += b.length;
+      received += b.length;
+    }
+  }, 2);
+  socket.on("close", () => clearInterval(timer));
+  return { socket, received: () => received };
 }
 
 async function sequenceNumbers(file: string): Promise<number[]> {
@@ -127,6 +144,88 @@ describe("egress - PCAP-over-IP", () => {
       assert.ok(ms < 60_000, `the run took ${ms.toFixed(0)} ms`);
     });
   }
+
+  it("egress - block: a slow reader gets every packet (the writer waits for it), and so does tshark", async () => {
+    const server = await createPcapOverIpServer({
+      port: 0,
+      slowClient: SlowClientPolicy.Block,
+      maxClientBufferBytes: 256 * 1024,
+      closeTimeoutMs: 20_000,
+    });
+    servers.push(server);
+    const slow = slowReader(server.address.port, 256 * 1024);
+    sockets.push(slow.socket);
+    const reader = tsharkReader(server.address.port, join(dir, "block.pcap"));
+    started.push(reader.child);
+    await server.waitForClients(2, { timeoutMs: 20_000 });
+    const packets = 8000;
+    await run(server, packets, 1400);
+    const report = server.report() as unknown as {
+      droppedPackets: number;
+      blockedWrites: number;
+      clientsDroppedBlocked: number;
+    };
+    assert.equal(report.droppedPackets, 0);
+    assert.equal(report.clientsDroppedBlocked, 0);
+    assert.ok(report.blockedWrites > 0, "the writer waited for the slow reader");
+    await server.close();
+    await reader.exited;
+    const seqs = await sequenceNumbers(reader.file);
+    assert.equal(seqs.length, packets, "tshark captured every packet");
+    assert.ok(seqs.every((s, i) => s === i));
+    // The slow reader got the header and every record (16-byte header + frame per packet).
+    await new Promise((r) => setTimeout(r, 50));
+    const frame = 14 + 20 + 20 + 1400;
+    assert.equal(slow.received(), 24 + packets * (16 + frame));
+  });
+
+  it("egress - block: a reader that stopped is dropped after the timeout and counted; the others get all", async () => {
+    const server = await createPcapOverIpServer({
+      port: 0,
+      slowClient: SlowClientPolicy.Block,
+      maxClientBufferBytes: 64 * 1024,
+      blockTimeoutMs: 300,
+      closeTimeoutMs: 500,
+    });
+    servers.push(server);
+    const stalled = connect(server.address.port, "127.0.0.1");
+    sockets.push(stalled);
+    await once(stalled, "connect");
+    stalled.pause();
+    const reader = tsharkReader(server.address.port, join(dir, "block-stalled.pcap"));
+    started.push(reader.child);
+    await server.waitForClients(2, { timeoutMs: 20_000 });
+    const packets = 20_000;
+    await run(server, packets, 1400);
+    const report = server.report() as unknown as { clientsDroppedBlocked: number };
+    assert.equal(report.clientsDroppedBlocked, 1, "the stalled client was dropped after the timeout");
+    await server.close();
+    await reader.exited;
+    assert.equal((await sequenceNumbers(reader.file)).length, packets, "tshark captured every packet");
+  });
+
+  it("egress - nanosecond pcap on the stream: magic a1b23c4d, nanoseconds kept", async () => {
+    const server = await createPcapOverIpServer({ port: 0, resolution: "nanosecond", closeTimeoutMs: 500 });
+    servers.push(server);
+    const socket = connect(server.address.port, "127.0.0.1");
+    sockets.push(socket);
+    const chunks: Buffer[] = [];
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    const closed = once(socket, "close");
+    await server.waitForClients(1, { timeoutMs: 20_000 });
+    const [f] = framesOf(flowContext(), new Uint8Array(100));
+    server.begin(f.length).set(f);
+    server.commit(T0 + 123_456_789n);
+    for (const c of server.flush()) await server.write(c);
+    await server.close();
+    await closed;
+    const bytes = Buffer.concat(chunks);
+    assert.equal(bytes.readUInt32LE(0), 0xa1b23c4d);
+    const items = [];
+    for await (const item of readCapture(new Uint8Array(bytes))) if (item.type === "packet") items.push(item);
+    assert.equal(items.length, 1);
+    assert.equal(items[0]!.timestampNs, T0 + 123_456_789n);
+  });
 
   it("egress - clients that connect mid-run start at a record boundary; without clients packets are counted", async () => {
     const server = await createPcapOverIpServer({ port: 0, closeTimeoutMs: 500 });

@@ -5,8 +5,11 @@
  * Packets go out in chunks of whole records, so a client that connects mid-run starts at a record boundary,
  * and a chunk a client has no room for is dropped whole: its stream stays a valid pcap with fewer packets.
  * Each client has a bounded buffer (`maxClientBufferBytes`); a client that does not keep up is either
- * skipped chunk by chunk (`slowClient: "drop"`, counted) or disconnected (`"disconnect"`). Writing never
- * waits for a client, so a slow or stalled reader never slows the run or the other outputs.
+ * waited for (`slowClient: "block"`: `write` returns a promise that settles once every client's buffer is
+ * under the bound again, or after `blockTimeoutMs`, when the clients still full are dropped and counted:
+ * a one-shot replay loses nothing while its readers read), skipped chunk by chunk (`"drop"`, counted) or
+ * disconnected (`"disconnect"`). With `drop` and `disconnect` writing never waits for a client, so a slow
+ * or stalled reader never slows the run or the other outputs.
  *
  * Chunks are flushed at every drain (a live stream favours latency over full chunks). Default bind address
  * is loopback: a decrypted stream must be exposed on purpose ("0.0.0.0:57012").
@@ -18,23 +21,36 @@ import { CaptureFormat, createCaptureEncoder } from "./capture-format.js";
 import type { EgressOutput, OutputReport } from "./egress-output.js";
 import { EgressError, EgressErrorCode } from "./errors.js";
 import {
+  DEFAULT_BLOCK_TIMEOUT_MS,
   DEFAULT_MAX_CLIENT_BUFFER_BYTES,
   DEFAULT_MAX_CLIENTS,
   PCAP_OVER_IP_PORT,
   SlowClientPolicy,
 } from "./pcap-over-ip-policy.js";
 
-export { DEFAULT_MAX_CLIENT_BUFFER_BYTES, DEFAULT_MAX_CLIENTS, PCAP_OVER_IP_PORT, SlowClientPolicy };
+export {
+  DEFAULT_BLOCK_TIMEOUT_MS,
+  DEFAULT_MAX_CLIENT_BUFFER_BYTES,
+  DEFAULT_MAX_CLIENTS,
+  PCAP_OVER_IP_PORT,
+  SlowClientPolicy,
+};
 
 export interface PcapOverIpServerOptions {
   /** Default "127.0.0.1". */
   readonly host?: string;
   /** Default 57012; 0 picks a free port (see `address`). */
   readonly port?: number;
+  /** Default "drop". */
   readonly slowClient?: SlowClientPolicy;
+  /** `block`: how long a write waits for a full client before dropping it. Default 30 s. */
+  readonly blockTimeoutMs?: number;
   readonly maxClientBufferBytes?: number;
   readonly maxClients?: number;
-  /** Default "microsecond", the form every PCAP-over-IP reader accepts. */
+  /**
+   * Default "microsecond", the form every PCAP-over-IP reader accepts; "nanosecond" writes the
+   * nanosecond pcap magic (a1b23c4d), which tshark and Wireshark read.
+   */
   readonly resolution?: "microsecond" | "nanosecond";
   readonly snapLength?: number;
   /** Default 64 KiB. */
@@ -80,6 +96,11 @@ export class PcapOverIpServer implements EgressOutput {
   clientsAccepted = 0;
   clientsRefused = 0;
   clientsDisconnectedSlow = 0;
+  /** `block`: clients dropped because their buffer did not drain within `blockTimeoutMs`. */
+  clientsDroppedBlocked = 0;
+  /** `block`: writes that waited for a client, and how long in all (ms). */
+  blockedWrites = 0;
+  blockedMs = 0;
   clientErrors = 0;
   serverErrors = 0;
   packets = 0;
@@ -236,15 +257,28 @@ export class PcapOverIpServer implements EgressOutput {
     return this.encoder.flush();
   }
 
-  write(chunk: Uint8Array): void {
+  write(chunk: Uint8Array): void | Promise<void> {
     if (this.clients.size === 0) {
       this.packetsWithoutClients += countRecords(chunk);
       return;
     }
     let records = -1;
+    let full: Client[] | undefined;
     for (const c of this.clients.values()) {
       const socket = c.socket;
       if (socket.destroyed || !socket.writable) continue;
+      if (this.slowClient === SlowClientPolicy.Block) {
+        // Every chunk is queued; the writer then waits while a client holds more than its bound.
+        if (records < 0) records = countRecords(chunk);
+        socket.write(chunk);
+        c.packets += records;
+        c.bytes += chunk.length;
+        if (socket.writableLength > this.maxBuffer) {
+          full ??= [];
+          full.push(c);
+        }
+        continue;
+      }
       if (socket.writableLength + chunk.length > this.maxBuffer) {
         if (records < 0) records = countRecords(chunk);
         if (this.slowClient === SlowClientPolicy.Disconnect) {
@@ -264,6 +298,41 @@ export class PcapOverIpServer implements EgressOutput {
       c.packets += records;
       c.bytes += chunk.length;
     }
+    if (full) return this.waitFor(full);
+  }
+
+  /** `block`: waits until each of `full` has drained under the bound, closed, or timed out (then dropped). */
+  private async waitFor(full: readonly Client[]): Promise<void> {
+    this.blockedWrites++;
+    const started = Date.now();
+    const timeoutMs = this.options.blockTimeoutMs ?? DEFAULT_BLOCK_TIMEOUT_MS;
+    await Promise.all(
+      full.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            const socket = c.socket;
+            const check = () => {
+              if (socket.destroyed || socket.writableLength <= this.maxBuffer) finish();
+            };
+            const timer = setTimeout(() => {
+              // Everything still queued for it is lost with it: counted as dropped.
+              this.clientsDroppedBlocked++;
+              socket.destroy();
+              finish();
+            }, timeoutMs);
+            const finish = () => {
+              clearTimeout(timer);
+              socket.off("drain", check);
+              socket.off("close", check);
+              resolve();
+            };
+            socket.on("drain", check);
+            socket.on("close", check);
+            check();
+          }),
+      ),
+    );
+    this.blockedMs += Date.now() - started;
   }
 
   async close(): Promise<void> {
@@ -300,6 +369,9 @@ export class PcapOverIpServer implements EgressOutput {
       clientsAccepted: this.clientsAccepted,
       clientsRefused: this.clientsRefused,
       clientsDisconnectedSlow: this.clientsDisconnectedSlow,
+      clientsDroppedBlocked: this.clientsDroppedBlocked,
+      blockedWrites: this.blockedWrites,
+      blockedMs: this.blockedMs,
       clientErrors: this.clientErrors,
       serverErrors: this.serverErrors,
       droppedPackets: this.droppedPackets,

@@ -55,7 +55,12 @@ export const stitchCommand: Command = {
     --remap-log FILE                   where address mappings are logged (JSON lines; required when remapping)
     --pcap-over-ip [ADDR:]PORT         PCAP-over-IP server (default 127.0.0.1:57012)
       [--pcap-over-ip-clients N]       wait for N clients before stitching
-      [--pcap-over-ip-slow drop|disconnect]   a client that does not keep up (default drop)
+      [--pcap-over-ip-slow block|drop|disconnect]   a client that does not keep up: block (the default
+                                       for this one-shot run) waits for it, and drops it only after
+                                       --pcap-over-ip-block-timeout (default 30s); drop skips chunks, disconnect
+                                       closes it (both counted)
+      [--pcap-over-ip-resolution microsecond|nanosecond]   time stamps on the stream (nanosecond: magic
+                                       a1b23c4d, read by tshark and Wireshark; default microsecond)
     --out-dir DIR [--out-format pcap|pcapng] [--rotate-size S] [--rotate-time T] [--out-prefix P]
                   [--upload <store>]   rotating capture files (S: 1GiB, T: 1h), optionally uploaded when complete
 
@@ -110,7 +115,9 @@ export const stitchCommand: Command = {
         "remap-log": { type: "string" },
         "pcap-over-ip": { type: "string" },
         "pcap-over-ip-clients": { type: "string", default: "0" },
-        "pcap-over-ip-slow": { type: "string", default: SlowClientPolicy.Drop },
+        "pcap-over-ip-slow": { type: "string", default: SlowClientPolicy.Block },
+        "pcap-over-ip-block-timeout": { type: "string", default: "30s" },
+        "pcap-over-ip-resolution": { type: "string", default: "microsecond" },
         "out-dir": { type: "string" },
         "out-format": { type: "string", default: "pcapng" },
         "out-prefix": { type: "string", default: "cloudtap" },
@@ -316,6 +323,8 @@ interface OutputFlags {
   readonly "pcap-over-ip"?: string | undefined;
   readonly "pcap-over-ip-clients": string;
   readonly "pcap-over-ip-slow": string;
+  readonly "pcap-over-ip-block-timeout": string;
+  readonly "pcap-over-ip-resolution": string;
   readonly "out-dir"?: string | undefined;
   readonly "out-format": string;
   readonly "out-prefix": string;
@@ -366,9 +375,24 @@ function egressSpecFromFlags(values: OutputFlags, mtu: number, embedKeys: boolea
         : err;
     }
     const slow = values["pcap-over-ip-slow"];
-    if (slow !== SlowClientPolicy.Drop && slow !== SlowClientPolicy.Disconnect)
-      throw new UsageError("--pcap-over-ip-slow is drop or disconnect");
-    pcapOverIp = { ...listen, slowClient: slow, waitForClients };
+    if (
+      slow !== SlowClientPolicy.Block &&
+      slow !== SlowClientPolicy.Drop &&
+      slow !== SlowClientPolicy.Disconnect
+    )
+      throw new UsageError("--pcap-over-ip-slow is block, drop or disconnect");
+    const blockNs = parseDuration("--pcap-over-ip-block-timeout", values["pcap-over-ip-block-timeout"]);
+    if (blockNs < 1_000_000n) throw new UsageError("--pcap-over-ip-block-timeout is at least 1ms");
+    const resolution = values["pcap-over-ip-resolution"];
+    if (resolution !== "microsecond" && resolution !== "nanosecond")
+      throw new UsageError("--pcap-over-ip-resolution is microsecond or nanosecond");
+    pcapOverIp = {
+      ...listen,
+      slowClient: slow,
+      blockTimeoutMs: Number(blockNs / 1_000_000n),
+      resolution,
+      waitForClients,
+    };
   } else if (waitForClients > 0) throw new UsageError("--pcap-over-ip-clients needs --pcap-over-ip");
   const outDir = values["out-dir"];
   const outFormat = values["out-format"];
