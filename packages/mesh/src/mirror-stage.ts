@@ -72,6 +72,12 @@ export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<t
             yield { message: { case: "ack", value: { seq } } };
           }
         }
+      } catch (err) {
+        log.warn("mirror stream failed", {
+          stitcher,
+          error: err instanceof Error ? err.message : String(err),
+        });
+        throw err;
       } finally {
         replayer.endAll();
         log.info("mirror stream closed", { stitcher });
@@ -124,7 +130,13 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
   const queue = new RequestQueue();
   const waiting = new Map<bigint, { resolve: () => void; reject: (err: unknown) => void }>();
   let maxInFlight = DEFAULT_MIRROR_MAX_IN_FLIGHT;
-  let slot: (() => void) | undefined;
+  /** Senders waiting for an in-flight slot (woken on every ack or failure; each checks again). */
+  let slotWaiters: (() => void)[] = [];
+  const wakeSenders = () => {
+    const woken = slotWaiters;
+    slotWaiters = [];
+    for (const wake of woken) wake();
+  };
   let failure: unknown;
   let opened: ((o: { encapsulationBytes: number; embedsKeys: boolean }) => void) | undefined;
   let openFailed: ((err: unknown) => void) | undefined;
@@ -133,7 +145,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
     for (const w of waiting.values()) w.reject(failure);
     waiting.clear();
     openFailed?.(failure);
-    slot?.();
+    wakeSenders();
   };
   const reading = (async () => {
     const responses: AsyncIterable<StreamPacketsResponse> = options.client.streamPackets(queue, {
@@ -148,7 +160,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
         const w = waiting.get(m.value.seq);
         waiting.delete(m.value.seq);
         w?.resolve();
-        slot?.();
+        wakeSenders();
       }
     }
     fail(new Error("the mirror stream ended"));
@@ -165,9 +177,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
     },
     async send(seq, frames) {
       while (waiting.size >= maxInFlight && failure === undefined)
-        await new Promise<void>((resolve) => {
-          slot = resolve;
-        });
+        await new Promise<void>((resolve) => slotWaiters.push(resolve));
       if (failure !== undefined) throw failure;
       const acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
       queue.push({ message: { case: "batch", value: { seq, frames } } });

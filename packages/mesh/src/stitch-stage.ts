@@ -22,6 +22,7 @@ import {
   type BusMessage,
   chunkSubject,
   consumeMessages,
+  consumerPending,
   ensureConsumer,
   getHeader,
   MeshHeader,
@@ -99,11 +100,14 @@ export interface StitchStage {
 }
 
 interface HeldMessage {
-  readonly msg: BusMessage;
+  msg: BusMessage;
   readonly conns: Set<string>;
   /** The batch after which none of its connections was held any more (undefined: some still are). */
   readySeq: bigint | undefined;
 }
+
+/** A mirror batch's cap (gRPC's default message limit is 4 MiB). */
+export const MAX_MIRROR_BATCH_BYTES = 1024 * 1024;
 
 export const DEFAULT_STITCH_LATENESS_NS = 120_000_000_000n;
 
@@ -202,6 +206,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     );
     keys.register(stitcher);
     const held: HeldMessage[] = [];
+    const heldBySeq = new Map<number, HeldMessage>();
     /** Connections of held messages. */
     const heldConns = new Map<string, HeldMessage[]>();
     let seq = 0n;
@@ -233,20 +238,28 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       gaps: flowTableCountersOf(stitcher).gaps,
     }));
 
-    /** Sends what the stitcher made since the last batch; returns the batch's number. */
+    /** Sends what the stitcher made since the last batch (in batches of at most 1 MiB); the last number. */
     const ship = (): bigint => {
-      const batch = recorder.take();
-      if (batch.bytes.length === 0) return seq;
-      const mine = ++seq;
-      counters.counter("stitcher_batches_sent", { shard: String(shard) }).add(1);
-      counters.counter("stitcher_frames_sent").add(batch.frames);
-      const sent = mirror.send(mine, batch.bytes).then(() => {
-        if (mine > acked) acked = mine;
-        ackReady();
-      });
-      sends.push(sent);
-      sent.catch(() => {}).finally(() => sends.splice(sends.indexOf(sent), 1));
-      return mine;
+      for (const batch of recorder.takeBatches(MAX_MIRROR_BATCH_BYTES)) {
+        const mine = ++seq;
+        counters.counter("stitcher_batches_sent", { shard: String(shard) }).add(1);
+        counters.counter("stitcher_frames_sent").add(batch.frames);
+        const sent = mirror.send(mine, batch.bytes).then(() => {
+          if (mine > acked) acked = mine;
+          ackReady();
+        });
+        sends.push(sent);
+        sent
+          .catch((err: unknown) => {
+            counters.counter("stitcher_mirror_failures", { shard: String(shard) }).add(1);
+            log.warn("mirror batch not acknowledged", { shard, batch: Number(mine), error: String(err) });
+          })
+          .finally(() => {
+            const at = sends.indexOf(sent);
+            if (at >= 0) sends.splice(at, 1);
+          });
+      }
+      return seq;
     };
 
     /** Messages whose connections are all released, and whose last batch the egress acknowledged. */
@@ -255,6 +268,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       for (const h of held) {
         if (h.readySeq !== undefined && h.readySeq <= acked) {
           h.msg.ack();
+          heldBySeq.delete(h.msg.seq);
           counters.counter("stitcher_messages_acked").add(1);
         } else held[kept++] = h;
       }
@@ -274,15 +288,29 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       ackReady();
     };
 
-    const working = setInterval(() => {
-      for (const h of held) h.msg.working();
-    }, options.workingEveryMs ?? 10_000);
+    // Well inside the ack wait, so a held message is never redelivered while this process lives.
+    const ackWaitMs = options.ackWaitMs ?? 30_000;
+    const working = setInterval(
+      () => {
+        for (const h of held) h.msg.working();
+      },
+      options.workingEveryMs ?? Math.max(250, Math.floor(ackWaitMs / 3)),
+    );
     working.unref?.();
 
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
     try {
       for await (const msg of stream) {
         if (getHeader(msg.headers, MeshHeader.Eof) === "1") {
+          // The end of the window only once nothing before it is outstanding: messages a dead predecessor
+          // held come back after their ack wait, possibly after the marker. Until then the marker waits.
+          const outstanding = await consumerPending(bus.jsm, StreamName.Chunks, durable);
+          if (outstanding.pending > 0 || outstanding.ackPending > held.length + 1) {
+            counters.counter("stitcher_eof_deferred", { shard: String(shard) }).add(1);
+            log.debug("end of window deferred", { shard, ...outstanding, held: held.length });
+            msg.nak(1000);
+            continue;
+          }
           stitcher.flushAll();
           const last = ship();
           sweep(last);
@@ -291,11 +319,30 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           msg.ack();
           done = held.length === 0;
           tableGauges();
-          log.info("end of window", { shard, held: held.length });
+          log.info("end of window", {
+            shard,
+            held: held.length,
+            ...(held.length > 0
+              ? {
+                  batchesSent: Number(seq),
+                  batchesAcked: Number(acked),
+                  waitingOn: [...new Set(held.flatMap((h) => [...h.conns]))].slice(0, 5),
+                  readySeqs: held.slice(0, 5).map((h) => String(h.readySeq)),
+                }
+              : {}),
+          });
           if (done) break;
           continue;
         }
+        const already = heldBySeq.get(msg.seq);
+        if (already) {
+          // A redelivery of a message this process holds (its working() came late): keep the newer handle.
+          counters.counter("stitcher_redeliveries_of_held").add(1);
+          already.msg = msg;
+          continue;
+        }
         const entry: HeldMessage = { msg, conns: new Set(), readySeq: undefined };
+        heldBySeq.set(msg.seq, entry);
         const records = [];
         const randoms: Uint8Array[] = [];
         try {

@@ -125,6 +125,36 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     this.ended.push(connId);
   }
 
+  /**
+   * The batches recorded so far, cut at event boundaries so that none is above `maxBytes` (but for a single
+   * event that is bigger), and a fresh start. Connections that ended go with the last batch.
+   */
+  takeBatches(maxBytes: number): RecordedBatch[] {
+    if (this.at <= maxBytes) {
+      const one = this.take();
+      return one.bytes.length === 0 ? [] : [one];
+    }
+    const all = this.take();
+    const bytes = all.bytes;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const out: RecordedBatch[] = [];
+    let start = 0;
+    let at = 0;
+    let frames = 0;
+    while (at < bytes.length) {
+      const size = eventSize(bytes, view, at);
+      if (at > start && at + size - start > maxBytes) {
+        out.push({ bytes: bytes.slice(start, at), frames, endedConnections: [] });
+        start = at;
+        frames = 0;
+      }
+      if (bytes[at] === FrameBatchEvent.Frame) frames++;
+      at += size;
+    }
+    out.push({ bytes: bytes.slice(start), frames, endedConnections: all.endedConnections });
+    return out;
+  }
+
   /** The batch recorded so far (a copy), and a fresh start. */
   take(): RecordedBatch {
     const batch = { bytes: this.buf.slice(0, this.at), frames: this.frames, endedConnections: this.ended };
@@ -132,6 +162,22 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     this.frames = 0;
     this.ended = [];
     return batch;
+  }
+}
+
+/** The size of the event at `at` (its type byte included). */
+function eventSize(bytes: Uint8Array, view: DataView, at: number): number {
+  switch (bytes[at]) {
+    case FrameBatchEvent.FlowStart:
+      return 9 + view.getUint32(at + 5, true);
+    case FrameBatchEvent.Frame:
+      return FRAME_HEADER + view.getUint32(at + 17, true);
+    case FrameBatchEvent.FlowEnd:
+      return 5;
+    case FrameBatchEvent.KeyLog:
+      return 5 + view.getUint32(at + 1, true);
+    default:
+      throw new FrameBatchError(`unknown event ${bytes[at]} at byte ${at}`);
   }
 }
 

@@ -1,0 +1,134 @@
+/**
+ * Restart state: a stitcher killed with SIGKILL in the middle of a window, while TLS connections are open,
+ * is restarted (by the local mesh's supervisor, as a compose restart policy would), and the connections it
+ * held still come out complete and decrypted. The chunk messages of open connections were never acked, so
+ * JetStream redelivers them after the ack wait and the new process rebuilds those connections from their
+ * first record. What the dead process had already exported may come out twice: the duplicates are counted
+ * and bounded by what the held messages carried.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { LocalMesh } from "@cloudtap/local-mesh";
+import {
+  assertTcpMatchesManifest,
+  byEndpoints,
+  followStreams,
+  type ManifestTcpView,
+} from "@cloudtap/test-harness";
+import { digestCapture } from "./capture-compare.js";
+
+const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
+
+function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
+    encoding: "utf8",
+    timeout: 240_000,
+  });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cloudtap-mesh-kill-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("mesh - restarted, every connection complete and decrypted; duplicates counted", async () => {
+    const store = join(dir, "store");
+    // Many small blobs: connections span many chunk messages, so some are open whenever the kill lands.
+    const sim = cloudtap(
+      "simulate",
+      "--out",
+      store,
+      "--connections",
+      "160",
+      "--seed",
+      "33",
+      "--blob-size",
+      "48KiB",
+    );
+    assert.equal(sim.status, 0, sim.stderr);
+    const manifestDir = join(store, "manifest");
+    const manifest = JSON.parse(
+      readFileSync(join(manifestDir, readdirSync(manifestDir)[0]!), "utf8"),
+    ) as ManifestTcpView;
+
+    const meshFile = join(dir, "mesh.pcapng");
+    const restarts: string[] = [];
+    const mesh = new LocalMesh(
+      {
+        stateDir: join(dir, "state"),
+        source: store,
+        once: true,
+        fetchers: 1,
+        stitchers: 1,
+        shardCount: 4,
+        variant: "both",
+        outputs: { pcapng: [meshFile] },
+        // A short ack wait, so the dead stitcher's messages come back soon.
+        env: { STITCHER_ACK_WAIT: "3s" },
+      },
+      { onRestart: (name) => restarts.push(name) },
+    );
+    let killedAtRecords = 0;
+    try {
+      await mesh.start();
+      const stitcher = mesh.instance("stitcher-1")!;
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const status = (await mesh.statuses()).find((s) => s.instance.name === "stitcher-1")?.status;
+        const records =
+          (status?.["counters"] as Record<string, number> | undefined)?.["stitcher_records"] ?? 0;
+        if (records > 0) {
+          killedAtRecords = records;
+          break;
+        }
+        assert.ok(Date.now() < deadline, "the stitcher never started stitching");
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      assert.ok(stitcher.signal("SIGKILL"), "the stitcher was running");
+      await mesh.waitUntilDone();
+      const statuses = await mesh.statuses();
+      const counters = statuses.find((s) => s.instance.name === "stitcher-1")?.status?.["counters"] as Record<
+        string,
+        number
+      >;
+      assert.ok(counters["stitcher_records"]! > 0);
+    } finally {
+      await mesh.stop();
+    }
+    assert.deepEqual(restarts, ["stitcher-1"]);
+    assert.ok(killedAtRecords > 0);
+
+    // Complete: every connection's bytes as the manifest has them, and every packet of a one-process run.
+    assertTcpMatchesManifest(manifest, meshFile, { atLeast: 40 });
+    const oneFile = join(dir, "one.pcapng");
+    const one = cloudtap("stitch", "--source", store, "--pcapng", oneFile, "--variant", "both");
+    assert.equal(one.status, 0, one.stderr);
+    const [got, reference] = await Promise.all([digestCapture(meshFile), digestCapture(oneFile)]);
+    // Every flow of both variants carries the same bytes as in one process (tshark drops a duplicated
+    // connection's second copy as retransmissions, so a duplicate cannot hide a missing byte).
+    const meshFlows = byEndpoints(followStreams(meshFile));
+    const oneFlows = byEndpoints(followStreams(oneFile));
+    assert.deepEqual([...meshFlows.keys()].sort(), [...oneFlows.keys()].sort());
+    for (const [flow, want] of oneFlows) assert.deepEqual(meshFlows.get(flow), want, flow);
+    // UDP datagrams: each one of the one-process run is there.
+    const count = new Map<string, number>();
+    for (const d of got.udpDigests) count.set(d, (count.get(d) ?? 0) + 1);
+    for (const d of reference.udpDigests) {
+      const n = count.get(d) ?? 0;
+      assert.ok(n > 0, "a datagram of the one-process run is missing");
+      count.set(d, n - 1);
+    }
+    for (const line of reference.keyLogLines) assert.ok(got.keyLogLines.includes(line), "a key missing");
+    const duplicates = got.packets - reference.packets;
+    assert.ok(duplicates >= 0, `${-duplicates} packets fewer than one process wrote`);
+    // The bound: at most one more copy of what the dead stitcher had exported.
+    assert.ok(duplicates <= reference.packets, `${duplicates} duplicate packets`);
+    process.stdout.write(
+      `# killed after ${killedAtRecords} records; ${reference.packets} packets, ${duplicates} duplicates\n`,
+    );
+  });
+});
