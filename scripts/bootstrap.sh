@@ -31,6 +31,8 @@ command -v ip >/dev/null 2>&1 || apt_missing+=(iproute2)
 command -v g++ >/dev/null 2>&1 || apt_missing+=(g++)
 command -v make >/dev/null 2>&1 || apt_missing+=(make)
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
+# The mesh's private CA and service certificates (cloudtap up) are made with openssl.
+command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_missing[*]}" >&2
   sudo=""

@@ -43,11 +43,11 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
       "--out",
       store,
       "--connections",
-      "160",
+      "96",
       "--seed",
       "33",
       "--blob-size",
-      "48KiB",
+      "32KiB",
     );
     assert.equal(sim.status, 0, sim.stderr);
     const manifestDir = join(store, "manifest");
@@ -81,7 +81,8 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
         const status = (await mesh.statuses()).find((s) => s.instance.name === "stitcher-1")?.status;
         const records =
           (status?.["counters"] as Record<string, number> | undefined)?.["stitcher_records"] ?? 0;
-        if (records > 0) {
+        // Some connections are done and exported by then, others open: both kinds are what a kill meets.
+        if (records >= 100) {
           killedAtRecords = records;
           break;
         }

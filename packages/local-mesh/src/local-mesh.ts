@@ -18,6 +18,7 @@ import {
   clientCredentials,
   createClient,
   createPki,
+  expectServerIdentity,
   HealthStatus,
   ServiceIdentity,
 } from "@cloudtap/rpc";
@@ -175,11 +176,14 @@ export class LocalMesh {
   }
 
   /** Waits until a service answers its health check as SERVING. */
-  private async healthy(name: string, address: string, timeoutMs = 30_000): Promise<void> {
+  private async healthy(name: string, address: string, identity: string, timeoutMs = 30_000): Promise<void> {
     const credentials = await clientCredentials(this.tlsDir, ServiceIdentity.Cli);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const status = await checkHealth(address, credentials, { timeoutMs: 1000 }).catch(() => "unknown");
+      const status = await checkHealth(address, credentials, {
+        timeoutMs: 1000,
+        channelOptions: expectServerIdentity(identity),
+      }).catch(() => "unknown");
       if (status === HealthStatus.Serving) return;
       if (Date.now() > deadline)
         throw new Error(`${name} did not become healthy at ${address} in ${timeoutMs} ms`);
@@ -237,7 +241,7 @@ export class LocalMesh {
         ...(p.mtu ? { MIRROR_EGRESS_MTU: String(p.mtu) } : {}),
       },
     );
-    await this.healthy("mirror-egress", egressAddr);
+    await this.healthy("mirror-egress", egressAddr, ServiceIdentity.MirrorEgress);
 
     const keyBrokerAddr = p.keyBroker === false ? undefined : await loopback();
     const vaultKey = randomBytes(32).toString("hex");
@@ -259,7 +263,7 @@ export class LocalMesh {
           KEY_BROKER_POLL_MS: "1000",
         },
       );
-      await this.healthy("key-broker", keyBrokerAddr);
+      await this.healthy("key-broker", keyBrokerAddr, ServiceIdentity.KeyBroker);
     }
 
     const per = Math.ceil(p.shardCount / p.stitchers);
@@ -282,7 +286,7 @@ export class LocalMesh {
         ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
         ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
       });
-      await this.healthy(`stitcher-${i + 1}`, addr);
+      await this.healthy(`stitcher-${i + 1}`, addr, ServiceIdentity.Stitcher);
     }
 
     for (let i = 0; i < p.fetchers; i++) {
@@ -302,7 +306,7 @@ export class LocalMesh {
       });
     }
     for (const r of this.running.filter((x) => x.service === MeshService.Fetcher))
-      await this.healthy(r.process.name, r.address);
+      await this.healthy(r.process.name, r.address, ServiceIdentity.Fetcher);
   }
 
   /** Every instance's GetStatus (an instance that does not answer is reported with its error). */
@@ -372,7 +376,11 @@ export async function queryStatuses(
   return Promise.all(
     state.instances.map(async (instance) => {
       if (instance.address === "") return { instance };
-      const client = createClient(StatusService, instance.address, { credentials, defaultTimeoutMs: 3000 });
+      const client = createClient(StatusService, instance.address, {
+        credentials,
+        defaultTimeoutMs: 3000,
+        channelOptions: expectServerIdentity(instance.service),
+      });
       try {
         const r = await client.getStatus({});
         return {

@@ -122,6 +122,8 @@ export interface CheckHealthOptions {
   /** The service to ask about; default the whole server. */
   readonly service?: string;
   readonly timeoutMs?: number;
+  /** e.g. `grpc.ssl_target_name_override`: the identity the server's certificate must name. */
+  readonly channelOptions?: grpc.ChannelOptions;
 }
 
 /** Asks a server's health service once. Resolves with the status, rejects with an `RpcError`. */
@@ -130,7 +132,11 @@ export async function checkHealth(
   credentials: grpc.ChannelCredentials,
   options: CheckHealthOptions = {},
 ): Promise<HealthStatus | "unknown"> {
-  const client = createClient(Health, address, { credentials, defaultTimeoutMs: options.timeoutMs ?? 5000 });
+  const client = createClient(Health, address, {
+    credentials,
+    defaultTimeoutMs: options.timeoutMs ?? 5000,
+    ...(options.channelOptions ? { channelOptions: options.channelOptions } : {}),
+  });
   try {
     const response: HealthCheckResponse = await client.check({ service: options.service ?? OVERALL_HEALTH });
     switch (response.status) {

@@ -42,4 +42,10 @@ export {
   serviceDefinition,
 } from "./service-adapter.js";
 export type { AuthContextSource } from "./tls.js";
-export { clientCredentials, peerIdentity, requireIdentity, serverCredentials } from "./tls.js";
+export {
+  clientCredentials,
+  expectServerIdentity,
+  peerIdentity,
+  requireIdentity,
+  serverCredentials,
+} from "./tls.js";

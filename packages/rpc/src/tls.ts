@@ -74,3 +74,12 @@ export function requireIdentity(call: AuthContextSource, allowed: readonly strin
   }
   return identity;
 }
+
+/**
+ * Channel options that make a client check that the server's certificate names `identity` (every mesh
+ * server certificate carries its identity as a DNS name), so a client reaches the service it meant to,
+ * whatever address it dialled (an IP address is not a TLS server name).
+ */
+export function expectServerIdentity(identity: string): { "grpc.ssl_target_name_override": string } {
+  return { "grpc.ssl_target_name_override": identity };
+}

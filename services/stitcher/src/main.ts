@@ -11,6 +11,7 @@ import {
   clientCredentials,
   createClient,
   createRpcServer,
+  expectServerIdentity,
   registerService,
   ServiceIdentity,
   serverCredentials,
@@ -45,11 +46,17 @@ const shards = Array.from({ length: last - first + 1 }, (_, i) => first + i);
 const peerCredentials = c.tlsDir
   ? await clientCredentials(c.tlsDir, ServiceIdentity.Stitcher)
   : credentials.createInsecure();
-const mirrorClient = createClient(MirrorService, formatHostPort(c.mirrorEgressAddr), {
-  credentials: peerCredentials,
-});
+const peer = (identity: string) =>
+  c.tlsDir
+    ? { credentials: peerCredentials, channelOptions: expectServerIdentity(identity) }
+    : { credentials: peerCredentials };
+const mirrorClient = createClient(
+  MirrorService,
+  formatHostPort(c.mirrorEgressAddr),
+  peer(ServiceIdentity.MirrorEgress),
+);
 const keyClient = c.keyBrokerAddr
-  ? createClient(KeyService, formatHostPort(c.keyBrokerAddr), { credentials: peerCredentials })
+  ? createClient(KeyService, formatHostPort(c.keyBrokerAddr), peer(ServiceIdentity.KeyBroker))
   : undefined;
 
 const bus = await connectBus({

@@ -153,6 +153,14 @@ export const upCommand: Command = {
       if (values.json) io.stdout.write(`${toJson({ stateDir: mesh.state.stateDir, instances: summary })}\n`);
       else {
         io.stdout.write(`window done; every sink flushed (state in ${mesh.state.stateDir})\n`);
+        const outcomes: Record<string, number> = {};
+        for (const s of summary.filter((x) => x.service === "stitcher"))
+          for (const [k, v] of Object.entries((s.counters ?? {}) as Record<string, number>)) {
+            const m = /^stitcher_tls_outcome\{.*outcome=([^,}]+)/.exec(k);
+            if (m) outcomes[m[1]!] = (outcomes[m[1]!] ?? 0) + v;
+          }
+        const tls = Object.entries(outcomes).map(([k, v]) => `${k} ${v}`);
+        io.stdout.write(`tls: ${tls.length ? tls.join(", ") : "no TLS decryption"}\n`);
         for (const s of summary) {
           const c = (s.counters ?? {}) as Record<string, number>;
           const pick = Object.entries(c)
