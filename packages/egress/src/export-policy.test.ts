@@ -57,6 +57,21 @@ describe("egress - export policy", () => {
     }
   });
 
+  it("egress - a plain (never encrypted) original flow goes to the cleartext feed too, as its rules say", () => {
+    const plain = flowContext({ plain: true, attributes: { user: "bob@other.org" } });
+    assert.deepEqual(names(plain), ["ids/100", "ids/101"]);
+    const decided = policy.decide(plain, flowHash(plain));
+    assert.deepEqual(
+      decided.routes.map((r) => r.variant),
+      [undefined, "cleartext"],
+      "the copy is labelled cleartext (GENEVE variant option)",
+    );
+    // The cleartext copy follows the rules for cleartext flows (here: the rule VNI).
+    assert.deepEqual(names(flowContext({ plain: true })), ["ids/100", "ids/4242"]);
+    // Labelled cleartext already (the cleartext variant's pass-through): one feed, the cleartext one.
+    assert.deepEqual(names(flowContext({ plain: true, variant: "cleartext" })), ["ids/4242"]);
+  });
+
   it("egress - a balancing group sends both directions of a flow to one member, and spreads flows", () => {
     const members = new Set<string>();
     for (let port = 30000; port < 30040; port++) {

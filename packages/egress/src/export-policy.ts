@@ -157,6 +157,8 @@ export interface ExportRule {
 export interface ExportRoute {
   readonly target: number;
   readonly vni: number;
+  /** The feed this route carries when it is not the flow's own variant (a plain flow's cleartext copy). */
+  readonly variant?: "original" | "cleartext";
 }
 
 export interface ExportDecision {
@@ -536,8 +538,20 @@ export function createExportPolicy(spec: ExportPolicySpec): ExportPolicy {
     remap,
     spec,
     decide(flow, hash) {
-      for (const rule of rules) if (rule.matches(flow)) return route(flow, hash, rule);
-      return route(flow, hash, undefined);
+      const one = (f: FrameFlowContext) => {
+        for (const rule of rules) if (rule.matches(f)) return route(f, hash, rule);
+        return route(f, hash, undefined);
+      };
+      const first = one(flow);
+      if (!flow.plain || flow.variant !== "original") return first;
+      // A flow never encrypted is its own cleartext: it goes to the cleartext feed as well, as the rules
+      // for a cleartext flow say, so that each feed is complete on its own.
+      const clear = one({ ...flow, variant: "cleartext" });
+      const routes = [...first.routes];
+      for (const r of clear.routes)
+        if (!routes.some((x) => x.target === r.target && x.vni === r.vni))
+          routes.push({ ...r, variant: "cleartext" });
+      return { rule: first.rule ?? clear.rule, routes };
     },
   };
 }

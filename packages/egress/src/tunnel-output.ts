@@ -301,7 +301,8 @@ export class TunnelOutput implements EgressOutput {
       if (t.kind === TunnelKind.Vxlan) header = vxlanHeader(route.vni);
       else {
         const config = t.geneve!;
-        const options = encodeGeneveOptions(flow, config);
+        const labelled = route.variant === undefined ? flow : { ...flow, variant: route.variant };
+        const options = encodeGeneveOptions(labelled, config);
         // Count once per flow, not per target that carries the same options.
         if (encoded === undefined) {
           encoded = options;

@@ -26,6 +26,11 @@ export interface FrameFlowContext {
   readonly connId: string;
   /** "original" (as tapped) or "cleartext" (the decrypted variant). */
   readonly variant: "original" | "cleartext";
+  /**
+   * The flow was never encrypted (not TLS, or UDP): its bytes as tapped are its clear text too. A sink that
+   * keeps separate original and cleartext feeds gives such a flow to both (see docs/stitching.md).
+   */
+  readonly plain?: boolean;
   readonly transport: "tcp" | "udp";
   readonly ipVersion: 4 | 6;
   readonly client: { readonly address: string; readonly port: number };

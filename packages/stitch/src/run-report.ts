@@ -27,6 +27,11 @@ export interface StitcherCounters {
     readonly cleartextBytes: readonly [number, number];
     readonly keysEmbedded: number;
   };
+  /**
+   * The time order of the output: frames through it, frames written out of time order because they came
+   * later than the window (`lateFrames`), frames released early at its byte cap (`capReleases`).
+   */
+  readonly timeOrder: { readonly frames: number; readonly lateFrames: number; readonly capReleases: number };
 }
 
 /** The flow table's counters as plain data. */
@@ -48,6 +53,11 @@ export function stitcherCountersOf(stitcher: Stitcher): StitcherCounters {
       waitedForKeys: s.tls.waitedForKeys,
       cleartextBytes: [s.tls.cleartextBytes[0], s.tls.cleartextBytes[1]],
       keysEmbedded: s.tls.keysEmbedded,
+    },
+    timeOrder: {
+      frames: s.timeOrder.frames,
+      lateFrames: s.timeOrder.lateFrames,
+      capReleases: s.timeOrder.capReleases,
     },
   };
 }
@@ -146,6 +156,13 @@ export function counterProblems(s: StitcherCounters, t: FlowTableCounters): Blob
       "oversized-datagram",
       `${s.oversizedDatagrams} UDP datagram(s) too large for one IP packet (above 65,507 payload bytes in IPv4): not written`,
     );
+  // Older runs' counters (a worker of another version) may lack the time order.
+  const late = s.timeOrder?.lateFrames ?? 0;
+  if (late)
+    add(
+      "out-of-time-order",
+      `${late} packet(s) were made after the time-order window had passed their time: written anyway, out of time order`,
+    );
   for (const [kind, what] of Object.entries(LOSSY_TLS_OUTCOMES)) {
     const n = s.tls.outcomes[kind];
     if (n) add(`tls-${kind}`, `${n} TLS connection(s) ${what}`);
@@ -178,6 +195,7 @@ export function stitchRunReport(i: StitchRunInput) {
       completed: t.completed,
     },
     packets: s.packets,
+    timeOrder: s.timeOrder,
     gaps: { count: t.gaps, bytes: t.gapBytes },
     duplicates: {
       bytes: t.duplicateBytes,

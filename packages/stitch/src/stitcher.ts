@@ -482,7 +482,12 @@ export class Stitcher {
   }
 
   /** The sink for one flow's frames: the shared sink, or its per-flow view when the sink routes flows. */
-  private sinkFor(open: ConnOpenRecord, variant: "original" | "cleartext", serverPort: number): FrameSink {
+  private sinkFor(
+    open: ConnOpenRecord,
+    variant: "original" | "cleartext",
+    serverPort: number,
+    plain = false,
+  ): FrameSink {
     const sink = this.options.sink;
     const order = this.order;
     if (!isFlowAware(sink)) return order ? order.view(open.connId, sink) : sink;
@@ -494,6 +499,7 @@ export class Stitcher {
       client: open.client,
       server: { address: open.server.address, port: serverPort },
       attributes: open.attributes,
+      ...(plain ? { plain: true } : {}),
     };
     const flowSink = sink.forFlow(context);
     return order ? order.view(open.connId, flowSink) : flowSink;
@@ -521,6 +527,7 @@ export class Stitcher {
     const label = hash32(open.connId, 7);
     const templates = new FlowTemplates(ep, tcp ? 6 : 17, link, label, this.arena);
     const ipIds = [hash32(open.connId, 1) & 0xffff, hash32(open.connId, 2) & 0xffff] as const;
+    const twinIpIds = [hash32(open.connId, 8) & 0xffff, hash32(open.connId, 9) & 0xffff] as const;
     if (tcp) {
       this.stats.flowsTcp++;
       const t = open.tcp;
@@ -543,9 +550,10 @@ export class Stitcher {
         cIsn: number,
         sIsn: number,
         variant: "original" | "cleartext",
+        plain = false,
       ): TcpSynth => {
         const synth = new TcpSynth(
-          this.sinkFor(open, variant, serverPort),
+          this.sinkFor(open, variant, serverPort, plain),
           {
             templates: tmpl,
             clientPort: ep.clientPort,
@@ -553,7 +561,8 @@ export class Stitcher {
             clientIsn: cIsn,
             serverIsn: sIsn,
             ipMtu: this.ipMtu,
-            ipIds,
+            // The cleartext twin is a flow of its own: its own IPv4 id sequence.
+            ipIds: variant === "cleartext" && !plain ? twinIpIds : ipIds,
             handshake,
           },
           this.stats.tcp,
@@ -576,9 +585,10 @@ export class Stitcher {
           undefined,
           undefined,
         );
+      const variant = tlsOptions.variant ?? "original";
       const variants = new TlsFlowVariants(
         {
-          variant: tlsOptions.variant ?? "original",
+          variant,
           keys: tlsOptions.keys,
           ...(tlsOptions.embedKeys ? { embedKeys: tlsOptions.embedKeys } : {}),
           cleartextPort: this.cleartextPort,
@@ -587,7 +597,16 @@ export class Stitcher {
             : { maxKeyWaitBytes: tlsOptions.maxKeyWaitBytes }),
         },
         this.stats.tls,
-        () => make(templates, ep.serverPort, clientIsn, serverIsn, "original"),
+        // A plain (not TLS) flow is its own clear text: labelled cleartext when only that feed is written.
+        (plain) =>
+          make(
+            templates,
+            ep.serverPort,
+            clientIsn,
+            serverIsn,
+            plain && variant === "cleartext" ? "cleartext" : "original",
+            plain,
+          ),
         () =>
           make(
             new FlowTemplates(ep, 6, link, label ^ 0xc1ea, this.arena),
@@ -600,8 +619,15 @@ export class Stitcher {
       return new FlowOutput(this, open, undefined, undefined, variants);
     }
     this.stats.flowsUdp++;
+    // UDP is written as tapped (never decrypted): with a cleartext feed, it is plain and goes to it too.
+    const udpVariant = this.options.tls?.variant ?? "original";
     const synth = new UdpSynth(
-      this.sinkFor(open, "original", ep.serverPort),
+      this.sinkFor(
+        open,
+        udpVariant === "cleartext" ? "cleartext" : "original",
+        ep.serverPort,
+        udpVariant !== "original",
+      ),
       { templates, clientPort: ep.clientPort, serverPort: ep.serverPort, ipMtu: this.ipMtu, ipIds },
       this.stats.udp,
     );

@@ -10,6 +10,9 @@
  *   original's teardown. A connection that is not TLS is passed through as it is (it already is clear text);
  *   one that is TLS but cannot be decrypted produces no cleartext flow (its outcome says why).
  * - both: the original flow, plus the cleartext flow of every connection that decrypts.
+ * A flow that is not TLS is "plain" (its bytes are its clear text): in cleartext it goes out labelled
+ * cleartext, in both labelled original and plain, so that a sink with separate feeds (tunnel VNIs) gives it
+ * to both and each feed is complete. Until the first bytes tell (cleartext and both), they are held.
  */
 import {
   createTlsSession,
@@ -120,7 +123,8 @@ let joinScratch = new Uint8Array(64 * 1024);
 
 /**
  * Feeds one flow's in-order stream events to its TLS session and to the variants' synthesizers.
- * `makeOriginal` / `makeCleartext` create a synthesizer (with its handshake already sent) on first need.
+ * `makeOriginal` / `makeCleartext` create a synthesizer (with its handshake already sent) on first need;
+ * `makeOriginal(plain)`: true when the flow is known not to be TLS.
  */
 
 export class TlsFlowVariants {
@@ -137,10 +141,10 @@ export class TlsFlowVariants {
   constructor(
     private readonly o: TlsVariantOptions,
     private readonly stats: TlsVariantStats,
-    private readonly makeOriginal: () => TcpSynth,
+    private readonly makeOriginal: (plain: boolean) => TcpSynth,
     private readonly makeCleartext: () => TcpSynth,
   ) {
-    if (o.variant !== Variant.Cleartext) this.original = makeOriginal();
+    if (o.variant === Variant.Original) this.original = makeOriginal(false);
     else this.undecided = [];
     this.session = createTlsSession({
       keys: o.keys,
@@ -183,7 +187,7 @@ export class TlsFlowVariants {
   /** A hole: the original flow's sequence jumps; the TLS session stops that direction (no cleartext after it). */
   gap(dir: 0 | 1, length: number): void {
     // A hole before the flow could be classified (cleartext variant): pass the flow through as original.
-    if (this.undecided) this.passThrough();
+    if (this.undecided) this.passThrough(false);
     this.original?.gap(dir, length);
     this.session?.gap(dir, length);
   }
@@ -215,7 +219,7 @@ export class TlsFlowVariants {
     const session = this.session;
     if (session) {
       session.finish();
-      if (this.undecided) this.passThrough();
+      if (this.undecided) this.passThrough(session.outcome.kind === TlsOutcomeKind.NotTls);
       this.flushCleartext(0, e.timestampNs);
       this.flushCleartext(1, e.timestampNs);
       this.stop(session);
@@ -272,7 +276,7 @@ export class TlsFlowVariants {
   /** Cleartext variant: is this TLS? Not TLS: pass the flow through as it is. */
   private decide(session: TlsSession): void {
     if (session.outcome.kind === TlsOutcomeKind.NotTls) {
-      this.passThrough();
+      this.passThrough(true);
       this.stop(session);
       return;
     }
@@ -280,17 +284,27 @@ export class TlsFlowVariants {
       session.info.clientRandom !== undefined ||
       this.undecidedBytes > (this.o.maxUndecidedBytes ?? 64 * 1024)
     ) {
+      if (this.o.variant === Variant.Both) {
+        // TLS: the original flow starts now, its keys embedded before its first encrypted packet.
+        const held = this.undecided!;
+        this.undecided = undefined;
+        this.undecidedBytes = 0;
+        this.original = this.makeOriginal(false);
+        this.embedKeys(session);
+        for (const h of held) this.original.data(h.dir, h.bytes, h.ts, h.span);
+        return;
+      }
       this.undecided = undefined;
       this.undecidedBytes = 0;
     }
   }
 
-  private passThrough(): void {
+  private passThrough(plain: boolean): void {
     const held = this.undecided;
     if (!held) return;
     this.undecided = undefined;
     this.undecidedBytes = 0;
-    if (!this.original) this.original = this.makeOriginal();
+    if (!this.original) this.original = this.makeOriginal(plain);
     for (const h of held) this.original.data(h.dir, h.bytes, h.ts, h.span);
   }
 
