@@ -7,6 +7,7 @@ export {
   ObjectStoreErrorCode,
   UnsupportedStoreUrlError,
 } from "./errors.js";
+export { MemoryStore } from "./memory-store.js";
 export type {
   ByteRange,
   ListOptions,
@@ -16,5 +17,6 @@ export type {
   ReadBytesOptions,
   ReadOptions,
 } from "./object-store.js";
-export { openStore } from "./open-store.js";
+export type { StoreFactory } from "./open-store.js";
+export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";
 export { readAll } from "./read-all.js";

@@ -1,20 +1,51 @@
+/**
+ * Stores by URL scheme: a registry that the wiring fills. The core of this package knows the directory
+ * backend (a plain path or `file://`) and the in-memory one (`memory://name`); cloud backends (`s3://`,
+ * `gs://`, `azblob://`) are registered by the wiring that ships them, each loaded only when its scheme is
+ * used, so a directory run never loads an SDK. A scheme nobody registered is named in the error.
+ */
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DirectoryStore } from "./directory-store.js";
 import { UnsupportedStoreUrlError } from "./errors.js";
+import { MemoryStore } from "./memory-store.js";
 import type { ObjectStore } from "./object-store.js";
 
-/**
- * Opens a store from its URL: a plain path (absolute or relative to the working directory) or a `file://`
- * URL opens the directory backend. Cloud schemes (`s3://`, `gs://`, `az://`) are named in the error until
- * their backends exist.
- */
+/** Opens a store of one scheme from its whole URL. */
+export type StoreFactory = (url: string) => ObjectStore;
+
+const factories = new Map<string, StoreFactory>();
+const memoryStores = new Map<string, MemoryStore>();
+
+/** Registers (or replaces) the backend of a URL scheme, e.g. `registerStoreScheme("s3", openS3Store)`. */
+export function registerStoreScheme(scheme: string, factory: StoreFactory): void {
+  if (!/^[a-z][a-z0-9+.-]*$/.test(scheme)) throw new TypeError(`"${scheme}" is not a URL scheme`);
+  factories.set(scheme, factory);
+}
+
+/** The schemes that open, the built-in ones included. */
+export function storeSchemes(): string[] {
+  return ["file", "memory", ...factories.keys()].sort();
+}
+
 export function openStore(url: string): ObjectStore {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) return new DirectoryStore(resolve(url));
   if (scheme === "file") return new DirectoryStore(fileURLToPath(url));
+  if (scheme === "memory") {
+    let store = memoryStores.get(url);
+    if (!store) {
+      store = new MemoryStore(url);
+      memoryStores.set(url, store);
+    }
+    return store;
+  }
+  const factory = factories.get(scheme);
+  if (factory) return factory(url);
   throw new UnsupportedStoreUrlError(
     url,
-    `the ${scheme}:// backend is not part of this build (directory stores only)`,
+    `no backend for ${scheme}:// in this build (stores: a directory path, ${storeSchemes()
+      .map((s) => `${s}://`)
+      .join(", ")})`,
   );
 }

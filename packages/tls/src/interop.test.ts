@@ -7,8 +7,6 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
-import { createKeyStore } from "./key-store.js";
-import type { TlsDirection } from "./session-report.js";
 import {
   CORPUS_DIR,
   type ExpectedStream,
@@ -21,7 +19,9 @@ import {
   requireCorpus,
   requireTshark,
   sameEndpoint,
-} from "./test-corpus.js";
+} from "../test/test-corpus.js";
+import { createKeyStore } from "./key-store.js";
+import type { TlsDirection } from "./session-report.js";
 import { createTlsSession, type TlsSession } from "./tls-session.js";
 
 requireCorpus();
