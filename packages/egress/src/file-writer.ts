@@ -56,6 +56,18 @@ export class PositionedFileWriter {
     });
   }
 
+  /**
+   * Writes to a descriptor the caller opened itself (a device, a file it created by other rules); the
+   * writer owns it from then on and closes it.
+   */
+  static fromDescriptor(
+    path: string,
+    fd: number,
+    maxInFlightBytes = DEFAULT_MAX_IN_FLIGHT_BYTES,
+  ): PositionedFileWriter {
+    return new PositionedFileWriter(path, fd, Math.max(1, maxInFlightBytes));
+  }
+
   /** Bytes handed to `write` so far (the file's size once every write completed). */
   get bytesWritten(): number {
     return this.position;
