@@ -15,17 +15,10 @@
  * All conditions of one rule must hold.
  */
 import { type ConnOpenRecord, Transport } from "@cloudtap/tap-format";
-import { type FlowCondition, type FlowFacts, FlowMatchSyntaxError, parseFlowMatch } from "./flow-match.js";
+import { FlowFilterSyntaxError, FlowMatchSyntaxError } from "./errors.js";
+import { type FlowCondition, type FlowFacts, parseFlowMatch } from "./flow-match.js";
 
-export class FlowFilterSyntaxError extends Error {
-  override readonly name = "FlowFilterSyntaxError";
-  constructor(
-    readonly rule: string,
-    detail: string,
-  ) {
-    super(`bad filter rule "${rule}": ${detail}`);
-  }
-}
+export { FlowFilterSyntaxError };
 
 export interface FlowRule {
   readonly action: "accept" | "reject";

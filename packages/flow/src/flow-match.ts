@@ -29,9 +29,9 @@ export interface FlowFacts {
 export type FlowCondition = (flow: FlowFacts) => boolean;
 
 /** Why a match expression was rejected; the caller adds where it was written. */
-export class FlowMatchSyntaxError extends Error {
-  override readonly name = "FlowMatchSyntaxError";
-}
+import { FlowMatchSyntaxError } from "./errors.js";
+
+export { FlowMatchSyntaxError };
 
 function glob(pattern: string): (s: string | undefined) => boolean {
   const re = new RegExp(

@@ -1,3 +1,4 @@
+export { FlowError, FlowErrorCode, isFlowError } from "./errors.js";
 export type { FlowFilter, FlowRule } from "./flow-filter.js";
 export { createFlowFilter, FlowFilterSyntaxError, flowFactsOf, parseFlowRule } from "./flow-filter.js";
 export type { FlowCondition, FlowFacts } from "./flow-match.js";

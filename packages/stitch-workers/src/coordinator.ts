@@ -26,6 +26,7 @@ import {
   type StitchProgress,
   sumCounters,
 } from "@cloudtap/stitch";
+import { StitchWorkerError } from "./errors.js";
 import type { FromWorker, ShardInit, ShardSettings, ToWorker } from "./protocol.js";
 
 export interface ParallelStitchOutput {
@@ -152,14 +153,14 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
         shardProgress[shard] = m.progress;
         d.resolve(m);
       } else {
-        const e = new Error(`stitch worker ${shard}: ${m.message}`);
+        const e = new StitchWorkerError(shard, m.message);
         if (m.stack) e.stack = m.stack;
         fail(e);
       }
     });
-    w.on("error", (err) => fail(new Error(`stitch worker ${shard}: ${err.message}`, { cause: err })));
+    w.on("error", (err) => fail(new StitchWorkerError(shard, err.message, { cause: err })));
     w.on("exit", (code) => {
-      if (code !== 0) fail(new Error(`stitch worker ${shard} exited with status ${code}`));
+      if (code !== 0) fail(new StitchWorkerError(shard, `exited with status ${code}`));
     });
     workers.push(w);
   }

@@ -1,3 +1,4 @@
+export { isStitchError, StitchError, StitchErrorCode, StitchSettingsError } from "./errors.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type {

@@ -6,6 +6,7 @@
  */
 import type { FrameSink } from "@cloudtap/packet";
 import type { TlsKeySource } from "@cloudtap/tls";
+import { StitchSettingsError } from "./errors.js";
 import { type StitchedFlow, Stitcher, type StitcherTimeOrderOptions } from "./stitcher.js";
 import { Variant } from "./tls-variant.js";
 
@@ -53,7 +54,7 @@ export function tlsNeeded(variant: Variant, haveKeys: boolean): boolean {
 
 export function createStitcherFromSettings(settings: StitcherSettings, wiring: StitcherWiring): Stitcher {
   const tls = settings.tls;
-  if (tls && !wiring.keys) throw new TypeError("stitcher settings with TLS need a key source");
+  if (tls && !wiring.keys) throw new StitchSettingsError("stitcher settings with TLS need a key source");
   return new Stitcher({
     sink: wiring.sink,
     ...(settings.mtu === undefined ? {} : { mtu: settings.mtu }),

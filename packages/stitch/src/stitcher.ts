@@ -33,6 +33,7 @@ import {
   Transport,
 } from "@cloudtap/tap-format";
 import type { TlsKeySource } from "@cloudtap/tls";
+import { StitchSettingsError } from "./errors.js";
 import { type Endpoints, FlowTemplates, hash32, type LinkOptions, TemplateArena } from "./frame-writer.js";
 import { TcpSynth, TcpSynthStats } from "./tcp-synth.js";
 import { TimeOrder, type TimeOrderOptions, TimeOrderStats } from "./time-order.js";
@@ -383,7 +384,7 @@ export class Stitcher {
     this.merging = this.reorderWindowNs > 0n;
     this.ipMtu = (options.mtu ?? DEFAULT_MTU) - (options.encapsulationBytes ?? 0);
     if (this.ipMtu < 68)
-      throw new RangeError(`MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`);
+      throw new StitchSettingsError(`MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`);
     this.keyWaitNs = options.tls?.keyWaitNs ?? DEFAULT_KEY_WAIT_NS;
     this.cleartextPort = createCleartextPortMap(
       options.tls?.cleartextPorts,
