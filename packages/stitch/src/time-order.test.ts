@@ -109,6 +109,26 @@ describe("time order - frames of several flows released in time order", () => {
     assert.equal(order.stats.lateFrames, 0);
   });
 
+  it("time order - a store spanning years: exact nanoseconds on both sides of the jump", () => {
+    const order = new TimeOrder();
+    const a = new Recorder("a");
+    const va = order.view("a", a);
+    const y2023 = 1_677_384_899_142_760_001n;
+    const y2025 = 1_749_306_151_121_100_003n;
+    put(va, 1, y2023);
+    put(va, 2, y2023, 7);
+    order.release(y2023 + 10n);
+    put(va, 3, y2025, 1);
+    put(va, 4, y2025);
+    put(va, 5, y2025 - 5n); // before the new base: its own time, not a negative offset
+    order.releaseAll();
+    assert.deepEqual(
+      a.got.map((e) => e.ns),
+      [y2023, y2023 + 7n, y2025 - 5n, y2025, y2025 + 1n],
+    );
+    assert.equal(order.stats.lateFrames, 0);
+  });
+
   it("time order - many frames over many slabs come out sorted and intact", () => {
     const order = new TimeOrder();
     const a = new Recorder("a");

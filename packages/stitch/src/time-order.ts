@@ -37,6 +37,8 @@ export class TimeOrderStats {
 type Target = FrameSink & { end?(): void };
 
 const SLAB_BYTES = 1024 * 1024;
+/** Keys (ns from the base) stay below 2^50 (13 days), so that key plus offset is exact in a double. */
+const MAX_KEY_NS = 2n ** 50n;
 /** Stands for the identity permutation when the held frames are already in key order. */
 const IDENTITY: ArrayLike<number> = { length: 0 };
 
@@ -55,7 +57,7 @@ const INDEX_BITS = 2 ** 20;
  */
 class HeldFrames {
   length = 0;
-  /** Time relative to the stage's base, in ns (a Number: exact for 104 days of record time). */
+  /** Time relative to the stage's base, in ns (a Number, below 2^50: exact). */
   keys = new Float64Array(1024);
   ats = new Int32Array(1024);
   lengths = new Int32Array(1024);
@@ -272,8 +274,18 @@ export class TimeOrder {
   private keyOf(ts: bigint): number {
     if (ts === this.lastTs) return this.lastKey;
     this.base ??= ts;
+    let delta = ts - this.base;
+    if (delta > MAX_KEY_NS || delta < -MAX_KEY_NS) {
+      // A jump of weeks (a store of captures from different days): keys stay exact only near the base.
+      // What is held is all before the jump (the watermark passed it when the far blob began): written,
+      // then the base moves.
+      this.releaseAll();
+      this.written = this.written === Number.NEGATIVE_INFINITY ? this.written : this.written - Number(delta);
+      this.base = ts;
+      delta = 0n;
+    }
     this.lastTs = ts;
-    this.lastKey = Number(ts - this.base);
+    this.lastKey = Number(delta);
     return this.lastKey;
   }
 
@@ -347,7 +359,19 @@ export class TimeOrder {
       this.heldBytes -= length;
       // Stamped as the stage's base plus the key: one base for every frame, so that an encoder splits the
       // base timestamp once (not per frame, as frames of many flows alternate).
-      this.write(v.target, s.bytes, ats[j]!, length, base, key, original < 0 ? undefined : original);
+      // (An offset is never negative: a frame before the base is stamped with its own time.)
+      if (key >= 0)
+        this.write(v.target, s.bytes, ats[j]!, length, base, key, original < 0 ? undefined : original);
+      else
+        this.write(
+          v.target,
+          s.bytes,
+          ats[j]!,
+          length,
+          base + BigInt(key),
+          0,
+          original < 0 ? undefined : original,
+        );
       if (key > this.written) this.written = key;
       if (--s.live === 0 && s !== this.slab && s.bytes.length === SLAB_BYTES) this.spare.push(s);
       if (--v.held === 0 && v.ended) {
