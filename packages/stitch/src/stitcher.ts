@@ -384,7 +384,9 @@ export class Stitcher {
     this.merging = this.reorderWindowNs > 0n;
     this.ipMtu = (options.mtu ?? DEFAULT_MTU) - (options.encapsulationBytes ?? 0);
     if (this.ipMtu < 68)
-      throw new StitchSettingsError(`MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`);
+      throw new StitchSettingsError(
+        `MTU ${options.mtu} minus encapsulation leaves ${this.ipMtu} bytes for IP`,
+      );
     this.keyWaitNs = options.tls?.keyWaitNs ?? DEFAULT_KEY_WAIT_NS;
     this.cleartextPort = createCleartextPortMap(
       options.tls?.cleartextPorts,
