@@ -30,5 +30,7 @@ export {
 export type { LogDestination, LogFields, Logger, LoggerOptions } from "./logger.js";
 export { createLogger, LogLevel, logLevelFromEnv } from "./logger.js";
 export { isSecretFieldName, REDACTED_TEXT, redactValue } from "./redact.js";
+export type { BootedService } from "./service-boot.js";
+export { bootService } from "./service-boot.js";
 export type { Shutdown, ShutdownOptions, ShutdownStep } from "./shutdown.js";
 export { createShutdown, DEFAULT_SHUTDOWN_DEADLINE_MS, processShutdown } from "./shutdown.js";

@@ -2,31 +2,21 @@
  * The fetcher service: wiring only. Config, logger, NATS, the data store, the fetch stage, the status server,
  * and shutdown in order (status server, then the stage, then NATS).
  */
-import { hostname } from "node:os";
 import { connectBus } from "@cloudtap/bus";
 import { createFetchStage, type FetchMode } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { loadFetcherConfig, SERVICE } from "./config.js";
 
-const bootLog = createLogger({ service: SERVICE });
-let config: ReturnType<typeof loadFetcherConfig>;
-try {
-  config = loadFetcherConfig();
-} catch (err) {
-  bootLog.error("invalid configuration", { error: err });
-  process.exit(2);
-}
+const { config, instance, log, shutdown, counters } = bootService(
+  SERVICE,
+  () => loadFetcherConfig(),
+  (loaded) => loaded.values.instance,
+);
 const c = config.values;
-const instance = c.instance ?? `${hostname()}-${process.pid}`;
-const log = createLogger({ service: SERVICE, instance });
-log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
-
-const shutdown = processShutdown({ logger: log });
-const counters = createCounters();
 
 const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),

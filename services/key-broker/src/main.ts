@@ -4,7 +4,6 @@
  * for the stitcher and the CLI; health for any mesh certificate), all with mutual TLS. Shutdown in reverse:
  * RPC server first (graceful, then forced), then the watcher, then NATS.
  */
-import { hostname } from "node:os";
 import { connectBus } from "@cloudtap/bus";
 import {
   createKeyBroker,
@@ -16,23 +15,15 @@ import {
 import { openStore } from "@cloudtap/object-store";
 import { KeyService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { loadKeyBrokerConfig, SERVICE } from "./config.js";
 
-const bootLog = createLogger({ service: SERVICE });
-let config: ReturnType<typeof loadKeyBrokerConfig>;
-try {
-  config = loadKeyBrokerConfig();
-} catch (err) {
-  bootLog.error("invalid configuration", { error: err });
-  process.exit(2);
-}
+const { config, instance, log, shutdown } = bootService(
+  SERVICE,
+  () => loadKeyBrokerConfig(),
+  (loaded) => loaded.values.instance,
+);
 const c = config.values;
-const instance = c.instance ?? `${hostname()}-${process.pid}`;
-const log = createLogger({ service: SERVICE, instance });
-log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
-
-const shutdown = processShutdown({ logger: log });
 let state = "starting";
 
 const bus = await connectBus({

@@ -3,31 +3,21 @@
  * stitchers, status and health, and shutdown in order: stop accepting streams (those in flight finish), then
  * flush and close every sink (files complete and renamed, datagrams sent).
  */
-import { hostname } from "node:os";
 import { openEgress } from "@cloudtap/egress";
 import { mirrorHandlers, statusHandlers } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { MirrorService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { egressSpecOf, loadMirrorEgressConfig, SERVICE } from "./config.js";
 
-const bootLog = createLogger({ service: SERVICE });
-let config: ReturnType<typeof loadMirrorEgressConfig>;
-try {
-  config = loadMirrorEgressConfig();
-} catch (err) {
-  bootLog.error("invalid configuration", { error: err });
-  process.exit(2);
-}
+const { config, instance, log, shutdown, counters } = bootService(
+  SERVICE,
+  () => loadMirrorEgressConfig(),
+  (loaded) => loaded.values.instance,
+);
 const c = config.values;
-const instance = c.instance ?? `${hostname()}-${process.pid}`;
-const log = createLogger({ service: SERVICE, instance });
-log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
-
-const shutdown = processShutdown({ logger: log });
-const counters = createCounters();
 let egress: Awaited<ReturnType<typeof openEgress>>;
 try {
   egress = await openEgress(egressSpecOf(c), { openUploadStore: (url) => openStore(url) });

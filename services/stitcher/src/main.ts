@@ -3,7 +3,6 @@
  * TLS), the stitch stage over this instance's shards, the status server, and shutdown in order (status
  * server, the stage's consumers, its mirror streams, then NATS).
  */
-import { hostname } from "node:os";
 import { connectBus } from "@cloudtap/bus";
 import { grpcKeyLookup, grpcMirrorLink, startStitchStage, statusHandlers } from "@cloudtap/mesh";
 import { KeyService, MirrorService, StatusService } from "@cloudtap/proto";
@@ -16,25 +15,16 @@ import {
   ServiceIdentity,
   serverCredentials,
 } from "@cloudtap/rpc";
-import { createCounters, createLogger, formatHostPort, processShutdown } from "@cloudtap/service-kit";
+import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { loadStitcherConfig, SERVICE } from "./config.js";
 
-const bootLog = createLogger({ service: SERVICE });
-let config: ReturnType<typeof loadStitcherConfig>;
-try {
-  config = loadStitcherConfig();
-} catch (err) {
-  bootLog.error("invalid configuration", { error: err });
-  process.exit(2);
-}
+const { config, instance, log, shutdown, counters } = bootService(
+  SERVICE,
+  () => loadStitcherConfig(),
+  (loaded) => loaded.values.instance,
+);
 const c = config.values;
-const instance = c.instance ?? `${hostname()}-${process.pid}`;
-const log = createLogger({ service: SERVICE, instance });
-log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
-
-const shutdown = processShutdown({ logger: log });
-const counters = createCounters();
 const first = c.shards?.first ?? 0;
 const last = c.shards?.last ?? c.shardCount - 1;
 if (last >= c.shardCount) {
