@@ -85,13 +85,23 @@ export interface StitcherTimeOrderOptions extends TimeOrderOptions {
    * with a `windowNs` that covers the spans (`MERGED_TIME_ORDER`).
    */
   readonly widenBySpan?: boolean;
+  /**
+   * Whether the time order waits while the flow table holds bytes behind a hole (default true): they are
+   * released with their own, older, times once the hole is filled or given up, and would otherwise be late.
+   * The wait is bounded by `maxBytes`. False for merged stitchers (each has its own holes).
+   */
+  readonly waitForHoles?: boolean;
 }
 
 /**
  * The time order of stitchers whose outputs are merged by time: the same window in each (1 s, for chunks
  * spanning up to that before their blob's start), driven by the blobs' start times only.
  */
-export const MERGED_TIME_ORDER: StitcherTimeOrderOptions = { windowNs: 1_000_000_000n, widenBySpan: false };
+export const MERGED_TIME_ORDER: StitcherTimeOrderOptions = {
+  windowNs: 1_000_000_000n,
+  widenBySpan: false,
+  waitForHoles: false,
+};
 
 /** Default margin of the time-order window (record time), beyond the longest chunk span seen. */
 export const DEFAULT_TIME_ORDER_WINDOW_NS = 0n;
@@ -364,6 +374,7 @@ export class Stitcher {
   private readonly order: TimeOrder | undefined;
   private readonly orderWindowNs: bigint;
   private readonly widenBySpan: boolean;
+  private readonly waitForHoles: boolean;
   /** The caller's promise that no record before this time will come (`noRecordsBefore`). */
   private inputLowNs: bigint | undefined;
   /** Record time up to which the time order has released frames (-1: none yet). */
@@ -396,6 +407,7 @@ export class Stitcher {
     const order = options.timeOrder;
     this.orderWindowNs = (order === false ? undefined : order?.windowNs) ?? DEFAULT_TIME_ORDER_WINDOW_NS;
     this.widenBySpan = order === false || order?.widenBySpan !== false;
+    this.waitForHoles = order === false || order?.waitForHoles !== false;
     if (order !== false) {
       const orderOptions = order?.maxBytes === undefined ? {} : { maxBytes: order.maxBytes };
       this.order = new TimeOrder(orderOptions, this.stats.timeOrder);
@@ -419,6 +431,7 @@ export class Stitcher {
   private releaseOrdered(now: bigint): void {
     const order = this.order;
     if (!order) return;
+    if (this.waitForHoles && this.table.stats.bufferedBytes > 0) return;
     // The caller's watermark, when it gives one, decides alone: it is the same for every stitcher that
     // reads the same blobs (worker threads), so their outputs merge into one time order.
     const span = this.widenBySpan ? BigInt(this.maxSpanNs) : 0n;
