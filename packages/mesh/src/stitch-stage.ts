@@ -278,7 +278,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     /** After batch `upTo` was shipped: connections the stitcher no longer holds release their messages. */
     const sweep = (upTo: bigint) => {
       for (const [conn, messages] of heldConns) {
-        if (stitcher.holdsConnection(conn)) continue;
+        // Held by the stitcher, or with frames still in its time-order stage (the flow's end comes after them).
+        if (stitcher.holdsConnection(conn) || recorder.hasOpenFlows(conn)) continue;
         heldConns.delete(conn);
         for (const h of messages) {
           h.conns.delete(conn);

@@ -41,6 +41,8 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   private frames = 0;
   private nextRef = 0;
   private ended: string[] = [];
+  /** Flows started and not yet ended, per connection. */
+  private readonly openFlows = new Map<string, number>();
   private readonly encoder = new TextEncoder();
 
   /** Bytes recorded since the last `take()`. */
@@ -88,8 +90,19 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     this.commitFrame(timestampNs, offsetNs, originalLength);
   }
 
+  /**
+   * Whether a flow of this connection has started and not ended: its last frames may still be on their
+   * way (a time-order stage ends a flow only once its last frame is out).
+   */
+  hasOpenFlows(connId: string): boolean {
+    return this.openFlows.has(connId);
+  }
+
   forFlow(flow: FrameFlowContext): FrameSink & { end(): void } {
     const ref = this.nextRef++;
+    const conn = flow.connId;
+    this.openFlows.set(conn, (this.openFlows.get(conn) ?? 0) + 1);
+    let ended = false;
     const json = this.encoder.encode(JSON.stringify(flow));
     this.reserve(9 + json.length);
     this.buf[this.at] = FrameBatchEvent.FlowStart;
@@ -102,6 +115,11 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
       commit: (timestampNs, offsetNs, originalLength) =>
         this.commitFrame(timestampNs, offsetNs, originalLength),
       end: () => {
+        if (ended) return;
+        ended = true;
+        const open = (this.openFlows.get(conn) ?? 1) - 1;
+        if (open > 0) this.openFlows.set(conn, open);
+        else this.openFlows.delete(conn);
         this.reserve(5);
         this.buf[this.at] = FrameBatchEvent.FlowEnd;
         this.view.setUint32(this.at + 1, ref, true);
