@@ -6,7 +6,6 @@
  * the same store: the same packets and the same embedded keys, flow for flow.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,16 +17,7 @@ import {
   type ManifestTcpView,
 } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
-
-function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
-    encoding: "utf8",
-    timeout: 240_000,
-  });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+import { cloudtap, storeManifest } from "./cloudtap-cli.js";
 
 interface UpSummary {
   readonly stateDir: string;
@@ -90,8 +80,7 @@ describe("mesh - cloudtap up --once, every service a separate process", () => {
       "--json",
     );
     assert.equal(sim.status, 0, sim.stderr);
-    const manifestDir = join(store, "manifest");
-    manifest = JSON.parse(readFileSync(join(manifestDir, readdirSync(manifestDir)[0]!), "utf8"));
+    manifest = storeManifest(store);
   });
 
   it("mesh - two fetchers and two stitchers: every connection once, decrypted, as cloudtap stitch writes it", async () => {

@@ -7,29 +7,14 @@
  * and bounded by what the held messages carried.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { LocalMesh } from "@cloudtap/local-mesh";
-import {
-  assertTcpMatchesManifest,
-  byEndpoints,
-  followStreams,
-  type ManifestTcpView,
-} from "@cloudtap/test-harness";
+import { assertTcpMatchesManifest, byEndpoints, followStreams } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
-
-function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
-    encoding: "utf8",
-    timeout: 240_000,
-  });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
-}
+import { cloudtap, storeManifest } from "./cloudtap-cli.js";
 
 describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
   const dir = mkdtempSync(join(tmpdir(), "cloudtap-mesh-kill-"));
@@ -50,10 +35,7 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
       "32KiB",
     );
     assert.equal(sim.status, 0, sim.stderr);
-    const manifestDir = join(store, "manifest");
-    const manifest = JSON.parse(
-      readFileSync(join(manifestDir, readdirSync(manifestDir)[0]!), "utf8"),
-    ) as ManifestTcpView;
+    const manifest = storeManifest(store);
 
     const meshFile = join(dir, "mesh.pcapng");
     const restarts: string[] = [];

@@ -17,6 +17,7 @@ import type {
   ReadBytesOptions,
   ReadOptions,
 } from "./object-store.js";
+import { listAllPages } from "./paged-list.js";
 
 const TMP_PREFIX = ".ctap-tmp-";
 const DEFAULT_PAGE = 1000;
@@ -64,17 +65,8 @@ export class DirectoryStore implements ObjectStore {
     return { objects };
   }
 
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    let startAfter = options.startAfter;
-    for (;;) {
-      const page = await this.listPage(prefix, {
-        ...options,
-        ...(startAfter === undefined ? {} : { startAfter }),
-      });
-      yield* page.objects;
-      if (page.nextStartAfter === undefined) return;
-      startAfter = page.nextStartAfter;
-    }
+  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
   }
 
   /**

@@ -19,4 +19,5 @@ export type {
 } from "./object-store.js";
 export type { StoreFactory } from "./open-store.js";
 export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";
+export { listAllPages } from "./paged-list.js";
 export { readAll } from "./read-all.js";

@@ -13,6 +13,7 @@ import type {
   ReadBytesOptions,
   ReadOptions,
 } from "./object-store.js";
+import { listAllPages } from "./paged-list.js";
 
 interface Entry {
   readonly bytes: Uint8Array;
@@ -45,17 +46,8 @@ export class MemoryStore implements ObjectStore {
     return keys.length > pageSize ? { objects, nextStartAfter: page.at(-1)! } : { objects };
   }
 
-  async *list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    let startAfter = options.startAfter;
-    for (;;) {
-      const page = await this.listPage(prefix, {
-        ...options,
-        ...(startAfter === undefined ? {} : { startAfter }),
-      });
-      yield* page.objects;
-      if (page.nextStartAfter === undefined) return;
-      startAfter = page.nextStartAfter;
-    }
+  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
   }
 
   private info(key: string, e: Entry): ObjectInfo {
