@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { type ConnOpenRecord, Transport } from "@cloudtap/tap-format";
 import { createFlowFilter, FlowFilterSyntaxError } from "./flow-filter.js";
+import { cidrMatcher, FlowMatchSyntaxError } from "./flow-match.js";
 
 const flow = (over: Partial<ConnOpenRecord> = {}): ConnOpenRecord => ({
   type: "conn-open",
@@ -58,10 +59,23 @@ describe("flow - filter rules", () => {
       "allow port=1",
       "accept port=70000",
       "accept src=10.0.0.0/33",
+      "accept src=010.0.0.0/8",
       "accept colour=red",
       "accept proto=icmp",
     ]) {
       assert.throws(() => createFlowFilter([bad]), FlowFilterSyntaxError, bad);
     }
+  });
+});
+
+describe("flow - address text in conditions", () => {
+  it("flow - a CIDR is parsed by packet's strict rules and matches either text form of a mapped address", () => {
+    assert.throws(() => cidrMatcher("010.0.0.0/8"), FlowMatchSyntaxError);
+    const mapped = cidrMatcher("::ffff:10.0.0.0/104");
+    assert.equal(mapped("::ffff:10.1.2.3"), true);
+    assert.equal(mapped("::ffff:a01:203"), true);
+    assert.equal(mapped("::ffff:11.1.2.3"), false);
+    // An address that does not parse (a leading-zero octet) matches nothing rather than a guess.
+    assert.equal(cidrMatcher("10.0.0.0/8")("010.1.2.3"), false);
   });
 });

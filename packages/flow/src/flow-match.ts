@@ -10,7 +10,7 @@
  *   proto=tcp|udp
  *   variant=original|cleartext
  */
-import { parseIp } from "@cloudtap/tap-format";
+import { tryParseIpAddress } from "@cloudtap/packet";
 
 /**
  * What a condition looks at. A conn-open record gives it (see `flowFactsOf`); so does a frame sink's flow
@@ -45,20 +45,18 @@ function glob(pattern: string): (s: string | undefined) => boolean {
   return (s) => s !== undefined && re.test(s);
 }
 
-const tryParseIp = parseIp;
-
 /** A CIDR ("10.0.0.0/8", "2001:db8::/32") or a plain address, as a predicate on address text. */
 export function cidrMatcher(text: string): (address: string) => boolean {
   const slash = text.indexOf("/");
   const addrText = slash < 0 ? text : text.slice(0, slash);
-  const net = tryParseIp(addrText);
+  const net = tryParseIpAddress(addrText);
   if (!net) throw new FlowMatchSyntaxError(`"${addrText}" is not an IP address`);
   const bits = slash < 0 ? net.length * 8 : Number(text.slice(slash + 1));
   if (!Number.isInteger(bits) || bits < 0 || bits > net.length * 8) {
     throw new FlowMatchSyntaxError(`bad prefix length in "${text}"`);
   }
   return (address) => {
-    const a = tryParseIp(address);
+    const a = tryParseIpAddress(address);
     if (!a || a.length !== net.length) return false;
     const full = bits >> 3;
     for (let i = 0; i < full; i++) if (a[i] !== net[i]) return false;

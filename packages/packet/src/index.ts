@@ -33,7 +33,7 @@ export { fold32, sumRange } from "./fast-checksum.js";
 export type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "./frame-sink.js";
 export { isFlowAware } from "./frame-sink.js";
 export { formatIpAddress, formatIpv4, formatIpv6 } from "./ip-address.js";
-export { parseIpAddress } from "./ip-address-parse.js";
+export { parseIpAddress, tryParseIpAddress } from "./ip-address-parse.js";
 export type { Ipv4Packet } from "./ipv4.js";
 export { isIpv4Fragment, parseIpv4 } from "./ipv4.js";
 export type { Ipv6Fragment, Ipv6Packet } from "./ipv6.js";

@@ -57,16 +57,20 @@ function parseIpv6(text: string): Uint8Array | undefined {
 
 /**
  * Parses "192.0.2.1" into 4 bytes or an IPv6 address in any RFC 4291 text form ("2001:db8::1",
- * "::ffff:192.0.2.1") into 16. Zone ids ("%eth0") and prefix lengths are not accepted. Throws `RangeError`
- * for anything else.
+ * "::ffff:192.0.2.1") into 16; undefined for anything else. IPv4 octets are decimal without leading zeros
+ * ("010.1.2.3" is refused: some parsers read it as octal); zone ids ("%eth0") and prefix lengths are not
+ * accepted. The one parser of address text in the workspace (tap-format's records, flow conditions, the
+ * export policy and the stitcher all call it).
  */
+export function tryParseIpAddress(text: string): Uint8Array | undefined {
+  if (text.includes(":")) return parseIpv6(text);
+  const v4 = new Uint8Array(4);
+  return parseIpv4Into(text, v4, 0) ? v4 : undefined;
+}
+
+/** `tryParseIpAddress`, throwing `RangeError` for text that is not an address. */
 export function parseIpAddress(text: string): Uint8Array {
-  if (text.includes(":")) {
-    const v6 = parseIpv6(text);
-    if (v6 !== undefined) return v6;
-  } else {
-    const v4 = new Uint8Array(4);
-    if (parseIpv4Into(text, v4, 0)) return v4;
-  }
-  throw new RangeError(`not an IP address: ${JSON.stringify(text)}`);
+  const address = tryParseIpAddress(text);
+  if (address === undefined) throw new RangeError(`not an IP address: ${JSON.stringify(text)}`);
+  return address;
 }

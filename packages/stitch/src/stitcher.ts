@@ -22,13 +22,12 @@ import {
   FlowTable,
   type FlowTableOptions,
 } from "@cloudtap/flow";
-import { type FrameFlowContext, type FrameSink, isFlowAware } from "@cloudtap/packet";
+import { type FrameFlowContext, type FrameSink, isFlowAware, parseIpAddress } from "@cloudtap/packet";
 import {
   CloseInitiator,
   CloseReason,
   type ConnOpenRecord,
   type Endpoint,
-  parseIp,
   type TapRecord,
   Transport,
 } from "@cloudtap/tap-format";
@@ -533,8 +532,8 @@ export class Stitcher {
     }
     const ep: Endpoints = {
       ipVersion: open.ipVersion,
-      clientAddress: parseIp(open.client.address)!,
-      serverAddress: parseIp(open.server.address)!,
+      clientAddress: parseIpAddress(open.client.address),
+      serverAddress: parseIpAddress(open.server.address),
       clientPort: open.client.port,
       serverPort: open.server.port,
     };

@@ -15,7 +15,6 @@ export {
   TruncatedFrameError,
   UnsupportedVersionError,
 } from "./errors.js";
-export { formatIp, parseIp } from "./ip-address.js";
 export { FRAME_SYNC, MAGIC, MAX_FRAME_BODY_BYTES, VERSION_MAJOR, VERSION_MINOR } from "./layout.js";
 export type { ParsedBlobKey } from "./object-key.js";
 export {

@@ -2,9 +2,9 @@
  * Encoding and decoding of record bodies (the bytes after a frame header). Decoding validates every field
  * and throws MalformedRecordError; payloads are returned as views into the body.
  */
+import { formatIpAddress, tryParseIpAddress } from "@cloudtap/packet";
 import { connIdToHex, writeConnId } from "./conn-id.js";
 import { MalformedRecordError } from "./errors.js";
-import { formatIp, parseIp } from "./ip-address.js";
 import {
   BlobEndLayout,
   ConnCloseLayout,
@@ -68,11 +68,16 @@ export function connOpenBodySize(r: ConnOpenRecord): number {
 }
 
 function endpointBytes(address: string, version: 4 | 6): Uint8Array {
-  const b = parseIp(address);
+  const b = tryParseIpAddress(address);
   if (!b || (version === 4 ? b.length !== 4 : b.length !== 16)) {
     throw new RangeError(`"${address}" is not an IPv${version} address`);
   }
   return b;
+}
+
+/** An endpoint address of a conn-open body as text: IPv4 is the first 4 of its 16 bytes on the wire. */
+function addressText(body: Uint8Array, version: 4 | 6, offset: number): string {
+  return formatIpAddress(body.subarray(offset, offset + (version === 4 ? 4 : 16)));
 }
 
 function checkPort(p: number): number {
@@ -262,8 +267,8 @@ export function decodeConnOpen(body: Uint8Array, at: number): ConnOpenRecord {
     timestampNs: dv.getBigUint64(L.timestampNs, true),
     transport,
     ipVersion: v,
-    client: { address: formatIp(body, v, L.clientAddress), port: dv.getUint16(L.clientPort, true) },
-    server: { address: formatIp(body, v, L.serverAddress), port: dv.getUint16(L.serverPort, true) },
+    client: { address: addressText(body, v, L.clientAddress), port: dv.getUint16(L.clientPort, true) },
+    server: { address: addressText(body, v, L.serverAddress), port: dv.getUint16(L.serverPort, true) },
     midstream: (flags & ConnOpenFlag.Midstream) !== 0,
     tcp,
     attributes,
