@@ -90,11 +90,22 @@ test("rpc - health probe: SERVING over mutual TLS with another identity's certif
       assert.deepEqual(ok, { serving: true, message: `${address}: serving` });
       const wrongName = await probeHealth({ address, ...mtls, serverName: "mirror-egress" });
       assert.equal(wrongName.serving, false, wrongName.message);
+      // Without --server-name the server must be the probe's own identity (here it is not).
+      const ownName = await probeHealth({ address, ...mtls });
+      assert.equal(ownName.serving, false, ownName.message);
       const plain = await probeHealth({ address, timeoutMs: 2000 });
       assert.equal(plain.serving, false, plain.message);
 
       // The program itself: exit 0 serving, 1 not serving, 2 bad arguments.
-      const args = [address, "--tls-dir", mtls.tlsDir, "--identity", "fetcher"];
+      const args = [
+        address,
+        "--tls-dir",
+        mtls.tlsDir,
+        "--identity",
+        "fetcher",
+        "--server-name",
+        "key-broker",
+      ];
       assert.equal((await probeProcess(args)).code, 0);
       server.health.set("", HealthStatus.NotServing);
       const down = await probeProcess(args);

@@ -20,7 +20,10 @@ export interface HealthProbeOptions {
   readonly tlsDir?: string;
   /** The certificate to present from `tlsDir`. */
   readonly identity?: string;
-  /** The identity the server's certificate must name (default: the dialled address's name). */
+  /**
+   * The identity the server's certificate must name. Default with TLS: `identity`, since the probe runs in
+   * the container it checks, with that container's certificate (an IP address is no TLS server name).
+   */
   readonly serverName?: string;
   readonly service?: string;
   readonly timeoutMs: number;
@@ -82,6 +85,7 @@ export interface HealthProbeResult {
 
 /** One health check; never throws for a server that is down (that is a result, not an error). */
 export async function probeHealth(options: HealthProbeOptions): Promise<HealthProbeResult> {
+  const serverName = options.serverName ?? (options.tlsDir === undefined ? undefined : options.identity);
   const what = `${options.address}${options.service ? ` (${options.service})` : ""}`;
   const channelCredentials =
     options.tlsDir !== undefined && options.identity !== undefined
@@ -91,9 +95,7 @@ export async function probeHealth(options: HealthProbeOptions): Promise<HealthPr
     const status = await checkHealth(options.address, channelCredentials, {
       timeoutMs: options.timeoutMs,
       ...(options.service === undefined ? {} : { service: options.service }),
-      ...(options.serverName === undefined
-        ? {}
-        : { channelOptions: expectServerIdentity(options.serverName) }),
+      ...(serverName === undefined ? {} : { channelOptions: expectServerIdentity(serverName) }),
     });
     return { serving: status === "serving", message: `${what}: ${status}` };
   } catch (err) {
