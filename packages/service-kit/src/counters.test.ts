@@ -18,6 +18,13 @@ describe("service-kit counters", () => {
       lag_ms: 100,
     });
     assert.equal(c.counter("blobs_done").value, 3);
+    // The same values, name and labels apart (what the metrics exporter reads).
+    assert.deepEqual(c.series(), [
+      { name: "blobs_done", labels: {}, kind: "counter", value: 3 },
+      { name: "blobs_quarantined", labels: { reason: "bad-magic" }, kind: "counter", value: 1 },
+      { name: "blobs_quarantined", labels: { reason: "vanished" }, kind: "counter", value: 4 },
+      { name: "lag_ms", labels: {}, kind: "gauge", value: 100 },
+    ]);
   });
 
   it("service-kit counters - a counter never goes down; a name is one kind; names are checked", () => {

@@ -18,11 +18,21 @@ export interface Gauge {
 
 export type CounterLabels = Readonly<Record<string, string>>;
 
+/** One series as its parts, for exporters (OpenTelemetry's observable instruments read these). */
+export interface CounterSeries {
+  readonly name: string;
+  readonly labels: CounterLabels;
+  readonly kind: "counter" | "gauge";
+  readonly value: number;
+}
+
 export interface CounterRegistry {
   counter(name: string, labels?: CounterLabels): Counter;
   gauge(name: string, labels?: CounterLabels): Gauge;
   /** Every series by its full name, counters and gauges alike, in name order. */
   snapshot(): Record<string, number>;
+  /** Every series with its name and labels apart, in full-name order: the same values as `snapshot`. */
+  series(): CounterSeries[];
 }
 
 class Series implements Counter, Gauge {
@@ -49,7 +59,10 @@ export function seriesName(name: string, labels?: CounterLabels): string {
 }
 
 export function createCounters(): CounterRegistry {
-  const series = new Map<string, { kind: "counter" | "gauge"; s: Series }>();
+  const series = new Map<
+    string,
+    { kind: "counter" | "gauge"; name: string; labels: CounterLabels; s: Series }
+  >();
   function get(kind: "counter" | "gauge", name: string, labels?: CounterLabels): Series {
     const full = seriesName(name, labels);
     const have = series.get(full);
@@ -58,7 +71,7 @@ export function createCounters(): CounterRegistry {
       return have.s;
     }
     const s = new Series(kind === "counter");
-    series.set(full, { kind, s });
+    series.set(full, { kind, name, labels: { ...labels }, s });
     return s;
   }
   return {
@@ -68,6 +81,12 @@ export function createCounters(): CounterRegistry {
       const out: Record<string, number> = {};
       for (const k of [...series.keys()].sort()) out[k] = series.get(k)!.s.value;
       return out;
+    },
+    series() {
+      return [...series.keys()].sort().map((k) => {
+        const e = series.get(k)!;
+        return { name: e.name, labels: e.labels, kind: e.kind, value: e.s.value };
+      });
     },
   };
 }

@@ -15,7 +15,7 @@ export {
   parseString,
   parseTimestampNs,
 } from "./config-parsers.js";
-export type { Counter, CounterLabels, CounterRegistry, Gauge } from "./counters.js";
+export type { Counter, CounterLabels, CounterRegistry, CounterSeries, Gauge } from "./counters.js";
 export { createCounters, seriesName } from "./counters.js";
 export type { ConfigProblem } from "./errors.js";
 export {
@@ -28,7 +28,7 @@ export {
   ShutdownDeadlineError,
 } from "./errors.js";
 export type { LogDestination, LogFields, Logger, LoggerOptions } from "./logger.js";
-export { createLogger, LogLevel, logLevelFromEnv } from "./logger.js";
+export { createLogger, LogLevel, logFileFromEnv, logLevelFromEnv } from "./logger.js";
 export { isSecretFieldName, REDACTED_TEXT, redactValue } from "./redact.js";
 export type { BootedService } from "./service-boot.js";
 export { bootService } from "./service-boot.js";

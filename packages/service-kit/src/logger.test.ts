@@ -1,7 +1,10 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
 import { InvalidLogLevelError } from "./errors.js";
-import { createLogger, logLevelFromEnv } from "./logger.js";
+import { createLogger, logFileFromEnv, logLevelFromEnv } from "./logger.js";
 import { isSecretFieldName } from "./redact.js";
 
 function capture(level?: "debug" | "info" | "warn") {
@@ -82,6 +85,32 @@ describe("service-kit logger", () => {
       message: "read failed",
       cause: { name: "Error", message: "denied", code: "EACCES" },
     });
+  });
+
+  it("service-kit logger - a log file from <SERVICE>_LOG_FILE, then LOG_FILE, appended to, redacted too", () => {
+    assert.equal(logFileFromEnv("stitcher", { STITCHER_LOG_FILE: "/a.log", LOG_FILE: "/b.log" }), "/a.log");
+    assert.equal(logFileFromEnv("stitcher", { LOG_FILE: "/b.log" }), "/b.log");
+    assert.equal(logFileFromEnv("stitcher", {}), undefined);
+    const dir = mkdtempSync(join(tmpdir(), "service-kit-log-"));
+    try {
+      const file = join(dir, "sub", "stitcher.log");
+      for (const n of [1, 2]) {
+        createLogger({ service: "stitcher", destination: file }).warn("line", { n, sealingKey: "abcd" });
+      }
+      const lines = readFileSync(file, "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l));
+      assert.deepEqual(
+        lines.map((l) => [l.msg, l.n, l.sealingKey, l.level]),
+        [
+          ["line", 1, "[redacted]", "warn"],
+          ["line", 2, "[redacted]", "warn"],
+        ],
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("service-kit logger - which names count as credentials", () => {

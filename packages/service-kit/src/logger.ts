@@ -1,11 +1,14 @@
 /**
- * JSON-lines logging: one object per line with `time`, `level`, `service`, `instance`, `pid`, `msg`, then the
- * fields of the logger (`child`) and of the call. Everything logged goes through `redactValue`, so a config
- * object or an error with a credential in it prints `[redacted]` in its place. Written to stderr by default,
- * or appended to a file; writes are synchronous so a line is never lost when the process exits right after.
+ * JSON-lines logging on pino: one object per line with `time`, `level`, `service`, `instance`, `pid`, `msg`,
+ * the trace context of the active span (`trace_id`, `span_id`, `trace_flags`, so a log line opens its trace
+ * in Jaeger), then the fields of the logger (`child`) and of the call. Everything logged goes through
+ * `redactValue` first, so a config object or an error with a credential in it prints `[redacted]` in its
+ * place. Written to stderr by default, and also appended to the file `<SERVICE>_LOG_FILE` (else `LOG_FILE`)
+ * names; writes are synchronous so a line is never lost when the process exits right after.
  */
-import { appendFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { isSpanContextValid, trace } from "@opentelemetry/api";
+import pino from "pino";
 import { envPrefix } from "./config.js";
 import { InvalidLogLevelError } from "./errors.js";
 import { redactValue } from "./redact.js";
@@ -42,9 +45,12 @@ export interface LoggerOptions {
   readonly instance?: string;
   /** Default: `<SERVICE>_LOG_LEVEL`, else `LOG_LEVEL`, else info. */
   readonly level?: LogLevel;
-  /** Default: stderr. A string is a file path, appended to. */
+  /**
+   * Default: stderr, plus the file of `<SERVICE>_LOG_FILE` (else `LOG_FILE`) when one is set. A string is a
+   * file path, appended to (instead of stderr).
+   */
   readonly destination?: LogDestination | string;
-  /** Read for the level; default `process.env`. */
+  /** Read for the level and the log file; default `process.env`. */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Default `() => new Date()`; tests pass a fixed clock. */
   readonly now?: () => Date;
@@ -68,51 +74,79 @@ export function logLevelFromEnv(
   return LogLevel.Info;
 }
 
-export function createLogger(options: LoggerOptions): Logger {
-  const level = options.level ?? logLevelFromEnv(options.service, options.env ?? process.env);
-  const dest = options.destination;
-  const write: LogDestination =
-    typeof dest === "function"
-      ? dest
-      : typeof dest === "string"
-        ? (line) => appendFileSync(dest, line)
-        : (line) => process.stderr.write(line);
-  const base = {
-    service: options.service,
-    instance: options.instance ?? `${hostname()}-${process.pid}`,
-    pid: process.pid,
-  };
-  return new JsonLogger(level, write, options.now ?? (() => new Date()), base, {});
+/** The log file a service's environment names (`<SERVICE>_LOG_FILE`, then `LOG_FILE`), if any. */
+export function logFileFromEnv(
+  service: string,
+  env: Readonly<Record<string, string | undefined>>,
+): string | undefined {
+  for (const variable of [`${envPrefix(service)}_LOG_FILE`, "LOG_FILE"]) {
+    const v = env[variable]?.trim();
+    if (v) return v;
+  }
+  return undefined;
 }
 
-class JsonLogger implements Logger {
-  private readonly rank: number;
+/** The active span's ids, as the OpenTelemetry log data model names them. */
+function traceFields(): Record<string, string> {
+  const span = trace.getActiveSpan();
+  if (!span) return {};
+  const ctx = span.spanContext();
+  if (!isSpanContextValid(ctx)) return {};
+  return { trace_id: ctx.traceId, span_id: ctx.spanId, trace_flags: `0${ctx.traceFlags.toString(16)}` };
+}
+
+function fileStream(path: string): pino.DestinationStream {
+  return pino.destination({ dest: path, append: true, sync: true, mkdir: true });
+}
+
+function streamOf(options: LoggerOptions, env: Readonly<Record<string, string | undefined>>) {
+  const dest = options.destination;
+  if (typeof dest === "function") return { write: (line: string) => dest(line) };
+  if (typeof dest === "string") return fileStream(dest);
+  const stderr = pino.destination({ fd: 2, sync: true });
+  const file = logFileFromEnv(options.service, env);
+  if (file === undefined) return stderr;
+  return pino.multistream([
+    { stream: stderr, level: "trace" },
+    { stream: fileStream(file), level: "trace" },
+  ]);
+}
+
+export function createLogger(options: LoggerOptions): Logger {
+  const env = options.env ?? process.env;
+  const level = options.level ?? logLevelFromEnv(options.service, env);
+  const now = options.now ?? (() => new Date());
+  const root = pino(
+    {
+      level,
+      base: {
+        service: options.service,
+        instance: options.instance ?? `${hostname()}-${process.pid}`,
+        pid: process.pid,
+      },
+      timestamp: () => `,"time":"${now().toISOString()}"`,
+      formatters: { level: (label) => ({ level: label }) },
+      mixin: traceFields,
+    },
+    streamOf(options, env),
+  );
+  return new PinoLogger(level, root);
+}
+
+class PinoLogger implements Logger {
   constructor(
     readonly level: LogLevel,
-    private readonly write: LogDestination,
-    private readonly now: () => Date,
-    private readonly base: LogFields,
-    private readonly fields: LogFields,
-  ) {
-    this.rank = RANK[level];
-  }
+    private readonly pino: pino.Logger,
+  ) {}
 
   private log(level: Exclude<LogLevel, "silent">, msg: string, fields: LogFields | undefined): void {
-    if (RANK[level] < this.rank) return;
-    const line = {
-      time: this.now().toISOString(),
-      level,
-      ...this.base,
-      msg,
-      ...(redactValue({ ...this.fields, ...fields }) as Record<string, unknown>),
-    };
-    let text: string;
+    if (!this.pino.isLevelEnabled(level)) return;
+    const safe = fields === undefined ? {} : (redactValue(fields) as Record<string, unknown>);
     try {
-      text = JSON.stringify(line);
+      this.pino[level](safe, msg);
     } catch (err) {
-      text = JSON.stringify({ ...this.base, time: line.time, level, msg, logError: String(err) });
+      this.pino[level]({ logError: String(err) }, msg);
     }
-    this.write(`${text}\n`);
   }
 
   debug(msg: string, fields?: LogFields): void {
@@ -128,6 +162,6 @@ class JsonLogger implements Logger {
     this.log("error", msg, fields);
   }
   child(fields: LogFields): Logger {
-    return new JsonLogger(this.level, this.write, this.now, this.base, { ...this.fields, ...fields });
+    return new PinoLogger(this.level, this.pino.child(redactValue(fields) as Record<string, unknown>));
   }
 }
