@@ -1,8 +1,9 @@
 /**
  * One pcap or pcapng file (node adapter). Written as `<path>.partial` and renamed to `<path>` when closed,
  * so a reader never sees a half-written capture under the final name; `abort()` removes the partial file. A
- * pcapng that embeds TLS keys (Decryption Secrets Blocks before the packets they decrypt) is created mode
- * 0600: it is as sensitive as the key log.
+ * pcapng that embeds TLS keys (Decryption Secrets Blocks before the packets they decrypt), and a file of
+ * either format that carries decrypted content (`decryptedContent`), is created mode 0600: it is as sensitive
+ * as the key log. Other files are created 0666 less the umask.
  */
 import { rename, rm } from "node:fs/promises";
 import type { CaptureEncoder } from "@cloudtap/pcap";
@@ -25,6 +26,8 @@ export interface CaptureFileOutputOptions extends Omit<CaptureEncoderSettings, "
   readonly format: CaptureFormat;
   /** pcapng only: write the TLS keys handed to `embedKeys` (the file is then mode 0600). Default false. */
   readonly embedKeys?: boolean;
+  /** The packets carry decrypted content (a cleartext variant with keys): the file is mode 0600. */
+  readonly decryptedContent?: boolean;
   readonly writeBufferBytes?: number;
 }
 
@@ -41,6 +44,8 @@ export class CaptureFileOutput implements EgressOutput {
   private foreignBytes = 0;
   private done = false;
   private keyBlocks = 0;
+  /** Keys or decrypted content inside: created owner-only. */
+  private readonly secret: boolean;
 
   constructor(options: CaptureFileOutputOptions) {
     this.kind = checkCaptureFormat(options.format, "capture file");
@@ -48,6 +53,7 @@ export class CaptureFileOutput implements EgressOutput {
     this.name = `${this.kind}:${options.path}`;
     this.encoder = createCaptureEncoder({ ...options, format: this.kind });
     this.embedsKeys = options.embedKeys === true && isPcapngEncoder(this.encoder);
+    this.secret = this.embedsKeys || options.decryptedContent === true;
     this.writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
   }
 
@@ -86,12 +92,12 @@ export class CaptureFileOutput implements EgressOutput {
     return new EgressError(EgressErrorCode.OpenFailed, `writing ${this.path}: ${e.message}`, { cause: e });
   }
 
-  /** The partial file, created on the first write (mode 0600 when it embeds keys). */
+  /** The partial file, created on the first write (mode 0600 when it holds keys or decrypted content). */
   private file(): PositionedFileWriter | Promise<PositionedFileWriter> {
     if (this.out) return this.out;
     this.opening ??= PositionedFileWriter.open(
       `${this.path}.partial`,
-      this.embedsKeys ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
+      this.secret ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
       this.writeBufferBytes,
     ).then((w) => {
       this.out = w;

@@ -51,6 +51,11 @@ export interface EgressSpec {
   readonly remapLog?: string;
   /** Whether pcapng outputs embed the TLS keys of their flows. */
   readonly embedKeys: boolean;
+  /**
+   * The frames carry decrypted content (a cleartext variant with keys): every file output, pcap included,
+   * is created mode 0600, and uploaded files are sensitive objects. Default false.
+   */
+  readonly decryptedContent?: boolean;
   /** The NDR link's MTU. Default 1500. */
   readonly mtu?: number;
   /** The writer named in pcapng section headers. Default "cloudtap stitch". */

@@ -212,4 +212,51 @@ describe("egress - file outputs and the fan-out", () => {
     const first = await store.readBytes(keys[0]!);
     assert.equal(first.length, r.closedFiles[0]!.bytes, "the whole file");
   });
+
+  it("egress - a cleartext pcap is 0600, and uploads with keys or decrypted content are 0600 in a directory store", async () => {
+    const previous = process.umask(0o022);
+    try {
+      const [f] = framesOf(flowContext(), new Uint8Array(500));
+      const plain = join(dir, "plain.pcap");
+      const clear = join(dir, "cleartext.pcap");
+      for (const [path, decryptedContent] of [
+        [plain, false],
+        [clear, true],
+      ] as const) {
+        const file = createCaptureFileOutput({ path, format: "pcap", decryptedContent });
+        put(file, f, T0);
+        await pass(file);
+        await file.close();
+      }
+      assert.equal(statSync(plain).mode & 0o777, 0o644, "no keys, nothing decrypted: the umask rules");
+      assert.equal(statSync(clear).mode & 0o777, 0o600, "decrypted content: owner-only whatever the format");
+
+      const modes: Record<string, number> = {};
+      for (const [name, options] of [
+        ["keys", { format: "pcapng", embedKeys: true }],
+        ["cleartext", { format: "pcap", decryptedContent: true }],
+        ["public", { format: "pcap" }],
+      ] as const) {
+        const bucket = join(dir, `bucket-${name}`);
+        const r = createRotatingFileOutput({
+          dir: join(dir, `upload-${name}`),
+          rotateBytes: 4096,
+          ...options,
+          upload: { store: openStore(bucket), prefix: "captures/" },
+        });
+        for (let i = 0; i < 12; i++) put(r, f, T0 + BigInt(i));
+        if (name === "keys") r.embedKeys(`CLIENT_RANDOM ${"00".repeat(32)} ${"11".repeat(48)}\n`);
+        await pass(r);
+        await r.close();
+        assert.ok(r.uploaded >= 2, `${name}: files uploaded`);
+        for (const file of readdirSync(join(bucket, "captures"))) {
+          const mode = statSync(join(bucket, "captures", file)).mode & 0o777;
+          modes[name] = modes[name] === undefined || modes[name] === mode ? mode : -1;
+        }
+      }
+      assert.deepEqual(modes, { keys: 0o600, cleartext: 0o600, public: 0o644 });
+    } finally {
+      process.umask(previous);
+    }
+  });
 });

@@ -41,15 +41,26 @@ export interface OpenedEgress {
   abort(): Promise<void>;
 }
 
-/** One capture file. With keys (or decrypted content) it is created 0600 (see CaptureFileOutput). */
+/** One capture file. With keys or decrypted content it is created 0600 (see CaptureFileOutput). */
 export function captureFileOutput(
   file: CaptureFileSpec,
-  embedKeys: boolean,
-  userApplication = DEFAULT_USER_APPLICATION,
+  spec: Pick<EgressSpec, "embedKeys" | "decryptedContent" | "userApplication">,
 ): EgressOutput {
+  const decryptedContent = spec.decryptedContent === true;
   return file.format === "pcapng"
-    ? createCaptureFileOutput({ path: file.path, format: "pcapng", embedKeys, userApplication })
-    : createCaptureFileOutput({ path: file.path, format: "pcap", resolution: "nanosecond" });
+    ? createCaptureFileOutput({
+        path: file.path,
+        format: "pcapng",
+        embedKeys: spec.embedKeys,
+        decryptedContent,
+        userApplication: spec.userApplication ?? DEFAULT_USER_APPLICATION,
+      })
+    : createCaptureFileOutput({
+        path: file.path,
+        format: "pcap",
+        resolution: "nanosecond",
+        decryptedContent,
+      });
 }
 
 export async function openEgress(spec: EgressSpec, options: OpenEgressOptions = {}): Promise<OpenedEgress> {
@@ -67,8 +78,7 @@ export async function openEgress(spec: EgressSpec, options: OpenEgressOptions = 
     await once(log, "close");
   };
   try {
-    for (const file of spec.files ?? [])
-      outputs.push(captureFileOutput(file, spec.embedKeys, spec.userApplication));
+    for (const file of spec.files ?? []) outputs.push(captureFileOutput(file, spec));
     const rotating = spec.rotating;
     if (rotating) {
       if (rotating.upload !== undefined && !options.openUploadStore)
@@ -79,6 +89,7 @@ export async function openEgress(spec: EgressSpec, options: OpenEgressOptions = 
           format: rotating.format,
           prefix: rotating.prefix ?? "cloudtap",
           embedKeys: spec.embedKeys,
+          decryptedContent: spec.decryptedContent === true,
           ...(rotating.rotateBytes === undefined ? {} : { rotateBytes: rotating.rotateBytes }),
           ...(rotating.rotateNs === undefined ? {} : { rotateNs: rotating.rotateNs }),
           ...(rotating.upload === undefined

@@ -11,8 +11,10 @@
  *   closely but not exactly: a late packet stays in the current file.
  * - pcapng with `embedKeys`: files are created mode 0600, and each file starts with the TLS keys of the flows
  *   still active when it was opened, so every file decrypts on its own (bounded by `maxCarriedKeyBytes`).
+ *   Files of either format with `decryptedContent` are created 0600 too; others 0666 less the umask.
  * - `upload`: each completed file is written to an object store under `upload.prefix` + its name (in the
- *   background, one at a time; `close()` waits for them), and removed locally if `removeLocal`.
+ *   background, one at a time; `close()` waits for them), and removed locally if `removeLocal`. A file with
+ *   keys or decrypted content is uploaded as a sensitive object (0600 in a directory store).
  */
 import { createReadStream } from "node:fs";
 import { mkdir, rename, rm } from "node:fs/promises";
@@ -37,7 +39,11 @@ export const DEFAULT_MAX_CARRIED_KEY_BYTES = 16 * 1024 * 1024;
 /** The part of an ObjectStore an upload needs (any @cloudtap/object-store backend fits). */
 export interface UploadStore {
   readonly url: string;
-  write(key: string, body: Uint8Array | AsyncIterable<Uint8Array>): Promise<void>;
+  write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options?: { readonly sensitive?: boolean },
+  ): Promise<void>;
 }
 
 export interface ClosedCaptureFile {
@@ -58,6 +64,8 @@ export interface RotatingFileOutputOptions extends Omit<CaptureEncoderSettings, 
   readonly rotateNs?: bigint;
   /** pcapng only: write TLS keys (files are then mode 0600). */
   readonly embedKeys?: boolean;
+  /** The packets carry decrypted content (a cleartext variant with keys): files are mode 0600. */
+  readonly decryptedContent?: boolean;
   readonly maxCarriedKeyBytes?: number;
   readonly upload?: { readonly store: UploadStore; readonly prefix?: string; readonly removeLocal?: boolean };
   /** Called when a file is complete under its final name (before any upload). */
@@ -117,6 +125,8 @@ export class RotatingFileOutput implements EgressOutput {
   readonly name: string;
   readonly kind = "rotating";
   readonly embedsKeys: boolean;
+  /** Keys or decrypted content inside: files created owner-only, uploads sensitive. */
+  private readonly secret: boolean;
   private readonly format: CaptureFormat;
   private readonly prefix: string;
   private current: Segment | undefined;
@@ -167,6 +177,7 @@ export class RotatingFileOutput implements EgressOutput {
       throw new EgressError(EgressErrorCode.BadOption, `rotateNs ${options.rotateNs} is below 1 ms`);
     }
     this.embedsKeys = options.embedKeys === true && this.format === "pcapng";
+    this.secret = this.embedsKeys || options.decryptedContent === true;
     this.name = `rotating-${this.format}:${options.dir}`;
   }
 
@@ -312,7 +323,7 @@ export class RotatingFileOutput implements EgressOutput {
       try {
         seg.stream = await PositionedFileWriter.open(
           this.partialPath(seg),
-          this.embedsKeys ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
+          this.secret ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
           this.options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES,
         );
       } catch (err) {
@@ -367,7 +378,9 @@ export class RotatingFileOutput implements EgressOutput {
     if (upload) {
       this.uploads = this.uploads.then(async () => {
         try {
-          await upload.store.write(`${upload.prefix ?? ""}${file.name}`, createReadStream(path));
+          await upload.store.write(`${upload.prefix ?? ""}${file.name}`, createReadStream(path), {
+            sensitive: this.secret,
+          });
           this.uploaded++;
           if (upload.removeLocal) await rm(path, { force: true });
         } catch (err) {

@@ -176,8 +176,8 @@ export class ConnectionTracker {
       this.#touch(key, conn);
     }
     const direction = sameEndpoint(source, conn.client) ? Direction.ClientToServer : Direction.ServerToClient;
-    const payloadTruncated = truncated && segment.payload.length > 0;
-    conn.handle(direction, segment, segment.payload, ts, payloadTruncated);
+    // `truncated`: the IP header says more bytes than were captured, so the payload is cut (maybe to 0 bytes).
+    conn.handle(direction, segment, segment.payload, ts, truncated);
     if (conn.closed) this.#closing.set(key, conn);
   }
 

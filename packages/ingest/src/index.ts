@@ -11,5 +11,12 @@ export {
 } from "./ingest.js";
 export type { ReassembledChunk, ReassemblyCounters, StreamReassemblerOptions } from "./stream-reassembler.js";
 export { StreamReassembler } from "./stream-reassembler.js";
-export type { IngestSummary, TcpCounters, WrittenBlob, WrittenKeyLog, WrittenObject } from "./summary.js";
-export { SkipReason } from "./summary.js";
+export type {
+  IngestProblem,
+  IngestSummary,
+  TcpCounters,
+  WrittenBlob,
+  WrittenKeyLog,
+  WrittenObject,
+} from "./summary.js";
+export { IngestProblemKind, SkipReason } from "./summary.js";

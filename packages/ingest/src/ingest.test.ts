@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { stat } from "node:fs/promises";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { type ObjectStore, readAll } from "@cloudtap/object-store";
 import {
   buildEthernetFrame,
@@ -19,7 +21,7 @@ import { CloseInitiator, CloseReason, keysPrefix, parseBlobKey, Transport } from
 import { corpusDir } from "@cloudtap/test-harness";
 import { IngestErrorCode, isIngestError } from "./errors.js";
 import { type IngestOptions, ingestCapture } from "./ingest.js";
-import type { IngestSummary } from "./summary.js";
+import { IngestProblemKind, type IngestSummary } from "./summary.js";
 import { joinDirection, type ReadBackConnection, readBack, withTempStore } from "./test-support.js";
 
 const { Syn, Ack, Fin, Rst, Psh } = TcpFlag;
@@ -31,6 +33,8 @@ const decode = (b: Uint8Array): string => new TextDecoder().decode(b);
 interface Frame {
   readonly data: Uint8Array;
   readonly t?: bigint;
+  /** The length on the wire, when the capture cut the frame (snap length). */
+  readonly originalLength?: number;
 }
 
 /** An Ethernet frame carrying one TCP segment. */
@@ -91,7 +95,11 @@ async function pcap(
   let t = BASE_NS;
   for (const f of frames) {
     t = f.t ?? t + 1_000_000n;
-    await writer.writePacket({ timestampNs: t, data: f.data });
+    await writer.writePacket({
+      timestampNs: t,
+      data: f.data,
+      ...(f.originalLength === undefined ? {} : { originalLength: f.originalLength }),
+    });
   }
   await writer.flush();
   return readAll(
@@ -569,7 +577,7 @@ describe("ingest", () => {
     );
   });
 
-  it("ingest - a truncated capture: what was read is stored, then a typed error with the offset", async () => {
+  it("ingest - a capture cut inside its last record (a killed tcpdump): reported, what was read is stored and valid", async () => {
     const frames = [
       ...handshake(),
       tcp(c, s, ISN_C + 1, ISN_S + 1, Ack, "kept"),
@@ -579,24 +587,17 @@ describe("ingest", () => {
     const cut = whole.subarray(0, whole.length - 10);
     const lastRecordOffset = whole.length - (16 + frames[4]!.data.length);
     await withTempStore(async (store) => {
-      await assert.rejects(
-        ingestCapture({ capture: cut, captureName: "cut.pcap", dataStore: store }),
-        (err: unknown) => {
-          assert.ok(isIngestError(err));
-          assert.equal(err.code, IngestErrorCode.CaptureUnreadable);
-          assert.match(
-            err.message,
-            new RegExp(
-              `^capture "cut.pcap" is unreadable after 4 packets: truncated record: .* at offset ${lastRecordOffset}$`,
-            ),
-          );
-          assert.ok(isPcapFormatError(err.cause));
-          assert.equal(err.cause.code, PcapErrorCode.Truncated);
-          assert.equal(err.cause.offset, lastRecordOffset);
-          assert.equal(err.summary?.packets, 4);
-          return true;
-        },
+      const summary = await ingestCapture({ capture: cut, captureName: "cut.pcap", dataStore: store });
+      assert.equal(summary.packets, 4);
+      assert.deepEqual(
+        summary.problems.map((p) => [p.where, p.kind]),
+        [["cut.pcap", IngestProblemKind.CaptureTruncated]],
       );
+      assert.match(
+        summary.problems[0]!.message,
+        new RegExp(`after 4 packets \\(truncated record: .* at offset ${lastRecordOffset}\\)`),
+      );
+      // Every blob written reads back whole (the strict reader checks the blob-end frame count).
       const conns = [...(await readBack(store)).values()];
       assert.deepEqual(streams(conns[0]!), { c2s: "kept", s2c: "" });
       assert.equal(conns[0]!.close?.reason, CloseReason.TapperStop);
@@ -606,11 +607,59 @@ describe("ingest", () => {
         ingestCapture({ capture: text.encode("not a capture"), captureName: "x", dataStore: store }),
         (err: unknown) =>
           isIngestError(err) &&
+          err.code === IngestErrorCode.CaptureUnreadable &&
           isPcapFormatError(err.cause) &&
           err.cause.code === PcapErrorCode.BadMagic &&
           err.cause.offset === 0,
       );
     });
+  });
+
+  it("ingest - a segment cut to 0 payload bytes by the snap length counts as truncated, not empty", async () => {
+    const full = tcp(c, s, ISN_C + 1, ISN_S + 1, Ack | Psh, "hello");
+    const headers = 14 + 20 + 20;
+    const frames = [
+      ...handshake(),
+      { data: full.data.subarray(0, headers), originalLength: full.data.length },
+      tcp(c, s, ISN_C + 6, ISN_S + 1, Ack, "after"),
+    ];
+    const { summary, conns } = await ingestFrames(frames);
+    assert.equal(summary.tcp.truncatedSegments, 1);
+    assert.equal(summary.tcp.gapBytes, 5, "the 5 bytes never captured are a gap");
+    assert.equal(decode(joinDirection(conns[0]!.data[0]).bytes), "after");
+  });
+
+  it("ingest - key logs are stored owner-only (0600), and lines every reader skips are problems by line", async () => {
+    const rnd = "ab".repeat(32);
+    const keyLog = `CLIENT_RANDOM ${rnd} ${"cd".repeat(48)}\nCLIENT_RANDOM ${rnd} nothex\n# comment\nSERVER_TRAFFIC_SECRET_0 ${rnd} 00ff\n`;
+    const previous = process.umask(0o022);
+    try {
+      await withTempStore(async (store) => {
+        const summary = await ingestCapture({
+          capture: await pcap(handshake()),
+          captureName: "k.pcap",
+          keyLog,
+          dataStore: store,
+        });
+        assert.equal(summary.keyLogs.length, 1);
+        const written = summary.keyLogs[0]!;
+        assert.equal(written.secrets, 1);
+        assert.equal(written.skippedLines, 2);
+        assert.deepEqual(summary.problems, [
+          {
+            where: written.key,
+            kind: IngestProblemKind.KeyLogMalformedLines,
+            message:
+              "2 line(s) skipped: line 2: bad-hex (CLIENT_RANDOM); line 4: bad-secret-length (SERVER_TRAFFIC_SECRET_0)",
+          },
+        ]);
+        const path = fileURLToPath(new URL(written.key, `${store.url.replace(/\/?$/, "/")}`));
+        assert.equal((await stat(path)).mode & 0o777, 0o600);
+        assert.ok(!JSON.stringify(summary.problems).includes("cdcd"), "no secret in the problems");
+      });
+    } finally {
+      process.umask(previous);
+    }
   });
 
   it("ingest - shuffled and duplicated packets of a real capture give the same streams", async () => {

@@ -1,5 +1,5 @@
 import type { ObjectStore } from "@cloudtap/object-store";
-import { isPcapFormatError, readCapture } from "@cloudtap/pcap";
+import { isPcapFormatError, PcapErrorCode, readCapture } from "@cloudtap/pcap";
 import {
   CloseReason,
   isTapperId,
@@ -11,7 +11,7 @@ import { BlobRotator } from "./blob-rotator.js";
 import { ConnectionTracker } from "./connection-tracker.js";
 import { IngestError, IngestErrorCode } from "./errors.js";
 import { KeyLogWriter } from "./key-log-writer.js";
-import type { IngestSummary } from "./summary.js";
+import { type IngestProblem, IngestProblemKind, type IngestSummary } from "./summary.js";
 
 export interface IngestOptions {
   /** The pcap or pcapng bytes. */
@@ -163,6 +163,17 @@ export async function ingestCapture(options: IngestOptions): Promise<IngestSumma
     if (!isPcapFormatError(err)) throw err;
     captureError = err;
   }
+  const problems: IngestProblem[] = [];
+  if (isPcapFormatError(captureError) && captureError.code === PcapErrorCode.Truncated && packets > 0) {
+    // A capture tool killed mid-write leaves a cut last record: what came before it is sound, so it is
+    // ingested as usual and the cut is reported (other damage is an error, below).
+    problems.push({
+      where: options.captureName,
+      kind: IngestProblemKind.CaptureTruncated,
+      message: `the capture ends inside a record after ${packets} packets (${captureError.message}): the rest is lost`,
+    });
+    captureError = undefined;
+  }
   tracker.finishAll(CloseReason.TapperStop);
   await drain();
   await blobs.close();
@@ -185,6 +196,7 @@ export async function ingestCapture(options: IngestOptions): Promise<IngestSumma
     blobs: blobs.blobs,
     keyLogs: keys.written,
     otherSecretsSkipped,
+    problems: [...keys.problems, ...problems],
   };
   if (captureError !== undefined) {
     const message = captureError instanceof Error ? captureError.message : String(captureError);

@@ -1,6 +1,7 @@
 import type { ObjectStore } from "@cloudtap/object-store";
 import { keyLogKey } from "@cloudtap/tap-format";
-import type { WrittenKeyLog } from "./summary.js";
+import { describeKeyLogSkips, parseKeyLog } from "@cloudtap/tls";
+import { type IngestProblem, IngestProblemKind, type WrittenKeyLog } from "./summary.js";
 
 export interface KeyLogWriterOptions {
   readonly store: ObjectStore;
@@ -14,7 +15,9 @@ const encoder = new TextEncoder();
 /**
  * Writes key logs as objects under `<prefix>/keys/`, one object per key log. A key's time is the capture
  * time when it was met: key logs met before the first packet wait for it (and fall back to 0 if the capture
- * holds no packet). The text is stored as given and never logged.
+ * holds no packet). The text is stored as given (a sensitive object: 0600 in a directory store) and never
+ * logged; it is parsed with the readers' parser, and lines they will skip are reported as problems (line
+ * numbers and reasons, never content).
  */
 export class KeyLogWriter {
   readonly #options: KeyLogWriterOptions;
@@ -22,6 +25,7 @@ export class KeyLogWriter {
   #nowNs: bigint | undefined;
   #sequence = 0n;
   readonly written: WrittenKeyLog[] = [];
+  readonly problems: IngestProblem[] = [];
 
   constructor(options: KeyLogWriterOptions) {
     this.#options = options;
@@ -50,7 +54,19 @@ export class KeyLogWriter {
   async #write(text: string, source: WrittenKeyLog["source"], startNs: bigint): Promise<void> {
     const key = keyLogKey(this.#options.prefix, this.#options.tapperId, startNs, this.#sequence++);
     const body = encoder.encode(text);
-    await this.#options.store.write(key, body, this.#options.signal ? { signal: this.#options.signal } : {});
-    this.written.push({ key, bytes: body.length, source });
+    const parsed = parseKeyLog(body);
+    await this.#options.store.write(key, body, {
+      sensitive: true,
+      ...(this.#options.signal ? { signal: this.#options.signal } : {}),
+    });
+    this.written.push({
+      key,
+      bytes: body.length,
+      source,
+      secrets: parsed.stats.entries,
+      skippedLines: parsed.stats.skippedLines,
+    });
+    const said = describeKeyLogSkips(parsed);
+    if (said) this.problems.push({ where: key, kind: IngestProblemKind.KeyLogMalformedLines, message: said });
   }
 }

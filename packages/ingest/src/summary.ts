@@ -56,6 +56,29 @@ export interface WrittenBlob extends WrittenObject {
 export interface WrittenKeyLog extends WrittenObject {
   /** Where the key log came from: the `keyLog` option, or a Decryption Secrets Block of the capture. */
   readonly source: "key-log-option" | "capture-dsb";
+  /** Lines that parse as secrets (by @cloudtap/tls's parser, the one every reader uses). */
+  readonly secrets: number;
+  /** Lines a reader will skip (malformed or of an unknown label); each is also in the summary's problems. */
+  readonly skippedLines: number;
+}
+
+export const IngestProblemKind = {
+  /** A key log has lines every reader will skip; the message gives line numbers and reasons. */
+  KeyLogMalformedLines: "key-log-malformed-lines",
+  /**
+   * The capture ends inside a record (a capture tool killed while writing): the records before it were
+   * ingested and their blobs are complete and valid.
+   */
+  CaptureTruncated: "capture-truncated",
+} as const;
+export type IngestProblemKind = (typeof IngestProblemKind)[keyof typeof IngestProblemKind];
+
+/** Something the ingest lost or will make readers skip; never carries a secret. */
+export interface IngestProblem {
+  /** The object or input it is about (a key-log object key, the capture's name). */
+  readonly where: string;
+  readonly kind: IngestProblemKind;
+  readonly message: string;
 }
 
 export interface IngestSummary {
@@ -83,4 +106,6 @@ export interface IngestSummary {
   readonly keyLogs: readonly WrittenKeyLog[];
   /** Decryption Secrets Blocks of a type other than TLS key log, not written. */
   readonly otherSecretsSkipped: number;
+  /** Everything lost or malformed; empty when nothing was. */
+  readonly problems: readonly IngestProblem[];
 }

@@ -164,8 +164,9 @@ export class TcpConnection {
     }
 
     // Bytes on a RST are diagnostic text (RFC 9293 3.5.3), not part of the stream.
+    // A segment cut by the snap length counts as truncated even when no payload byte was captured.
+    if (truncated && (flags & TcpFlag.Rst) === 0) this.#options.counters.truncatedSegments++;
     if (payload.length > 0 && dir.anchorSeq !== undefined && (flags & TcpFlag.Rst) === 0) {
-      if (truncated) this.#options.counters.truncatedSegments++;
       const dataSeq = syn ? seqAdd(seq, 1) : seq;
       let offset = dir.anchorOffset + seqDiff(dataSeq, dir.anchorSeq);
       let data = payload;

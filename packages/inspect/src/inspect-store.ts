@@ -31,7 +31,7 @@ export async function inspectStore(
     if (!isKeyLogKey(obj.key)) continue;
     try {
       const bytes = await inflateKeyLog(obj.key, await keyStore.readBytes(obj.key));
-      inv.addKeyLog(obj.key, new TextDecoder().decode(bytes));
+      inv.addKeyLog(obj.key, bytes);
     } catch (err) {
       inv.problem("read-failed", obj.key, err instanceof Error ? err.message : String(err));
     }

@@ -10,6 +10,7 @@ import {
   type TapRecord,
   Transport,
 } from "@cloudtap/tap-format";
+import { parseKeyLog } from "@cloudtap/tls";
 import { Inventory, ProblemKind } from "./inventory.js";
 
 const open = (id: string): ConnOpenRecord => ({
@@ -133,7 +134,7 @@ describe("inspect - inventory", () => {
     const rnd = "ab".repeat(32);
     inv.addKeyLog(
       "k1",
-      `# comment\r\nCLIENT_RANDOM ${rnd} ${"cd".repeat(48)}\rSERVER_TRAFFIC_SECRET_0 ${rnd} 00ff\n\nbogus line\n`,
+      `# comment\r\nCLIENT_RANDOM ${rnd} ${"cd".repeat(48)}\rSERVER_TRAFFIC_SECRET_0 ${rnd} ${"ef".repeat(32)}\n\nbogus line\n`,
     );
     const r = inv.report();
     assert.deepEqual(r.keyLogs, {
@@ -144,6 +145,35 @@ describe("inspect - inventory", () => {
       malformedLines: 1,
     });
     assert.equal(r.problemCounts[ProblemKind.MalformedKeyLog], 1);
+    assert.equal(r.problems[0]?.message, "1 line(s) skipped: line 5: field-count");
     assert.ok(!JSON.stringify(r).includes("cdcdcd"), "no secret in the report");
+  });
+
+  it("key logs - inspect agrees with the stitcher's parser on every line, and counts past 100 malformed lines", () => {
+    const rnd = "ab".repeat(32);
+    const lines = [
+      `CLIENT_RANDOM ${rnd} ${"cd".repeat(48)}`,
+      // Each of these passed inspect's own line pattern before, and the stitcher skipped it.
+      `SERVER_TRAFFIC_SECRET_0 ${rnd} 00ff`, // a 2-byte secret
+      `CLIENT_RANDOM ${rnd} ${"cd".repeat(47)}`, // 47 bytes of master secret
+      `CLIENT_RANDOM ${rnd} ${"c".repeat(95)}`, // odd number of hex digits
+      `NOT_A_LABEL ${rnd} ${"cd".repeat(32)}`,
+      ...Array.from({ length: 150 }, () => `CLIENT_RANDOM ${rnd} zz`),
+    ];
+    const text = `${lines.join("\n")}\n`;
+    const inv = new Inventory();
+    inv.addKeyLog("keys/a.keylog", text);
+    const r = inv.report();
+    const parsed = parseKeyLog(text);
+    assert.equal(r.keyLogs?.lines, parsed.entries.length);
+    assert.equal(r.keyLogs?.lines, 1);
+    assert.equal(r.keyLogs?.malformedLines, 154);
+    const message = r.problems.find((p) => p.kind === ProblemKind.MalformedKeyLog)?.message ?? "";
+    assert.match(
+      message,
+      /^154 line\(s\) skipped: line 2: bad-secret-length \(SERVER_TRAFFIC_SECRET_0\); line 3: /,
+    );
+    assert.match(message, /and 144 more$/);
+    assert.equal(r.problems[0]?.where, "keys/a.keylog");
   });
 });

@@ -15,6 +15,7 @@ import {
   readCtap,
   Transport,
 } from "@cloudtap/tap-format";
+import { describeKeyLogSkips, parseKeyLog } from "@cloudtap/tls";
 import { RangeSet } from "./range-set.js";
 
 export const ProblemKind = {
@@ -155,8 +156,6 @@ const initiatorName: Record<number, string> = { 0: "client", 1: "server", 255: "
 function endpoint(address: string, port: number): string {
   return address.includes(":") ? `[${address}]:${port}` : `${address}:${port}`;
 }
-
-const KEYLOG_LINE = /^([A-Z0-9_]+) ([0-9a-fA-F]{64}) ([0-9a-fA-F]+)$/;
 
 export class Inventory {
   private readonly conns = new Map<string, ConnState>();
@@ -323,27 +322,24 @@ export class Inventory {
     }
   }
 
-  /** Counts key-log lines by label without keeping any secret. */
-  addKeyLog(key: string, text: string): void {
+  /**
+   * Counts key-log lines by label without keeping any secret. Lines are parsed by @cloudtap/tls's parser (the
+   * one stitch, ingest and the key-broker use), so all agree on which lines are valid; skipped lines are a
+   * problem of the object, with line numbers and reasons.
+   */
+  addKeyLog(key: string, text: string | Uint8Array): void {
     this.keyLog ??= { objects: 0, lines: 0, byLabel: new Map(), randoms: new Set(), malformed: 0 };
     const k = this.keyLog;
     k.objects++;
-    let malformed = 0;
-    const lines = text.split(/\r\n|\r|\n/);
-    lines.forEach((raw) => {
-      const line = raw.trim();
-      if (line === "" || line.startsWith("#")) return;
-      const m = KEYLOG_LINE.exec(line);
-      if (!m) {
-        malformed++;
-        return;
-      }
+    const parsed = parseKeyLog(text);
+    for (const e of parsed.entries) {
       k.lines++;
-      k.byLabel.set(m[1]!, (k.byLabel.get(m[1]!) ?? 0) + 1);
-      k.randoms.add(m[2]!.toLowerCase());
-    });
-    k.malformed += malformed;
-    if (malformed) this.problem(ProblemKind.MalformedKeyLog, key, `${malformed} malformed line(s)`);
+      k.byLabel.set(e.label, (k.byLabel.get(e.label) ?? 0) + 1);
+      k.randoms.add(Buffer.from(e.clientRandom).toString("hex"));
+    }
+    k.malformed += parsed.stats.skippedLines;
+    const said = describeKeyLogSkips(parsed);
+    if (said) this.problem(ProblemKind.MalformedKeyLog, key, said);
   }
 
   /** The inventory so far; problems about connections (gaps, missing opens) are derived here, each call anew. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtemp, readdir, rm } from "node:fs/promises";
+import { mkdtemp, readdir, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -115,6 +115,24 @@ describe("object-store - directory backend", () => {
     for (const r of await Promise.all(reads)) {
       assert.equal(r.length, a.length);
       assert.ok(r.every((x) => x === r[0]));
+    }
+  });
+
+  it("object-store - a sensitive object is created 0600, others 0644 (less the umask), streamed or not", async () => {
+    const previous = process.umask(0o022);
+    try {
+      async function* body() {
+        yield enc.encode("CLIENT_RANDOM ...");
+      }
+      await store.write("modes/keys.keylog", enc.encode("CLIENT_RANDOM ..."), { sensitive: true });
+      await store.write("modes/streamed.pcapng", body(), { sensitive: true });
+      await store.write("modes/plain.ctap", enc.encode("x"));
+      const mode = async (k: string) => (await stat(join(dir, k))).mode & 0o777;
+      assert.equal(await mode("modes/keys.keylog"), 0o600);
+      assert.equal(await mode("modes/streamed.pcapng"), 0o600);
+      assert.equal(await mode("modes/plain.ctap"), 0o644);
+    } finally {
+      process.umask(previous);
     }
   });
 

@@ -16,10 +16,14 @@ import type {
   ObjectStore,
   ReadBytesOptions,
   ReadOptions,
+  WriteOptions,
 } from "./object-store.js";
 import { listAllPages } from "./paged-list.js";
 
 const TMP_PREFIX = ".ctap-tmp-";
+/** An object's file mode (less the umask); `sensitive` objects (keys, decrypted content) are owner-only. */
+export const PUBLIC_OBJECT_MODE = 0o644;
+export const SENSITIVE_OBJECT_MODE = 0o600;
 const DEFAULT_PAGE = 1000;
 
 export function validateKey(key: string): void {
@@ -183,13 +187,14 @@ export class DirectoryStore implements ObjectStore {
   async write(
     key: string,
     body: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal } = {},
+    options: WriteOptions = {},
   ): Promise<void> {
     const path = this.path(key);
     const dir = dirname(path);
     await mkdir(dir, { recursive: true });
     const tmp = `${dir}${sep}${TMP_PREFIX}${randomBytes(8).toString("hex")}`;
-    const fh = await open(tmp, "wx", 0o644);
+    // "wx" is O_CREAT|O_EXCL: a random name, never an existing file, so the mode given is the file's.
+    const fh = await open(tmp, "wx", options.sensitive ? SENSITIVE_OBJECT_MODE : PUBLIC_OBJECT_MODE);
     let ok = false;
     try {
       if (body instanceof Uint8Array) {

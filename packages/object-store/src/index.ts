@@ -1,4 +1,9 @@
-export { DirectoryStore, validateKey } from "./directory-store.js";
+export {
+  DirectoryStore,
+  PUBLIC_OBJECT_MODE,
+  SENSITIVE_OBJECT_MODE,
+  validateKey,
+} from "./directory-store.js";
 export {
   InvalidKeyError,
   isObjectNotFound,
@@ -16,6 +21,7 @@ export type {
   ObjectStore,
   ReadBytesOptions,
   ReadOptions,
+  WriteOptions,
 } from "./object-store.js";
 export type { StoreFactory } from "./open-store.js";
 export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";

@@ -12,6 +12,7 @@ import type {
   ObjectStore,
   ReadBytesOptions,
   ReadOptions,
+  WriteOptions,
 } from "./object-store.js";
 import { listAllPages } from "./paged-list.js";
 
@@ -77,11 +78,7 @@ export class MemoryStore implements ObjectStore {
     return into;
   }
 
-  async write(
-    key: string,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal } = {},
-  ) {
+  async write(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options: WriteOptions = {}) {
     validateKey(key);
     let bytes: Uint8Array;
     if (body instanceof Uint8Array) bytes = body.slice();

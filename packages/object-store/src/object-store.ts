@@ -49,6 +49,15 @@ export interface ReadBytesOptions extends ReadOptions {
   readonly allocate?: (size: number) => Uint8Array;
 }
 
+export interface WriteOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * The object holds TLS keys or decrypted content: a backend with file modes (the directory store) creates
+   * it readable by its owner only (0600). Backends without modes ignore it (their access control applies).
+   */
+  readonly sensitive?: boolean;
+}
+
 export interface ObjectStore {
   /** The URL this store was opened with, with any credentials removed. */
   readonly url: string;
@@ -64,11 +73,7 @@ export interface ObjectStore {
    * Writes an object atomically: readers see the old object or the whole new one, never a part.
    * A body given as an async iterable is streamed.
    */
-  write(
-    key: string,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
-    options?: { signal?: AbortSignal },
-  ): Promise<void>;
+  write(key: string, body: Uint8Array | AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<void>;
   /** Deletes an object; deleting a missing key is not an error. */
   delete(key: string): Promise<void>;
   /** Metadata of one object, or undefined when it does not exist. */

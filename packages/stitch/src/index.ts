@@ -1,6 +1,8 @@
 export { isStitchError, StitchError, StitchErrorCode, StitchSettingsError } from "./errors.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
+export type { KeyLogsAdded } from "./key-logs.js";
+export { addKeyLogs, MALFORMED_KEY_LOG_LINES } from "./key-logs.js";
 export type {
   FlowTableCounters,
   FormatOptions,

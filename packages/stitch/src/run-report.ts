@@ -99,8 +99,12 @@ export type OutputCounters = { readonly name: string; readonly kind: string } & 
 
 export interface KeyLogCounters {
   readonly objects: number;
+  /** Secrets added (lines that parsed, less exact duplicates). */
   readonly lines: number;
+  /** Every line skipped (malformed or of an unknown label), however many. */
   readonly malformed: number;
+  /** Secrets for a client random and label that already had another value: kept as a second candidate. */
+  readonly conflicts?: number;
 }
 
 export interface StitchRunInput {
@@ -214,6 +218,7 @@ export function stitchRunReport(i: StitchRunInput) {
       keyLogObjects: keys.objects,
       keyLogLines: keys.lines,
       malformedKeyLogLines: keys.malformed,
+      conflictingKeyLogLines: keys.conflicts ?? 0,
       variant: i.variant,
       outcomes: s.tls.outcomes,
       unsupportedSuites: s.tls.unsupportedSuites,

@@ -71,7 +71,8 @@ export class KeyLogRecorder {
     this.chain = this.chain.then(async () => {
       if (this.failure !== undefined) return;
       try {
-        await this.options.store.write(key, body);
+        // Keys: owner-only where the store has file modes.
+        await this.options.store.write(key, body, { sensitive: true });
         this.written.push({ key, tapperId, connections: batch.connections, lines: batch.lines.length });
       } catch (err) {
         this.failure = err;

@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
+import { stat } from "node:fs/promises";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 import type { ObjectStore } from "@cloudtap/object-store";
 import { keysPrefix, parseBlobKey, TruncatedFrameError } from "@cloudtap/tap-format";
 import type { ManifestConnection, SimulationManifest } from "./manifest.js";
@@ -133,6 +135,13 @@ describe("tapsim - a clean run", () => {
           [],
           "no key logs in the data store",
         );
+        let keyLogObjects = 0;
+        for await (const o of keyStore.list(keysPrefix(""))) {
+          const path = fileURLToPath(new URL(o.key, `${keyStore.url.replace(/\/?$/, "/")}`));
+          assert.equal((await stat(path)).mode & 0o077, 0, `${o.key}: readable by its owner only`);
+          keyLogObjects++;
+        }
+        assert.ok(keyLogObjects > 0);
       });
     });
     const cs = manifest.connections;

@@ -34,6 +34,8 @@ export type {
 export {
   createKeyLogParser,
   DEFAULT_KEY_LOG_PARSER_OPTIONS,
+  DEFAULT_SKIPPED_LINES_LISTED,
+  describeKeyLogSkips,
   describeSkippedLine,
   isKeyLogLabel,
   KeyLogLabel,

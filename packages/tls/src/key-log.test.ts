@@ -3,6 +3,7 @@ import { describe, it } from "node:test";
 import { bytesToHex } from "./hex.js";
 import {
   createKeyLogParser,
+  describeKeyLogSkips,
   describeSkippedLine,
   KeyLogLabel,
   KeyLogProblem,
@@ -153,5 +154,19 @@ describe("key log - RFC 9850 parsing", () => {
     p.end();
     assert.equal(p.skippedLines.length, 2);
     assert.equal(p.stats.skippedLines, 10);
+  });
+
+  it("key log - describeKeyLogSkips counts every skipped line and lists the first few, never a secret", () => {
+    const secretish = "c0ffee".repeat(16);
+    const text = `${Array.from({ length: 150 }, () => `CLIENT_RANDOM ${RANDOM} ${secretish}zz`).join("\n")}\nCLIENT_RANDOM ${RANDOM} ${SECRET48}\n`;
+    const parsed = parseKeyLog(text);
+    assert.equal(parsed.entries.length, 1);
+    const said = describeKeyLogSkips(parsed, 3);
+    assert.equal(
+      said,
+      "150 line(s) skipped: line 1: bad-hex (CLIENT_RANDOM); line 2: bad-hex (CLIENT_RANDOM); line 3: bad-hex (CLIENT_RANDOM); and 147 more",
+    );
+    assert.ok(!said.includes("c0ffee"));
+    assert.equal(describeKeyLogSkips(parseKeyLog(`CLIENT_RANDOM ${RANDOM} ${SECRET48}\n`)), undefined);
   });
 });

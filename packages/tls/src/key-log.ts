@@ -113,6 +113,26 @@ export function describeSkippedLine(s: KeyLogSkippedLine): string {
   return `line ${s.line}: ${s.problem}${s.label ? ` (${s.label})` : ""}`;
 }
 
+/** How many skipped lines `describeKeyLogSkips` lists one by one by default (all are counted). */
+export const DEFAULT_SKIPPED_LINES_LISTED = 10;
+
+/**
+ * One sentence for a key log's skipped lines, as every reader reports them (stitch, inspect, ingest, the
+ * key-broker): the count of all skipped lines, then the first `maxListed` by line number and reason, e.g.
+ * `3 line(s) skipped: line 2: bad-hex (CLIENT_RANDOM); line 5: field-count; line 9: unknown-label`.
+ * Undefined when no line was skipped. Carries no content of any line (only recognised labels).
+ */
+export function describeKeyLogSkips(
+  result: Pick<KeyLogParseResult, "skippedLines" | "stats">,
+  maxListed: number = DEFAULT_SKIPPED_LINES_LISTED,
+): string | undefined {
+  const total = result.stats.skippedLines;
+  if (total === 0) return undefined;
+  const listed = result.skippedLines.slice(0, Math.max(0, maxListed));
+  const more = total - listed.length;
+  return `${total} line(s) skipped: ${listed.map(describeSkippedLine).join("; ")}${more > 0 ? `${listed.length ? "; " : ""}and ${more} more` : ""}`;
+}
+
 const CR = 13;
 const LF = 10;
 

@@ -11,6 +11,7 @@ import { listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { createFlowFilter } from "@cloudtap/flow";
 import { openStore } from "@cloudtap/object-store";
 import {
+  addKeyLogs,
   createStitcherFromSettings,
   flowTableCountersOf,
   formatStitchRunReport,
@@ -148,18 +149,18 @@ export const stitchCommand: Command = {
     const keyLogs = await readKeyLogs(openStore(values.keys ?? values.source), window);
     // One-shot runs keep every key of the window: no expiry within the run, a generous byte cap.
     const keyStore = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
-    const keys = { objects: keyLogs.keyLogs.length, lines: 0, malformed: 0 };
-    for (const { text } of keyLogs.keyLogs) {
-      const added = keyStore.addKeyLog(text, 0);
-      keys.lines += added.added;
-      keys.malformed += added.skippedLines.length;
-    }
+    const { counters: keys, problems: keyLineProblems } = addKeyLogs(keyStore, keyLogs.keyLogs);
     const listed = [];
     for await (const b of listBlobs(store, window)) listed.push(b);
     const blobs = sortBlobsByTime(listed);
     const totalBytes = blobs.reduce((n, b) => n + b.size, 0);
 
-    const spec: EgressSpec = { ...outputs, embedKeys: !values["no-embed-keys"] && keys.lines > 0 };
+    const spec: EgressSpec = {
+      ...outputs,
+      embedKeys: !values["no-embed-keys"] && keys.lines > 0,
+      // Decrypted payloads in the frames: every file output and upload is owner-only.
+      decryptedContent: variant !== "original" && keys.lines > 0,
+    };
     const settings: StitcherSettings = {
       mtu,
       filter: values.filter,
@@ -185,7 +186,7 @@ export const stitchCommand: Command = {
         ...r,
         seconds: seconds(),
         keys,
-        keyLogProblems: keyLogs.problems,
+        keyLogProblems: [...keyLogs.problems, ...keyLineProblems],
         variant,
         aeadOpener: native.binding ? "native" : `node:crypto (native opener ${native.reason})`,
       });
@@ -200,7 +201,7 @@ export const stitchCommand: Command = {
     if (workers > 1 && oneFile && onCorruption === "resync") {
       createFlowFilter(values.filter); // a bad rule fails here, as in the one-thread run
       const file = files[0]!;
-      const output = captureFileOutput(file, spec.embedKeys) as ReturnType<typeof captureFileOutput> &
+      const output = captureFileOutput(file, spec) as ReturnType<typeof captureFileOutput> &
         Parameters<typeof runParallelStitch>[0]["output"];
       let job: Awaited<ReturnType<typeof runParallelStitch>>;
       try {
