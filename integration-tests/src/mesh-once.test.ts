@@ -18,6 +18,7 @@ import {
 } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap, storeManifest } from "./cloudtap-cli.js";
+import { capinfosOrder } from "./mesh-helpers.js";
 
 interface UpSummary {
   readonly stateDir: string;
@@ -141,6 +142,14 @@ describe("mesh - cloudtap up --once, every service a separate process", () => {
       for (const [k, v] of Object.entries(s.counters ?? {}))
         if (k.includes("outcome=decrypted")) decrypted += v;
     assert.equal(decrypted, tlsConnections);
+
+    // One time order across the stitchers' streams (mirror-egress merges them by watermark): strict, and
+    // nothing was written late or before its time.
+    const order = capinfosOrder(meshFile);
+    assert.equal(order.strict, true, "the mesh's pcapng is in strict time order");
+    assert.equal(sumCounter(summary, "mirror-egress", "egress_merge_late_frames"), 0);
+    assert.equal(sumCounter(summary, "mirror-egress", "egress_merge_overflow_frames"), 0);
+    assert.equal(order.packets, sumCounter(summary, "mirror-egress", "egress_frames"));
 
     // Every TCP connection's bytes per direction, as the manifest has them (tshark follows them).
     assertTcpMatchesManifest(manifest, meshFile, { atLeast: 20 });

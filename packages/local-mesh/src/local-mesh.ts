@@ -283,6 +283,8 @@ export class LocalMesh {
         STITCHER_VARIANT: p.variant,
         STITCHER_STATUS_LISTEN: addr,
         STITCHER_INSTANCE: `stitcher-${i + 1}`,
+        // Continuous: a quiet shard does not hold the egress's time merge back (a window's end closes it).
+        ...(p.once ? {} : { STITCHER_IDLE_AFTER: "2s" }),
         ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
         ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
       });

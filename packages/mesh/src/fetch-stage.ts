@@ -49,6 +49,19 @@ import { batchMsgId, listBlobs, type ShardBatch, shardBatches } from "@cloudtap/
 import { isObjectNotFound, type ObjectStore } from "@cloudtap/object-store";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import { parseBlobKey } from "@cloudtap/tap-format";
+import {
+  Attr,
+  extractHeaders,
+  injectHeaders,
+  linkTo,
+  markError,
+  recordError,
+  type Span,
+  SpanKind,
+  SpanName,
+  spanContextOf,
+  withSpan,
+} from "@cloudtap/telemetry";
 
 export type FetchMode =
   | { readonly kind: "once"; readonly sinceNs?: bigint; readonly untilNs?: bigint }
@@ -166,11 +179,31 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
       c.skippedDone.add();
       return;
     }
-    const r = await publishWithId(bus.js, queueSubject, utf8.encode(key), { msgId: `${run}:${key}`, signal });
+    // The listing's trace context: each blob's own trace links back to the listing that found it.
+    const headers = makeHeaders({});
+    injectHeaders(headers);
+    const r = await publishWithId(bus.js, queueSubject, utf8.encode(key), {
+      msgId: `${run}:${key}`,
+      headers,
+      signal,
+    });
     if (!r.duplicate) c.enqueued.add();
   }
 
-  async function listOnce(sinceNs: bigint | undefined, untilNs: bigint | undefined, lookbackNs?: bigint) {
+  function listOnce(sinceNs: bigint | undefined, untilNs: bigint | undefined, lookbackNs?: bigint) {
+    return withSpan(
+      SpanName.BlobList,
+      { root: true, attributes: { [Attr.Run]: run, [Attr.ListMode]: options.mode.kind } },
+      async (span) => {
+        const listedBefore = c.listed.value;
+        const last = await listWindow(sinceNs, untilNs, lookbackNs);
+        span.setAttribute(Attr.BlobsListed, c.listed.value - listedBefore);
+        return last;
+      },
+    );
+  }
+
+  async function listWindow(sinceNs: bigint | undefined, untilNs: bigint | undefined, lookbackNs?: bigint) {
     let last: string | undefined;
     const window = {
       ...(options.prefix === undefined ? {} : { prefix: options.prefix }),
@@ -199,8 +232,18 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     }
   }
 
-  async function quarantine(msg: BusMessage, key: string, reason: string, detail: string): Promise<void> {
+  async function quarantine(
+    msg: BusMessage,
+    key: string,
+    reason: string,
+    detail: string,
+    span?: Span,
+  ): Promise<void> {
     counters.counter("blobs_quarantined", { reason }).add();
+    if (span) {
+      span.setAttribute(Attr.Reason, reason);
+      markError(span, reason, `quarantined: ${detail}`);
+    }
     log.warn("blob quarantined", { blob: key, reason, detail });
     const entry: BlobStateEntry = {
       state: "quarantined",
@@ -215,6 +258,8 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
   /** Publishes one batch; waits (and counts) while the stream is full. */
   async function publishBatch(key: string, batch: ShardBatch): Promise<void> {
     const headers = makeHeaders({ [MeshHeader.Blob]: key, [MeshHeader.Batch]: String(batch.index) });
+    // The publish span's context: the stitcher's consume span of this batch is its child.
+    injectHeaders(headers);
     for (let wait = 0; ; wait++) {
       try {
         const r = await publishWithId(bus.js, chunkSubject(run, batch.shard), batch.bytes, {
@@ -246,8 +291,23 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     await Promise.all(Array.from({ length: Math.min(concurrency, batches.length) }, worker));
   }
 
-  async function processBlob(msg: BusMessage): Promise<void> {
+  /** One trace per blob: its root span links to the listing that enqueued it. */
+  function processBlob(msg: BusMessage): Promise<void> {
     const key = fromUtf8.decode(msg.data);
+    const listing = spanContextOf(extractHeaders(msg.headers));
+    return withSpan(
+      SpanName.Blob,
+      {
+        root: true,
+        kind: SpanKind.CONSUMER,
+        attributes: { [Attr.BlobKey]: key, [Attr.Run]: run },
+        ...(listing ? { links: [linkTo(listing)] } : {}),
+      },
+      (span) => processBlobIn(msg, key, span),
+    );
+  }
+
+  async function processBlobIn(msg: BusMessage, key: string, span: Span): Promise<void> {
     const blobLog = log.child({ blob: key });
     if (await getJson<BlobStateEntry>(blobState, blobStateKey(run, key))) {
       // Done by a fetcher that died before its ack, or enqueued again after the duplicate window.
@@ -257,31 +317,58 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     }
     const heartbeat = setInterval(() => msg.working(), Math.max(1000, Math.floor(ackWaitMs / 3)));
     try {
-      const info = await store.stat(key);
-      if (!info) return await quarantine(msg, key, QuarantineReason.Vanished, "no longer in the store");
-      if (info.size > maxBlobBytes) {
-        return await quarantine(msg, key, QuarantineReason.TooLarge, `${info.size} bytes > ${maxBlobBytes}`);
-      }
-      let bytes: Uint8Array;
-      try {
-        bytes = await store.readBytes(key, { signal });
-      } catch (err) {
-        if (isObjectNotFound(err))
-          return await quarantine(msg, key, QuarantineReason.Vanished, "deleted while read");
-        throw err;
-      }
-      const cut = await shardBatches(key, bytes, {
-        shardCount,
-        ...(options.batchTargetBytes === undefined ? {} : { targetBytes: options.batchTargetBytes }),
-        ...(options.batchMaxBytes === undefined ? {} : { maxBytes: options.batchMaxBytes }),
+      const fetched = await withSpan(
+        SpanName.BlobFetch,
+        { attributes: { [Attr.BlobKey]: key } },
+        async (s) => {
+          const info = await store.stat(key);
+          if (!info) return { quarantine: [QuarantineReason.Vanished, "no longer in the store"] as const };
+          s.setAttribute(Attr.BlobBytes, info.size);
+          if (info.size > maxBlobBytes) {
+            return {
+              quarantine: [QuarantineReason.TooLarge, `${info.size} bytes > ${maxBlobBytes}`] as const,
+            };
+          }
+          try {
+            return { bytes: await store.readBytes(key, { signal }) };
+          } catch (err) {
+            if (isObjectNotFound(err))
+              return { quarantine: [QuarantineReason.Vanished, "deleted while read"] as const };
+            throw err;
+          }
+        },
+      );
+      if (!("bytes" in fetched)) return await quarantine(msg, key, ...fetched.quarantine, span);
+      const bytes = fetched.bytes;
+      const cut = await withSpan(SpanName.BlobDecode, { attributes: { [Attr.BlobKey]: key } }, async (s) => {
+        const result = await shardBatches(key, bytes, {
+          shardCount,
+          ...(options.batchTargetBytes === undefined ? {} : { targetBytes: options.batchTargetBytes }),
+          ...(options.batchMaxBytes === undefined ? {} : { maxBytes: options.batchMaxBytes }),
+        });
+        s.setAttributes({
+          [Attr.BlobRecords]: result.records,
+          [Attr.BlobBatches]: result.batches.length,
+          [Attr.BlobProblems]: result.problems.length,
+        });
+        return result;
       });
-      if (cut.undecodable) return await quarantine(msg, key, cut.undecodable.kind, cut.undecodable.message);
+      if (cut.undecodable)
+        return await quarantine(msg, key, cut.undecodable.kind, cut.undecodable.message, span);
       if (cut.problems.length > 0) {
         c.damaged.add();
         for (const p of cut.problems) counters.counter("blob_problems", { kind: p.kind }).add();
         blobLog.warn("damaged blob: publishing its good records", { problems: cut.problems });
       }
-      await publishAll(key, cut.batches);
+      await withSpan(
+        SpanName.BlobPublish,
+        {
+          kind: SpanKind.PRODUCER,
+          attributes: { [Attr.BlobKey]: key, [Attr.BlobBatches]: cut.batches.length },
+        },
+        () => publishAll(key, cut.batches),
+      );
+      span.setAttributes({ [Attr.BlobRecords]: cut.records, [Attr.BlobBatches]: cut.batches.length });
       const entry: BlobStateEntry = {
         state: "done",
         batches: cut.batches.length,
@@ -298,6 +385,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
       msg.nak(signal.aborted ? 0 : 5000);
       if (signal.aborted) return;
       c.retried.add();
+      recordError(span, err);
       blobLog.error("blob failed: will be retried", { error: err });
     } finally {
       clearInterval(heartbeat);

@@ -8,8 +8,14 @@ export {
   FetchStageState,
   QuarantineReason,
 } from "./fetch-stage.js";
-export type { GrpcMirrorLinkOptions, MirrorHandlerOptions } from "./mirror-stage.js";
-export { DEFAULT_MIRROR_MAX_IN_FLIGHT, grpcMirrorLink, mirrorHandlers } from "./mirror-stage.js";
+export type { GrpcMirrorLinkOptions, MirrorEndpoint, MirrorHandlerOptions } from "./mirror-stage.js";
+export {
+  DEFAULT_MIRROR_MAX_IN_FLIGHT,
+  DEFAULT_MIRROR_SILENT_AFTER_MS,
+  grpcMirrorLink,
+  mirrorEndpoint,
+  mirrorHandlers,
+} from "./mirror-stage.js";
 export type { StatusSource } from "./rpc-links.js";
 export { grpcKeyLookup, statusHandlers } from "./rpc-links.js";
 export type { KeyLookup, MirrorLink, ShardStatus, StitchStage, StitchStageOptions } from "./stitch-stage.js";

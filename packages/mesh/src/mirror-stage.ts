@@ -1,9 +1,14 @@
 /**
- * The mirror stream, both ends. mirror-egress serves `MirrorService.StreamPackets` with `mirrorHandlers`:
+ * The mirror stream, both ends. mirror-egress serves `MirrorService.StreamPackets` with `mirrorEndpoint`:
  * each stitcher stream opens with what the egress's outputs need (the tunnels' encapsulation bytes, whether
- * an output embeds keys), then every packet batch is replayed into the egress (`FrameBatchReplayer`), its
- * chunks are written to the sinks, and only then is the batch acked (the second link of the ack chain).
- * Batches of several streams are written one at a time, so each sink gets whole chunks in order.
+ * an output embeds keys), then its packet batches go into a `StreamMerge` of `@cloudtap/mirror`, which
+ * writes the frames of every stream into the egress in time order, up to the lowest watermark of the
+ * streams it waits for (each stream is in time order on its own; several shards and stitchers are not). A
+ * batch is acked once all of its frames were written and the sinks accepted the chunks (the second link of
+ * the ack chain), so a batch held by the merge is not acked yet: the stitcher ahead of the others slows
+ * down to the slowest. Streams are idle when their stitcher says so (`StreamWatermark.idle`) or after
+ * `silentAfterMs` without a message; an idle stream is not waited for. Work on the egress is one step at a
+ * time, so each sink gets whole chunks in order.
  *
  * `grpcMirrorLink` is the stitcher's end: batches go out with at most `maxInFlight` unacknowledged (the
  * egress's number), so a slow NDR slows the stitcher, which stops pulling from JetStream: the backlog
@@ -11,28 +16,99 @@
  */
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import type { OpenedEgress } from "@cloudtap/egress";
-import { FrameBatchReplayer } from "@cloudtap/mirror";
-import type { MirrorService, StreamPacketsRequestSchema, StreamPacketsResponse } from "@cloudtap/proto";
+import type { OpenedEgress } from "@cloudtap/egress/node";
+import { type MergeInput, StreamMerge } from "@cloudtap/mirror";
+import type {
+  MirrorService,
+  StreamPacketsRequestSchema,
+  StreamPacketsResponse,
+  StreamPacketsResponseSchema,
+} from "@cloudtap/proto";
 import type { ServiceClient, ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import type { MirrorLink } from "./stitch-stage.js";
 
 export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 8;
+/** A stream that sent nothing this long is not waited for (its stitcher heartbeats every 5 s). */
+export const DEFAULT_MIRROR_SILENT_AFTER_MS = 30_000;
 
 export interface MirrorHandlerOptions {
   readonly egress: OpenedEgress;
   readonly maxInFlight?: number;
+  /** Most frame bytes the merge holds. Default 64 MiB. */
+  readonly maxHeldBytes?: number;
+  readonly silentAfterMs?: number;
   readonly counters: CounterRegistry;
   readonly log: Logger;
 }
 
-export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<typeof MirrorService> {
+export interface MirrorEndpoint {
+  readonly handlers: ServiceHandlers<typeof MirrorService>;
+  /** Writes every frame the merge still holds into the egress's sinks (before they are flushed). */
+  flush(): Promise<void>;
+  /** Stops the silence timer. */
+  close(): void;
+}
+
+type Response = MessageInitShape<typeof StreamPacketsResponseSchema>;
+
+/** A queue of responses one stream's generator yields from. */
+class ResponseQueue {
+  private readonly items: Response[] = [];
+  private wake: (() => void) | undefined;
+  private closed = false;
+  private failure: unknown;
+
+  push(item: Response): void {
+    this.items.push(item);
+    this.wake?.();
+  }
+
+  close(failure?: unknown): void {
+    this.closed = true;
+    this.failure ??= failure;
+    this.wake?.();
+  }
+
+  async *drain(): AsyncGenerator<Response> {
+    for (;;) {
+      const next = this.items.shift();
+      if (next) {
+        yield next;
+        continue;
+      }
+      if (this.closed) {
+        if (this.failure !== undefined) throw this.failure;
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
+}
+
+interface OpenStream {
+  readonly input: MergeInput;
+  readonly responses: ResponseQueue;
+  /** Batches not yet acked, in order: acked once the merge applied their last event. */
+  readonly pending: { seq: bigint; endEvent: number }[];
+  heardAt: number;
+  readonly stitcher: string;
+}
+
+export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
   const { egress: opened, counters, log } = options;
   const egress = opened.egress;
+  const merge = new StreamMerge(egress, {
+    ...(options.maxHeldBytes === undefined ? {} : { maxHeldBytes: options.maxHeldBytes }),
+  });
+  const streams = new Set<OpenStream>();
+  const silentAfterMs = options.silentAfterMs ?? DEFAULT_MIRROR_SILENT_AFTER_MS;
   let writing: Promise<void> = Promise.resolve();
-  /** One batch at a time into the egress and out to the sinks. */
-  const exclusive = <T>(work: () => Promise<T>): Promise<T> => {
+  /** One step at a time into the egress and out to the sinks. */
+  const exclusive = <T>(work: () => Promise<T> | T): Promise<T> => {
     const run = writing.then(work);
     writing = run.then(
       () => {},
@@ -40,17 +116,65 @@ export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<t
     );
     return run;
   };
-  return {
+  const gauges = () => {
+    counters.gauge("egress_merge_held_bytes").set(merge.heldFrameBytes);
+    counters.gauge("egress_merge_peak_held_bytes").set(merge.stats.peakHeldBytes);
+    counters.gauge("egress_merge_late_frames").set(merge.stats.lateFrames);
+    counters.gauge("egress_merge_overflow_frames").set(merge.stats.overflowFrames);
+    counters.gauge("egress_streams").set(streams.size);
+  };
+  /** Writes what the merge releases, then acks every batch that is written whole. */
+  const pump = async (all = false) => {
+    const frames = all ? merge.releaseAll() : merge.release();
+    for (const chunk of egress.drain()) await egress.write(chunk);
+    counters.counter("egress_frames").add(frames);
+    for (const s of streams) {
+      let n = 0;
+      while (n < s.pending.length && s.pending[n]!.endEvent <= s.input.applied) {
+        s.responses.push({ message: { case: "ack", value: { seq: s.pending[n]!.seq } } });
+        n++;
+      }
+      if (n > 0) s.pending.splice(0, n);
+    }
+    gauges();
+  };
+  const silence = setInterval(() => {
+    const now = Date.now();
+    let changed = false;
+    for (const s of streams) {
+      if (!s.input.idle && now - s.heardAt > silentAfterMs) {
+        s.input.watermark(undefined, true);
+        counters.counter("egress_streams_silent").add(1);
+        log.warn("mirror stream silent: not waited for", { stitcher: s.stitcher, silentMs: now - s.heardAt });
+        changed = true;
+      }
+    }
+    if (changed) void exclusive(() => pump()).catch(() => {});
+  }, 1000);
+  silence.unref?.();
+
+  const handlers: ServiceHandlers<typeof MirrorService> = {
     async *streamPackets(requests, context) {
-      const replayer = new FrameBatchReplayer(egress);
+      const responses = new ResponseQueue();
+      let stream: OpenStream | undefined;
       let stitcher = "?";
-      try {
+      const reading = (async () => {
         for await (const request of requests) {
           const m = request.message;
+          if (stream) stream.heardAt = Date.now();
           if (m.case === "open") {
+            if (stream) continue;
             stitcher = m.value.stitcherId;
+            stream = {
+              input: merge.open(stitcher),
+              responses,
+              pending: [],
+              heardAt: Date.now(),
+              stitcher,
+            };
+            streams.add(stream);
             log.info("mirror stream opened", { stitcher, peer: context.peer });
-            yield {
+            responses.push({
               message: {
                 case: "opened",
                 value: {
@@ -59,19 +183,32 @@ export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<t
                   maxInFlight: options.maxInFlight ?? DEFAULT_MIRROR_MAX_IN_FLIGHT,
                 },
               },
-            };
-          } else if (m.case === "batch") {
-            const { seq, frames } = m.value;
-            const count = await exclusive(async () => {
-              const n = replayer.replay(frames);
-              for (const chunk of egress.drain()) await egress.write(chunk);
-              return n;
             });
-            counters.counter("egress_batches").add(1);
-            counters.counter("egress_frames").add(count);
-            yield { message: { case: "ack", value: { seq } } };
+          } else if (m.case === "batch" && stream) {
+            const s = stream;
+            const { seq, frames } = m.value;
+            await exclusive(async () => {
+              const queued = s.input.push(frames);
+              s.pending.push({ seq, endEvent: queued.endEvent });
+              counters.counter("egress_batches").add(1);
+              await pump();
+            });
+          } else if (m.case === "watermark" && stream) {
+            const s = stream;
+            const { watermarkNs, idle } = m.value;
+            await exclusive(async () => {
+              s.input.watermark(watermarkNs === 0n ? undefined : watermarkNs, idle);
+              await pump();
+            });
           }
         }
+      })();
+      reading.then(
+        () => responses.close(),
+        (err: unknown) => responses.close(err),
+      );
+      try {
+        yield* responses.drain();
       } catch (err) {
         log.warn("mirror stream failed", {
           stitcher,
@@ -79,11 +216,28 @@ export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<t
         });
         throw err;
       } finally {
-        replayer.endAll();
+        const s = stream;
+        if (s) {
+          s.input.end();
+          streams.delete(s);
+          await exclusive(() => pump()).catch((err: unknown) =>
+            log.warn("egress write failed", { error: err instanceof Error ? err.message : String(err) }),
+          );
+        }
         log.info("mirror stream closed", { stitcher });
       }
     },
   };
+  return {
+    handlers,
+    flush: () => exclusive(() => pump(true)),
+    close: () => clearInterval(silence),
+  };
+}
+
+/** `mirrorEndpoint(options).handlers` (the merge's flush left to the streams' ends). */
+export function mirrorHandlers(options: MirrorHandlerOptions): ServiceHandlers<typeof MirrorService> {
+  return mirrorEndpoint(options).handlers;
 }
 
 /** A queue that an async iterable of requests reads from. */
@@ -182,6 +336,10 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
       const acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
       queue.push({ message: { case: "batch", value: { seq, frames } } });
       return acked;
+    },
+    heartbeat(watermarkNs, idle) {
+      if (failure !== undefined) return;
+      queue.push({ message: { case: "watermark", value: { watermarkNs: watermarkNs ?? 0n, idle } } });
     },
     async close() {
       queue.close();

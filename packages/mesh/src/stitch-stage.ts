@@ -50,6 +50,11 @@ export interface MirrorLink {
   open(): Promise<{ readonly encapsulationBytes: number; readonly embedsKeys: boolean }>;
   /** Sends a batch; resolves once the egress acknowledged it (sinks accepted it). */
   send(seq: bigint, frames: Uint8Array): Promise<void>;
+  /**
+   * Between batches: the stream's watermark (no frame to come is stamped earlier; undefined: not known)
+   * and whether it has nothing pending (the egress then does not wait for it).
+   */
+  heartbeat?(watermarkNs: bigint | undefined, idle: boolean): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +84,15 @@ export interface StitchStageOptions {
   readonly ackWaitMs?: number;
   readonly maxAckPending?: number;
   readonly workingEveryMs?: number;
+  /**
+   * A shard that got no message this long, with nothing unacknowledged, tells the egress it is idle, so the
+   * egress's time merge does not wait for it (continuous mode). Its frames after that may reach the egress
+   * after later frames of other shards (counted there as late). Undefined: never idle (one-shot windows and
+   * replays, whose end-of-window marker closes the stream).
+   */
+  readonly idleAfterMs?: number;
+  /** How often each shard heartbeats on its mirror stream. Default 5 s. */
+  readonly heartbeatMs?: number;
   readonly counters: CounterRegistry;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -275,11 +289,14 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       held.length = kept;
     };
 
-    /** After batch `upTo` was shipped: connections the stitcher no longer holds release their messages. */
-    const sweep = (upTo: bigint) => {
+    /**
+     * After batch `upTo` was shipped: connections the stitcher no longer holds release their messages (but
+     * those in `keep`).
+     */
+    const sweep = (upTo: bigint, keep?: ReadonlySet<string>) => {
       for (const [conn, messages] of heldConns) {
         // Held by the stitcher, or with frames still in its time-order stage (the flow's end comes after them).
-        if (stitcher.holdsConnection(conn) || recorder.hasOpenFlows(conn)) continue;
+        if (stitcher.holdsConnection(conn) || recorder.hasOpenFlows(conn) || keep?.has(conn)) continue;
         heldConns.delete(conn);
         for (const h of messages) {
           h.conns.delete(conn);
@@ -287,6 +304,28 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         }
       }
       ackReady();
+    };
+
+    /**
+     * Shutdown (continuous mode): what the stitcher holds goes out, so the sinks get every frame made from
+     * what was consumed. Messages are acked only for connections that had completed before the flush; a
+     * connection still open is cut here, and its messages stay unacked, so the next stitcher rebuilds it
+     * whole from JetStream (this run's output has its part so far).
+     */
+    const flushOnShutdown = async () => {
+      const open = new Set([...heldConns.keys()].filter((conn) => stitcher.holdsConnection(conn)));
+      stitcher.flushAll();
+      sweep(ship(), open);
+      await Promise.allSettled(sends);
+      sweep(seq, open);
+      tableGauges();
+      log.info("shard flushed on shutdown", {
+        shard,
+        openConnections: open.size,
+        heldMessages: held.length,
+        batchesSent: Number(seq),
+        batchesAcked: Number(acked),
+      });
     };
 
     // Well inside the ack wait, so a held message is never redelivered while this process lives.
@@ -299,9 +338,22 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     );
     working.unref?.();
 
+    let lastMessageAt = Date.now();
+    const heartbeat = setInterval(() => {
+      const idle =
+        options.idleAfterMs !== undefined &&
+        Date.now() - lastMessageAt >= options.idleAfterMs &&
+        sends.length === 0 &&
+        recorder.size === 0;
+      // Idle: every batch was acked, so the newest frame recorded was sent (the stream's watermark).
+      mirror.heartbeat?.(idle ? recorder.newestFrameNs : undefined, idle);
+    }, options.heartbeatMs ?? 5000);
+    heartbeat.unref?.();
+
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
     try {
       for await (const msg of stream) {
+        lastMessageAt = Date.now();
         if (getHeader(msg.headers, MeshHeader.Eof) === "1") {
           // The end of the window only once nothing before it is outstanding: messages a dead predecessor
           // held come back after their ack wait, possibly after the marker. Until then the marker waits.
@@ -393,8 +445,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
         while (sends.length > 8) await Promise.race(sends).catch(() => {});
       }
+      if (signal.aborted && !done) await flushOnShutdown();
     } finally {
       clearInterval(working);
+      clearInterval(heartbeat);
       clearInterval(gaugeTimer);
       tableGauges();
       await stream.stop();

@@ -17,8 +17,10 @@ import type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "@cloudtap/
 
 export const FrameBatchEvent = { FlowStart: 1, Frame: 2, FlowEnd: 3, KeyLog: 4 } as const;
 
-const NO_FLOW = 0xffffffff;
-const FRAME_HEADER = 1 + 4 + 8 + 4 + 4;
+/** The flow ref of a frame that belongs to no flow. */
+export const NO_FLOW = 0xffffffff;
+/** Bytes before a frame's own bytes: type, ref, timestamp, original length, length. */
+export const FRAME_HEADER = 1 + 4 + 8 + 4 + 4;
 
 export class FrameBatchError extends Error {
   override readonly name = "FrameBatchError";
@@ -41,6 +43,7 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   private frames = 0;
   private nextRef = 0;
   private ended: string[] = [];
+  private newest: bigint | undefined;
   /** Flows started and not yet ended, per connection. */
   private readonly openFlows = new Map<string, number>();
   private readonly encoder = new TextEncoder();
@@ -52,6 +55,11 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
 
   get frameCount(): number {
     return this.frames;
+  }
+
+  /** The latest timestamp of any frame recorded so far (undefined: none yet); a stream's watermark. */
+  get newestFrameNs(): bigint | undefined {
+    return this.newest;
   }
 
   private reserve(n: number): void {
@@ -75,7 +83,9 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     const at = this.frameAt;
     if (at < 0) throw new FrameBatchError("commit without begin");
     const length = this.view.getUint32(at + 17, true);
-    this.view.setBigInt64(at + 5, offsetNs ? timestampNs + BigInt(offsetNs) : timestampNs, true);
+    const ts = offsetNs ? timestampNs + BigInt(offsetNs) : timestampNs;
+    if (this.newest === undefined || ts > this.newest) this.newest = ts;
+    this.view.setBigInt64(at + 5, ts, true);
     this.view.setUint32(at + 13, originalLength ?? length, true);
     this.at = at + FRAME_HEADER + length;
     this.frameAt = -1;
@@ -183,8 +193,8 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   }
 }
 
-/** The size of the event at `at` (its type byte included). */
-function eventSize(bytes: Uint8Array, view: DataView, at: number): number {
+/** The size of the event at `at` (its type byte included); throws `FrameBatchError` on an unknown type. */
+export function eventSize(bytes: Uint8Array, view: DataView, at: number): number {
   switch (bytes[at]) {
     case FrameBatchEvent.FlowStart:
       return 9 + view.getUint32(at + 5, true);

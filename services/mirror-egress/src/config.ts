@@ -133,6 +133,18 @@ export const mirrorEgressConfigSpec = {
     default: 8,
     doc: "unacknowledged batches per stitcher stream",
   },
+  mergeMaxBytes: {
+    env: "MIRROR_EGRESS_MERGE_MAX_BYTES",
+    parse: parseSize,
+    optional: true,
+    doc: "most frame bytes the time merge of the stitcher streams holds (default 64 MiB; beyond it the oldest go out, counted)",
+  },
+  silentAfterMs: {
+    env: "MIRROR_EGRESS_SILENT_AFTER",
+    parse: parseDurationMs,
+    default: 30_000,
+    doc: "a stitcher stream that sent nothing this long is not waited for by the time merge",
+  },
   instance: { env: "MIRROR_EGRESS_INSTANCE", parse: parseString, optional: true, doc: "instance id" },
 } as const satisfies ConfigSpec;
 

@@ -4,7 +4,7 @@
  * flush and close every sink (files complete and renamed, datagrams sent).
  */
 import { openEgress } from "@cloudtap/egress";
-import { mirrorHandlers, statusHandlers } from "@cloudtap/mesh";
+import { mirrorEndpoint, statusHandlers } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { MirrorService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
@@ -26,7 +26,17 @@ try {
   process.exit(2);
 }
 let closed = false;
+const mirror = mirrorEndpoint({
+  egress,
+  maxInFlight: c.maxInFlight,
+  ...(c.mergeMaxBytes === undefined ? {} : { maxHeldBytes: c.mergeMaxBytes }),
+  silentAfterMs: c.silentAfterMs,
+  counters,
+  log,
+});
 shutdown.onShutdown("sinks", async () => {
+  mirror.close();
+  await mirror.flush();
   for (const chunk of egress.egress.flush()) await egress.egress.write(chunk);
   await egress.close();
   closed = true;
@@ -39,7 +49,7 @@ const server = await createRpcServer({
     ? await serverCredentials(c.tlsDir, ServiceIdentity.MirrorEgress)
     : ServerCredentials.createInsecure(),
   services: [
-    registerService(MirrorService, mirrorHandlers({ egress, maxInFlight: c.maxInFlight, counters, log }), {
+    registerService(MirrorService, mirror.handlers, {
       ...(c.tlsDir ? { allowedIdentities: [ServiceIdentity.Stitcher] } : {}),
     }),
     registerService(

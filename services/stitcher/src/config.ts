@@ -89,6 +89,12 @@ export const stitcherConfigSpec = {
     default: 5000,
     doc: "how long a batch waits for its connections' keys",
   },
+  idleAfterMs: {
+    env: "STITCHER_IDLE_AFTER",
+    parse: parseDurationMs,
+    optional: true,
+    doc: "continuous mode: a shard without messages this long tells mirror-egress not to wait for it (unset: never)",
+  },
   ackWaitMs: { env: "STITCHER_ACK_WAIT", parse: parseDurationMs, default: 30_000, doc: "JetStream ack wait" },
   statusListen: {
     env: "STITCHER_STATUS_LISTEN",

@@ -99,6 +99,7 @@ stage = await startStitchStage({
   ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
   keyWaitMs: c.keyWaitMs,
   ackWaitMs: c.ackWaitMs,
+  ...(c.idleAfterMs === undefined ? {} : { idleAfterMs: c.idleAfterMs }),
   counters,
   log,
   signal: shutdown.signal,

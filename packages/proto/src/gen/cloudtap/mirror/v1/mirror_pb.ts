@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cloudtap/mirror/v1/mirror.proto.
  */
 export const file_cloudtap_mirror_v1_mirror: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jbG91ZHRhcC9taXJyb3IvdjEvbWlycm9yLnByb3RvEhJjbG91ZHRhcC5taXJyb3IudjEigwEKFFN0cmVhbVBhY2tldHNSZXF1ZXN0Ei4KBG9wZW4YASABKAsyHi5jbG91ZHRhcC5taXJyb3IudjEuT3Blbk1pcnJvckgAEjAKBWJhdGNoGAIgASgLMh8uY2xvdWR0YXAubWlycm9yLnYxLlBhY2tldEJhdGNoSABCCQoHbWVzc2FnZSKDAQoVU3RyZWFtUGFja2V0c1Jlc3BvbnNlEjIKBm9wZW5lZBgBIAEoCzIgLmNsb3VkdGFwLm1pcnJvci52MS5NaXJyb3JPcGVuZWRIABIrCgNhY2sYAiABKAsyHC5jbG91ZHRhcC5taXJyb3IudjEuQmF0Y2hBY2tIAEIJCgdtZXNzYWdlIi4KCk9wZW5NaXJyb3ISEwoLc3RpdGNoZXJfaWQYASABKAkSCwoDbXR1GAIgASgNIioKC1BhY2tldEJhdGNoEgsKA3NlcRgBIAEoBBIOCgZmcmFtZXMYAiABKAwiVwoMTWlycm9yT3BlbmVkEhsKE2VuY2Fwc3VsYXRpb25fYnl0ZXMYASABKA0SEwoLZW1iZWRzX2tleXMYAiABKAgSFQoNbWF4X2luX2ZsaWdodBgDIAEoDSIXCghCYXRjaEFjaxILCgNzZXEYASABKAQyeQoNTWlycm9yU2VydmljZRJoCg1TdHJlYW1QYWNrZXRzEiguY2xvdWR0YXAubWlycm9yLnYxLlN0cmVhbVBhY2tldHNSZXF1ZXN0GikuY2xvdWR0YXAubWlycm9yLnYxLlN0cmVhbVBhY2tldHNSZXNwb25zZSgBMAFiBnByb3RvMw");
+  fileDesc("Ch9jbG91ZHRhcC9taXJyb3IvdjEvbWlycm9yLnByb3RvEhJjbG91ZHRhcC5taXJyb3IudjEivQEKFFN0cmVhbVBhY2tldHNSZXF1ZXN0Ei4KBG9wZW4YASABKAsyHi5jbG91ZHRhcC5taXJyb3IudjEuT3Blbk1pcnJvckgAEjAKBWJhdGNoGAIgASgLMh8uY2xvdWR0YXAubWlycm9yLnYxLlBhY2tldEJhdGNoSAASOAoJd2F0ZXJtYXJrGAMgASgLMiMuY2xvdWR0YXAubWlycm9yLnYxLlN0cmVhbVdhdGVybWFya0gAQgkKB21lc3NhZ2UigwEKFVN0cmVhbVBhY2tldHNSZXNwb25zZRIyCgZvcGVuZWQYASABKAsyIC5jbG91ZHRhcC5taXJyb3IudjEuTWlycm9yT3BlbmVkSAASKwoDYWNrGAIgASgLMhwuY2xvdWR0YXAubWlycm9yLnYxLkJhdGNoQWNrSABCCQoHbWVzc2FnZSIuCgpPcGVuTWlycm9yEhMKC3N0aXRjaGVyX2lkGAEgASgJEgsKA210dRgCIAEoDSIqCgtQYWNrZXRCYXRjaBILCgNzZXEYASABKAQSDgoGZnJhbWVzGAIgASgMIjUKD1N0cmVhbVdhdGVybWFyaxIUCgx3YXRlcm1hcmtfbnMYASABKAQSDAoEaWRsZRgCIAEoCCJXCgxNaXJyb3JPcGVuZWQSGwoTZW5jYXBzdWxhdGlvbl9ieXRlcxgBIAEoDRITCgtlbWJlZHNfa2V5cxgCIAEoCBIVCg1tYXhfaW5fZmxpZ2h0GAMgASgNIhcKCEJhdGNoQWNrEgsKA3NlcRgBIAEoBDJ5Cg1NaXJyb3JTZXJ2aWNlEmgKDVN0cmVhbVBhY2tldHMSKC5jbG91ZHRhcC5taXJyb3IudjEuU3RyZWFtUGFja2V0c1JlcXVlc3QaKS5jbG91ZHRhcC5taXJyb3IudjEuU3RyZWFtUGFja2V0c1Jlc3BvbnNlKAEwAWIGcHJvdG8z");
 
 /**
  * @generated from message cloudtap.mirror.v1.StreamPacketsRequest
@@ -31,6 +31,12 @@ export type StreamPacketsRequest = Message<"cloudtap.mirror.v1.StreamPacketsRequ
      */
     value: PacketBatch;
     case: "batch";
+  } | {
+    /**
+     * @generated from field: cloudtap.mirror.v1.StreamWatermark watermark = 3;
+     */
+    value: StreamWatermark;
+    case: "watermark";
   } | { case: undefined; value?: undefined };
 };
 
@@ -122,6 +128,36 @@ export const PacketBatchSchema: GenMessage<PacketBatch> = /*@__PURE__*/
   messageDesc(file_cloudtap_mirror_v1_mirror, 3);
 
 /**
+ * Sent without an ack, between batches, when the stream has nothing to send for a while. The egress merges
+ * its streams by frame time up to the lowest watermark of the streams it waits for; an idle stream is not
+ * waited for until its next batch with frames.
+ *
+ * @generated from message cloudtap.mirror.v1.StreamWatermark
+ */
+export type StreamWatermark = Message<"cloudtap.mirror.v1.StreamWatermark"> & {
+  /**
+   * No frame to come on this stream is stamped before this (ns since the Unix epoch; 0: unknown).
+   *
+   * @generated from field: uint64 watermark_ns = 1;
+   */
+  watermarkNs: bigint;
+
+  /**
+   * Nothing is pending on this stream: the egress need not wait for it.
+   *
+   * @generated from field: bool idle = 2;
+   */
+  idle: boolean;
+};
+
+/**
+ * Describes the message cloudtap.mirror.v1.StreamWatermark.
+ * Use `create(StreamWatermarkSchema)` to create a new message.
+ */
+export const StreamWatermarkSchema: GenMessage<StreamWatermark> = /*@__PURE__*/
+  messageDesc(file_cloudtap_mirror_v1_mirror, 4);
+
+/**
  * @generated from message cloudtap.mirror.v1.MirrorOpened
  */
 export type MirrorOpened = Message<"cloudtap.mirror.v1.MirrorOpened"> & {
@@ -150,7 +186,7 @@ export type MirrorOpened = Message<"cloudtap.mirror.v1.MirrorOpened"> & {
  * Use `create(MirrorOpenedSchema)` to create a new message.
  */
 export const MirrorOpenedSchema: GenMessage<MirrorOpened> = /*@__PURE__*/
-  messageDesc(file_cloudtap_mirror_v1_mirror, 4);
+  messageDesc(file_cloudtap_mirror_v1_mirror, 5);
 
 /**
  * @generated from message cloudtap.mirror.v1.BatchAck
@@ -169,7 +205,7 @@ export type BatchAck = Message<"cloudtap.mirror.v1.BatchAck"> & {
  * Use `create(BatchAckSchema)` to create a new message.
  */
 export const BatchAckSchema: GenMessage<BatchAck> = /*@__PURE__*/
-  messageDesc(file_cloudtap_mirror_v1_mirror, 5);
+  messageDesc(file_cloudtap_mirror_v1_mirror, 6);
 
 /**
  * The mirror-egress's service: a stitcher streams packet batches, the egress acks each one once every sink

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cloudtap/replay/v1/replay.proto.
  */
 export const file_cloudtap_replay_v1_replay: GenFile = /*@__PURE__*/
-  fileDesc("Ch9jbG91ZHRhcC9yZXBsYXkvdjEvcmVwbGF5LnByb3RvEhJjbG91ZHRhcC5yZXBsYXkudjEiIwoNUmVwbGF5RmlsdGVycxISCgp0YXBwZXJfaWRzGAEgAygJImwKElN0YXJ0UmVwbGF5UmVxdWVzdBIQCghzaW5jZV9ucxgBIAEoBBIQCgh1bnRpbF9ucxgCIAEoBBIyCgdmaWx0ZXJzGAMgASgLMiEuY2xvdWR0YXAucmVwbGF5LnYxLlJlcGxheUZpbHRlcnMiJQoTU3RhcnRSZXBsYXlSZXNwb25zZRIOCgZydW5faWQYASABKAkiIgoQR2V0UmVwbGF5UmVxdWVzdBIOCgZydW5faWQYASABKAkiqgEKEUdldFJlcGxheVJlc3BvbnNlEg4KBnJ1bl9pZBgBIAEoCRINCgVzdGF0ZRgCIAEoCRIQCghzaW5jZV9ucxgDIAEoBBIQCgh1bnRpbF9ucxgEIAEoBBIUCgxibG9ic19saXN0ZWQYBSABKAQSEgoKYmxvYnNfZG9uZRgGIAEoBBIZChFibG9ic19xdWFyYW50aW5lZBgHIAEoBBINCgVlcnJvchgIIAEoCTLJAQoNUmVwbGF5U2VydmljZRJeCgtTdGFydFJlcGxheRImLmNsb3VkdGFwLnJlcGxheS52MS5TdGFydFJlcGxheVJlcXVlc3QaJy5jbG91ZHRhcC5yZXBsYXkudjEuU3RhcnRSZXBsYXlSZXNwb25zZRJYCglHZXRSZXBsYXkSJC5jbG91ZHRhcC5yZXBsYXkudjEuR2V0UmVwbGF5UmVxdWVzdBolLmNsb3VkdGFwLnJlcGxheS52MS5HZXRSZXBsYXlSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch9jbG91ZHRhcC9yZXBsYXkvdjEvcmVwbGF5LnByb3RvEhJjbG91ZHRhcC5yZXBsYXkudjEiNwoNUmVwbGF5RmlsdGVycxISCgp0YXBwZXJfaWRzGAEgAygJEhIKCmZsb3dfcnVsZXMYAiADKAkiiAEKElN0YXJ0UmVwbGF5UmVxdWVzdBIQCghzaW5jZV9ucxgBIAEoBBIQCgh1bnRpbF9ucxgCIAEoBBIyCgdmaWx0ZXJzGAMgASgLMiEuY2xvdWR0YXAucmVwbGF5LnYxLlJlcGxheUZpbHRlcnMSGgoSbWlycm9yX2VncmVzc19hZGRyGAQgASgJIiUKE1N0YXJ0UmVwbGF5UmVzcG9uc2USDgoGcnVuX2lkGAEgASgJIiIKEEdldFJlcGxheVJlcXVlc3QSDgoGcnVuX2lkGAEgASgJIoQCChFHZXRSZXBsYXlSZXNwb25zZRIOCgZydW5faWQYASABKAkSDQoFc3RhdGUYAiABKAkSEAoIc2luY2VfbnMYAyABKAQSEAoIdW50aWxfbnMYBCABKAQSFAoMYmxvYnNfbGlzdGVkGAUgASgEEhIKCmJsb2JzX2RvbmUYBiABKAQSGQoRYmxvYnNfcXVhcmFudGluZWQYByABKAQSDQoFZXJyb3IYCCABKAkSEwoLc2hhcmRzX2RvbmUYCSABKA0SEwoLc2hhcmRfY291bnQYCiABKA0SGgoSbWlycm9yX2VncmVzc19hZGRyGAsgASgJEhIKCmNyZWF0ZWRfYXQYDCABKAkiFAoSTGlzdFJlcGxheXNSZXF1ZXN0Ik0KE0xpc3RSZXBsYXlzUmVzcG9uc2USNgoHcmVwbGF5cxgBIAMoCzIlLmNsb3VkdGFwLnJlcGxheS52MS5HZXRSZXBsYXlSZXNwb25zZTKpAgoNUmVwbGF5U2VydmljZRJeCgtTdGFydFJlcGxheRImLmNsb3VkdGFwLnJlcGxheS52MS5TdGFydFJlcGxheVJlcXVlc3QaJy5jbG91ZHRhcC5yZXBsYXkudjEuU3RhcnRSZXBsYXlSZXNwb25zZRJYCglHZXRSZXBsYXkSJC5jbG91ZHRhcC5yZXBsYXkudjEuR2V0UmVwbGF5UmVxdWVzdBolLmNsb3VkdGFwLnJlcGxheS52MS5HZXRSZXBsYXlSZXNwb25zZRJeCgtMaXN0UmVwbGF5cxImLmNsb3VkdGFwLnJlcGxheS52MS5MaXN0UmVwbGF5c1JlcXVlc3QaJy5jbG91ZHRhcC5yZXBsYXkudjEuTGlzdFJlcGxheXNSZXNwb25zZWIGcHJvdG8z");
 
 /**
  * @generated from message cloudtap.replay.v1.ReplayFilters
@@ -22,6 +22,13 @@ export type ReplayFilters = Message<"cloudtap.replay.v1.ReplayFilters"> & {
    * @generated from field: repeated string tapper_ids = 1;
    */
   tapperIds: string[];
+
+  /**
+   * Flow filter rules, as `cloudtap stitch --filter` takes them (all flows when empty).
+   *
+   * @generated from field: repeated string flow_rules = 2;
+   */
+  flowRules: string[];
 };
 
 /**
@@ -51,6 +58,13 @@ export type StartReplayRequest = Message<"cloudtap.replay.v1.StartReplayRequest"
    * @generated from field: cloudtap.replay.v1.ReplayFilters filters = 3;
    */
   filters?: ReplayFilters | undefined;
+
+  /**
+   * host:port of the mirror-egress that takes this replay's packets (its outputs are the replay's).
+   *
+   * @generated from field: string mirror_egress_addr = 4;
+   */
+  mirrorEgressAddr: string;
 };
 
 /**
@@ -143,6 +157,30 @@ export type GetReplayResponse = Message<"cloudtap.replay.v1.GetReplayResponse"> 
    * @generated from field: string error = 8;
    */
   error: string;
+
+  /**
+   * Shards whose stitcher reported the end of the replay's window, of `shard_count`.
+   *
+   * @generated from field: uint32 shards_done = 9;
+   */
+  shardsDone: number;
+
+  /**
+   * @generated from field: uint32 shard_count = 10;
+   */
+  shardCount: number;
+
+  /**
+   * @generated from field: string mirror_egress_addr = 11;
+   */
+  mirrorEgressAddr: string;
+
+  /**
+   * ISO 8601 time of the StartReplay call.
+   *
+   * @generated from field: string created_at = 12;
+   */
+  createdAt: string;
 };
 
 /**
@@ -151,6 +189,36 @@ export type GetReplayResponse = Message<"cloudtap.replay.v1.GetReplayResponse"> 
  */
 export const GetReplayResponseSchema: GenMessage<GetReplayResponse> = /*@__PURE__*/
   messageDesc(file_cloudtap_replay_v1_replay, 4);
+
+/**
+ * @generated from message cloudtap.replay.v1.ListReplaysRequest
+ */
+export type ListReplaysRequest = Message<"cloudtap.replay.v1.ListReplaysRequest"> & {
+};
+
+/**
+ * Describes the message cloudtap.replay.v1.ListReplaysRequest.
+ * Use `create(ListReplaysRequestSchema)` to create a new message.
+ */
+export const ListReplaysRequestSchema: GenMessage<ListReplaysRequest> = /*@__PURE__*/
+  messageDesc(file_cloudtap_replay_v1_replay, 5);
+
+/**
+ * @generated from message cloudtap.replay.v1.ListReplaysResponse
+ */
+export type ListReplaysResponse = Message<"cloudtap.replay.v1.ListReplaysResponse"> & {
+  /**
+   * @generated from field: repeated cloudtap.replay.v1.GetReplayResponse replays = 1;
+   */
+  replays: GetReplayResponse[];
+};
+
+/**
+ * Describes the message cloudtap.replay.v1.ListReplaysResponse.
+ * Use `create(ListReplaysResponseSchema)` to create a new message.
+ */
+export const ListReplaysResponseSchema: GenMessage<ListReplaysResponse> = /*@__PURE__*/
+  messageDesc(file_cloudtap_replay_v1_replay, 6);
 
 /**
  * On the fetcher: re-reads a past time window of the data store under a run id of its own, so a replay never
@@ -174,6 +242,16 @@ export const ReplayService: GenService<{
     methodKind: "unary";
     input: typeof GetReplayRequestSchema;
     output: typeof GetReplayResponseSchema;
+  },
+  /**
+   * Every replay the mesh knows of, newest first.
+   *
+   * @generated from rpc cloudtap.replay.v1.ReplayService.ListReplays
+   */
+  listReplays: {
+    methodKind: "unary";
+    input: typeof ListReplaysRequestSchema;
+    output: typeof ListReplaysResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cloudtap_replay_v1_replay, 0);
