@@ -43,12 +43,24 @@ describe("cli - ingest and inspect", () => {
     assert.equal(report.connectionList[0].attributes.user, "alice@example.com");
   });
 
-  it("names the byte offset of an unreadable capture and exits 1", () => {
+  it("a capture cut inside a record (a killed tcpdump): the cut is a named problem, what came before is stored", () => {
     const cut = join(dir, "cut.pcap");
     writeFileSync(cut, readFileSync(join(CORPUS, "captures/snet__tls1_2.pcap")).subarray(0, 3000));
     const r = cloudtap("ingest", "--pcap", cut, "--out", join(dir, "cut-store"));
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /problems: +capture-truncated\n/);
+    assert.match(r.stdout, /cut\.pcap: capture-truncated: .* after \d+ packets \(.* at offset \d+\)/);
+    const ins = cloudtap("inspect", join(dir, "cut-store"), "--json");
+    assert.equal(ins.status, 0, ins.stderr);
+    assert.ok(JSON.parse(ins.stdout).blobs >= 1, "the blobs written read back");
+  });
+
+  it("names the byte offset of a file that is no capture and exits 1", () => {
+    const bad = join(dir, "bad.pcap");
+    writeFileSync(bad, "not a capture at all");
+    const r = cloudtap("ingest", "--pcap", bad, "--out", join(dir, "bad-store"));
     assert.equal(r.status, 1);
-    assert.match(r.stderr, /unreadable after \d+ packets: .* at offset \d+/);
+    assert.match(r.stderr, /unreadable after 0 packets: .* at offset 0/);
   });
 
   it("reports a corrupt blob and exits 1", () => {

@@ -69,6 +69,8 @@ export const ingestCommand: Command = {
         `tcp:         duplicate ${t.duplicateBytes} B, gaps ${t.gapBytes} B, buffer overflows ${t.bufferOverflows}, truncated segments ${t.truncatedSegments}`,
         `skipped:     ${skipped.length ? skipped.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
         `wrote:       ${summary.blobs.length} blob(s) to ${dataStore.url}, ${summary.keyLogs.length} key log(s) to ${keyStore.url}`,
+        `problems:    ${summary.problems.length ? summary.problems.map((p) => p.kind).join(", ") : "none"}`,
+        ...summary.problems.map((p) => `  ${p.where}: ${p.kind}: ${p.message}`),
       ].join("\n") + "\n",
     );
     return 0;
