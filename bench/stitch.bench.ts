@@ -8,7 +8,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { createCaptureFileOutput } from "@cloudtap/egress";
+import { createCaptureFileOutput } from "@cloudtap/egress/node";
 import { listBlobs } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { runStitchJob, Stitcher } from "@cloudtap/stitch";

@@ -3,5 +3,7 @@
  * export rules): `key=value,...` or `any`, with keys user tenant app policy device identity port src dst proto
  * variant. A frame sink's flow context is a `FlowFacts`.
  */
-export type { FlowCondition } from "@cloudtap/flow";
-export { cidrMatcher, FlowMatchSyntaxError, parseFlowMatch } from "@cloudtap/flow";
+// From the "./match" entry of flow, which imports only @cloudtap/packet: the whole of flow (the flow table and
+// its tap-format records) is not loaded with egress's neutral part.
+export type { FlowCondition } from "@cloudtap/flow/match";
+export { cidrMatcher, FlowMatchSyntaxError, parseFlowMatch } from "@cloudtap/flow/match";

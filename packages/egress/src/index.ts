@@ -1,13 +1,10 @@
-// Platform-neutral: encapsulation, the export policy, the tunnel output (no I/O of its own).
+// The platform-neutral part of egress: encapsulation (VXLAN, GENEVE), the export policy, address remapping,
+// the flow hash, datagram batching, send scheduling, the tunnel output, capture-file encoding and the fan-out.
+// Importing it loads no node:* module, directly or through the packages it imports; the Node adapters
+// (sockets, files, the PCAP-over-IP server, the native sender, openEgress) are the "./node" entry (node.ts).
+// packages/test-harness/src/core-neutrality.test.ts follows this file's imports to hold it so.
 export type { AddressMapping, FlowRewrite, RemapRole } from "./address-remap.js";
 export { AddressRemapper, RemapStats, rewriteFrame } from "./address-remap.js";
-// Node adapters: sockets and files.
-export type { CaptureFileOutputOptions } from "./capture-file-output.js";
-export {
-  CaptureFileOutput,
-  createCaptureFileOutput,
-  DEFAULT_WRITE_BUFFER_BYTES,
-} from "./capture-file-output.js";
 export type { CaptureEncoderSettings } from "./capture-format.js";
 export { CaptureFormat, createCaptureEncoder, isPcapngEncoder } from "./capture-format.js";
 export type { EgressClock } from "./clock.js";
@@ -83,27 +80,17 @@ export {
   parseGeneve,
   writeGeneveHeader,
 } from "./geneve.js";
-export type { NativeSender } from "./native-sender.js";
-export { loadNativeSender } from "./native-sender.js";
-export type { OpenEgressOptions, OpenedEgress } from "./open-egress.js";
-export { captureFileOutput, DEFAULT_USER_APPLICATION, MIN_INNER_MTU, openEgress } from "./open-egress.js";
 export { describeOutputReport } from "./output-report-lines.js";
-export type { PcapOverIpServerOptions } from "./pcap-over-ip.js";
 export {
-  createPcapOverIpServer,
   DEFAULT_BLOCK_TIMEOUT_MS,
   DEFAULT_MAX_CLIENT_BUFFER_BYTES,
+  DEFAULT_MAX_CLIENTS,
   PCAP_OVER_IP_PORT,
-  PcapOverIpServer,
   SlowClientPolicy,
-} from "./pcap-over-ip.js";
-export type { ClosedCaptureFile, RotatingFileOutputOptions, UploadStore } from "./rotating-file-output.js";
-export { createRotatingFileOutput, RotatingFileOutput } from "./rotating-file-output.js";
+} from "./pcap-over-ip-policy.js";
 export { burstFor, Pacer, TokenBucket } from "./send-schedule.js";
 export type { TunnelOutputOptions } from "./tunnel-output.js";
 export { createTunnelOutput, DEFAULT_BATCH_BYTES, TunnelOutput } from "./tunnel-output.js";
-export type { UdpTarget, UdpTransportOptions } from "./udp-transport.js";
-export { createUdpTransport, DEFAULT_SOURCE_PORT_SLOTS, resolvePolicyAddresses } from "./udp-transport.js";
 export type { VxlanHeader } from "./vxlan.js";
 export {
   MAX_VNI,

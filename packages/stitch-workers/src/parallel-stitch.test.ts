@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { createCaptureFileOutput } from "@cloudtap/egress";
+import { createCaptureFileOutput } from "@cloudtap/egress/node";
 import { type BlobSource, listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { type CaptureItem, createPcapngEncoder, readCapture } from "@cloudtap/pcap";

@@ -3,7 +3,7 @@
  * stitchers, status and health, and shutdown in order: stop accepting streams (those in flight finish), then
  * flush and close every sink (files complete and renamed, datagrams sent).
  */
-import { openEgress } from "@cloudtap/egress";
+import { openEgress } from "@cloudtap/egress/node";
 import { mirrorEndpoint, statusHandlers } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { MirrorService, StatusService } from "@cloudtap/proto";

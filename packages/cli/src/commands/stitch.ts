@@ -1,12 +1,6 @@
 import { parseArgs } from "node:util";
-import {
-  captureFileOutput,
-  describeOutputReport,
-  type EgressSpec,
-  isEgressError,
-  openEgress,
-  SlowClientPolicy,
-} from "@cloudtap/egress";
+import { describeOutputReport, type EgressSpec, isEgressError, SlowClientPolicy } from "@cloudtap/egress";
+import { captureFileOutput, openEgress } from "@cloudtap/egress/node";
 import { listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { createFlowFilter } from "@cloudtap/flow";
 import { openStore } from "@cloudtap/object-store";
