@@ -33,6 +33,9 @@ command -v make >/dev/null 2>&1 || apt_missing+=(make)
 command -v python3 >/dev/null 2>&1 || apt_missing+=(python3)
 # The mesh's private CA and service certificates (cloudtap up) are made with openssl.
 command -v openssl >/dev/null 2>&1 || apt_missing+=(openssl)
+# The deploy test validates every compose file with `docker compose config` (the plugin) or, without it,
+# Debian's docker-compose; neither needs a running Docker engine.
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || apt_missing+=(docker-compose)
 if [ "${#apt_missing[@]}" -gt 0 ]; then
   echo "bootstrap: installing Debian packages: ${apt_missing[*]}" >&2
   sudo=""
