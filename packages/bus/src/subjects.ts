@@ -9,6 +9,7 @@ export const BucketName = {
   Cursors: "ctap_cursors",
   BlobState: "ctap_blob_state",
   Keys: "ctap_keys",
+  Replays: "ctap_replays",
 } as const;
 export const LIVE_RUN = "live";
 

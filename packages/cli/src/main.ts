@@ -6,6 +6,7 @@
 import type { Command } from "./command.js";
 import { ingestCommand } from "./commands/ingest.js";
 import { inspectCommand } from "./commands/inspect.js";
+import { replayCommand } from "./commands/replay.js";
 import { simulateCommand } from "./commands/simulate.js";
 import { statusCommand } from "./commands/status.js";
 import { stitchCommand } from "./commands/stitch.js";
@@ -19,6 +20,7 @@ const commands: Command[] = [
   stitchCommand,
   upCommand,
   statusCommand,
+  replayCommand,
 ];
 
 function help(): string {

@@ -216,30 +216,13 @@ export class LocalMesh {
     const common = { LOG_LEVEL: "info" };
 
     const egressAddr = await loopback();
-    const o = p.outputs;
     this.spawn(
       MeshService.MirrorEgress,
       "mirror-egress",
       egressAddr,
       node,
       serviceCommand(root, "mirror-egress"),
-      {
-        ...common,
-        MIRROR_EGRESS_LISTEN: egressAddr,
-        MIRROR_EGRESS_TLS_DIR: this.tlsDir,
-        ...(o.pcap?.length ? { MIRROR_EGRESS_PCAP: o.pcap.map((f) => resolve(f)).join(",") } : {}),
-        ...(o.pcapng?.length ? { MIRROR_EGRESS_PCAPNG: o.pcapng.map((f) => resolve(f)).join(",") } : {}),
-        ...(o.vxlan?.length ? { MIRROR_EGRESS_VXLAN: o.vxlan.join(";") } : {}),
-        ...(o.geneve?.length ? { MIRROR_EGRESS_GENEVE: o.geneve.join(";") } : {}),
-        ...(o.policyFile ? { MIRROR_EGRESS_POLICY: resolve(o.policyFile) } : {}),
-        ...(o.remapLog ? { MIRROR_EGRESS_REMAP_LOG: resolve(o.remapLog) } : {}),
-        ...(o.pcapOverIp ? { MIRROR_EGRESS_PCAP_OVER_IP: o.pcapOverIp } : {}),
-        ...(o.pcapOverIpSlow ? { MIRROR_EGRESS_PCAP_OVER_IP_SLOW: o.pcapOverIpSlow } : {}),
-        ...(o.outDir ? { MIRROR_EGRESS_OUT_DIR: resolve(o.outDir) } : {}),
-        ...(o.outFormat ? { MIRROR_EGRESS_OUT_FORMAT: o.outFormat } : {}),
-        ...(o.embedKeys === false ? { MIRROR_EGRESS_EMBED_KEYS: "false" } : {}),
-        ...(p.mtu ? { MIRROR_EGRESS_MTU: String(p.mtu) } : {}),
-      },
+      { ...common, ...egressEnvironment(p.outputs, egressAddr, this.tlsDir, p.mtu) },
     );
     await this.healthy("mirror-egress", egressAddr, ServiceIdentity.MirrorEgress);
 
@@ -345,6 +328,31 @@ export class LocalMesh {
     }
     this.writeState();
   }
+}
+
+/** mirror-egress's environment for these outputs (the mesh's and each replay's). */
+export function egressEnvironment(
+  o: LocalMeshOutputs,
+  listen: string,
+  tlsDir: string,
+  mtu: number | undefined,
+): Record<string, string> {
+  return {
+    MIRROR_EGRESS_LISTEN: listen,
+    MIRROR_EGRESS_TLS_DIR: tlsDir,
+    ...(o.pcap?.length ? { MIRROR_EGRESS_PCAP: o.pcap.map((f) => resolve(f)).join(",") } : {}),
+    ...(o.pcapng?.length ? { MIRROR_EGRESS_PCAPNG: o.pcapng.map((f) => resolve(f)).join(",") } : {}),
+    ...(o.vxlan?.length ? { MIRROR_EGRESS_VXLAN: o.vxlan.join(";") } : {}),
+    ...(o.geneve?.length ? { MIRROR_EGRESS_GENEVE: o.geneve.join(";") } : {}),
+    ...(o.policyFile ? { MIRROR_EGRESS_POLICY: resolve(o.policyFile) } : {}),
+    ...(o.remapLog ? { MIRROR_EGRESS_REMAP_LOG: resolve(o.remapLog) } : {}),
+    ...(o.pcapOverIp ? { MIRROR_EGRESS_PCAP_OVER_IP: o.pcapOverIp } : {}),
+    ...(o.pcapOverIpSlow ? { MIRROR_EGRESS_PCAP_OVER_IP_SLOW: o.pcapOverIpSlow } : {}),
+    ...(o.outDir ? { MIRROR_EGRESS_OUT_DIR: resolve(o.outDir) } : {}),
+    ...(o.outFormat ? { MIRROR_EGRESS_OUT_FORMAT: o.outFormat } : {}),
+    ...(o.embedKeys === false ? { MIRROR_EGRESS_EMBED_KEYS: "false" } : {}),
+    ...(mtu ? { MIRROR_EGRESS_MTU: String(mtu) } : {}),
+  };
 }
 
 /** A store argument as a URL a service can open from any working directory. */

@@ -98,6 +98,8 @@ export interface FetchStageOptions {
   readonly batchMaxBytes?: number;
   /** How often a one-shot run checks whether the queue is drained. Default 1 s. */
   readonly drainCheckMs?: number;
+  /** Only blobs of these tappers (a replay's filter); default all. */
+  readonly tapperIds?: readonly string[];
 }
 
 export const FetchStageState = {
@@ -153,6 +155,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
   const maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
   const durable = fetcherConsumer(run);
   const queueSubject = blobSubject(run);
+  const tappers = options.tapperIds?.length ? new Set(options.tapperIds) : undefined;
   let state: FetchStageState = FetchStageState.Starting;
   let blobState: KV;
   let cursors: KV;
@@ -213,6 +216,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
       signal,
     };
     for await (const blob of listBlobs(store, window)) {
+      if (tappers && !tappers.has(parseBlobKey(blob.key)?.tapperId ?? "")) continue;
       await enqueue(blob.key);
       if (last === undefined || blob.key > last) last = blob.key;
     }
@@ -263,7 +267,8 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     for (let wait = 0; ; wait++) {
       try {
         const r = await publishWithId(bus.js, chunkSubject(run, batch.shard), batch.bytes, {
-          msgId: batchMsgId(key, batch.shard, batch.index),
+          // The run in the id: a replay re-publishes the live run's batches within the duplicate window.
+          msgId: `${run}:${batchMsgId(key, batch.shard, batch.index)}`,
           headers,
           signal,
         });

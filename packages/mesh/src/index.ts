@@ -16,6 +16,21 @@ export {
   mirrorEndpoint,
   mirrorHandlers,
 } from "./mirror-stage.js";
+export type { FollowReplaysOptions, ReplayHandlerOptions, ReplayRecord } from "./replay.js";
+export {
+  followReplays,
+  listReplayRecords,
+  newReplayId,
+  openReplays,
+  ReplayError,
+  ReplayState,
+  replayHandlers,
+  replayRecordKey,
+  replayShardKey,
+  replayShardsDone,
+  runCounters,
+  settleReplay,
+} from "./replay.js";
 export type { StatusSource } from "./rpc-links.js";
 export { grpcKeyLookup, statusHandlers } from "./rpc-links.js";
 export type { KeyLookup, MirrorLink, ShardStatus, StitchStage, StitchStageOptions } from "./stitch-stage.js";

@@ -93,6 +93,8 @@ export interface StitchStageOptions {
   readonly idleAfterMs?: number;
   /** How often each shard heartbeats on its mirror stream. Default 5 s. */
   readonly heartbeatMs?: number;
+  /** A shard met its end-of-window marker and everything before it is acked (one-shot runs, replays). */
+  readonly onShardDone?: (shard: number) => Promise<void> | void;
   readonly counters: CounterRegistry;
   readonly log: Logger;
   readonly signal: AbortSignal;
@@ -372,6 +374,13 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           msg.ack();
           done = held.length === 0;
           tableGauges();
+          if (done)
+            await Promise.resolve(options.onShardDone?.(shard)).catch((err: unknown) =>
+              log.warn("shard done not recorded", {
+                shard,
+                error: err instanceof Error ? err.message : String(err),
+              }),
+            );
           log.info("end of window", {
             shard,
             held: held.length,

@@ -3,9 +3,9 @@
  * and shutdown in order (status server, then the stage, then NATS).
  */
 import { connectBus } from "@cloudtap/bus";
-import { createFetchStage, type FetchMode } from "@cloudtap/mesh";
+import { createFetchStage, type FetchMode, followReplays, replayHandlers, runCounters } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
-import { StatusService } from "@cloudtap/proto";
+import { ReplayService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
 import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { ServerCredentials } from "@grpc/grpc-js";
@@ -39,9 +39,10 @@ const mode: FetchMode = c.once
       latenessNs: BigInt(c.latenessMs) * 1_000_000n,
       ...(c.sinceNs === undefined ? {} : { sinceNs: c.sinceNs }),
     };
+const store = openStore(c.source);
 const stage = createFetchStage({
   bus,
-  store: openStore(c.source),
+  store,
   ...(c.prefix === "" ? {} : { prefix: c.prefix }),
   run: c.run,
   shardCount: c.shards,
@@ -54,6 +55,34 @@ const stage = createFetchStage({
 });
 const running = stage.run();
 shutdown.onShutdown("fetch stage", () => running.catch(() => {}));
+
+// Replays (docs/mesh.md): this fetcher's part of each replay is a one-shot stage over its window and run id.
+const replays = followReplays({
+  bus,
+  log,
+  signal: shutdown.signal,
+  run: async (record, _kv, signal) => {
+    log.info("replay: fetching its window", {
+      run: record.runId,
+      since: record.sinceNs,
+      until: record.untilNs,
+    });
+    await createFetchStage({
+      bus,
+      store,
+      ...(c.prefix === "" ? {} : { prefix: c.prefix }),
+      run: record.runId,
+      shardCount: record.shardCount,
+      mode: { kind: "once", sinceNs: BigInt(record.sinceNs), untilNs: BigInt(record.untilNs) },
+      tapperIds: record.tapperIds,
+      counters: runCounters(counters, record.runId),
+      logger: log,
+      signal,
+      ackWaitMs: c.ackWaitMs,
+    }).run();
+  },
+});
+shutdown.onShutdown("replays", () => replays.catch(() => {}));
 
 if (c.statusListen) {
   const server = await createRpcServer({
@@ -71,6 +100,9 @@ if (c.statusListen) {
           counters: counters.snapshot(),
           labels: { run: c.run, shards: String(c.shards), mode: mode.kind },
         }),
+      }),
+      registerService(ReplayService, replayHandlers({ bus, shardCount: c.shards, log }), {
+        ...(c.tlsDir ? { allowedIdentities: [ServiceIdentity.Cli] } : {}),
       }),
     ],
     onError: (err) => log.warn("rpc error", { error: err }),

@@ -3,8 +3,19 @@
  * TLS), the stitch stage over this instance's shards, the status server, and shutdown in order (status
  * server, the stage's consumers, its mirror streams, then NATS).
  */
-import { connectBus } from "@cloudtap/bus";
-import { grpcKeyLookup, grpcMirrorLink, startStitchStage, statusHandlers } from "@cloudtap/mesh";
+import { connectBus, putJson } from "@cloudtap/bus";
+import {
+  followReplays,
+  grpcKeyLookup,
+  grpcMirrorLink,
+  type ReplayRecord,
+  replayShardKey,
+  replayShardsDone,
+  runCounters,
+  settleReplay,
+  startStitchStage,
+  statusHandlers,
+} from "@cloudtap/mesh";
 import { KeyService, MirrorService, StatusService } from "@cloudtap/proto";
 import {
   clientCredentials,
@@ -15,7 +26,7 @@ import {
   ServiceIdentity,
   serverCredentials,
 } from "@cloudtap/rpc";
-import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import { bootService, formatHostPort, parseHostPort } from "@cloudtap/service-kit";
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { loadStitcherConfig, SERVICE } from "./config.js";
 
@@ -113,3 +124,52 @@ stage.finished.then(
     void shutdown.shutdown("stitch stage failed", 1);
   },
 );
+
+// Replays (docs/mesh.md): this stitcher's shards of each replay, streamed to the replay's mirror-egress.
+const replays = followReplays({
+  bus,
+  log,
+  signal: shutdown.signal,
+  run: async (record: ReplayRecord, kv, signal) => {
+    const done = new Set(await replayShardsDone(kv, record.runId));
+    const mine = shards.filter((s) => !done.has(s) && s < record.shardCount);
+    if (mine.length === 0) return;
+    log.info("replay: stitching its shards", {
+      run: record.runId,
+      shards: mine,
+      egress: record.mirrorEgressAddr,
+    });
+    const client = createClient(
+      MirrorService,
+      formatHostPort(parseHostPort(record.mirrorEgressAddr)),
+      peer(ServiceIdentity.MirrorEgress),
+    );
+    try {
+      const replayStage = await startStitchStage({
+        bus,
+        run: record.runId,
+        shards: mine,
+        settings: { mtu: c.mtu, filter: record.flowRules.length > 0 ? [...record.flowRules] : c.filter },
+        variant: c.variant,
+        cleartextPorts: c.cleartextPorts,
+        mirror: (shard) =>
+          grpcMirrorLink({ client, stitcherId: `${instance}/${record.runId}/${shard}`, mtu: c.mtu }),
+        ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
+        keyWaitMs: c.keyWaitMs,
+        ackWaitMs: c.ackWaitMs,
+        counters: runCounters(counters, record.runId),
+        log: log.child({ run: record.runId }),
+        signal,
+        onShardDone: async (shard) => {
+          await putJson(kv, replayShardKey(record.runId, shard), { instance });
+          await settleReplay(kv, record);
+        },
+      });
+      await replayStage.finished;
+      log.info("replay: shards done", { run: record.runId, shards: mine });
+    } finally {
+      client.close();
+    }
+  },
+});
+shutdown.onShutdown("replays", () => replays.catch(() => {}));

@@ -1,7 +1,14 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { MESH_STATE_FILE, type MeshState, queryStatuses } from "@cloudtap/local-mesh";
+import {
+  MESH_STATE_FILE,
+  type MeshState,
+  queryReplays,
+  queryStatuses,
+  type ReplayProgress,
+  runningReplayFiles,
+} from "@cloudtap/local-mesh";
 import type { Command } from "../command.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
@@ -12,7 +19,9 @@ export const statusCommand: Command = {
   usage: `cloudtap status --state-dir DIR [--json]
   Asks every service instance of the mesh whose state folder is DIR (as cloudtap up printed it) for its
   status over mutual TLS: service, address, process id, state, restarts, and its counters (blobs, records,
-  batches, frames, keys, drops and quarantines by reason). Exit status 1 when an instance does not answer.`,
+  batches, frames, keys, drops and quarantines by reason; a replay's series carry its run id), then every
+  replay (cloudtap replay): its window, state, blobs and shards done, and the mirror-egress of a running
+  one among the instances. Exit status 1 when an instance does not answer.`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -26,10 +35,24 @@ export const statusCommand: Command = {
     } catch (err) {
       throw new UsageError(`--state-dir ${dir}: no mesh state (${(err as Error).message})`);
     }
-    const rows = await queryStatuses(state);
+    // A running replay's own mirror-egress is an instance of the mesh while it runs.
+    const withReplays: MeshState = {
+      ...state,
+      instances: [...state.instances, ...runningReplayFiles(dir).map((r) => r.egress)],
+    };
+    const rows = await queryStatuses(withReplays);
     const down = rows.filter((r) => r.instance.address !== "" && !r.status);
+    let replays: ReplayProgress[] = [];
+    let replayError: string | undefined;
+    try {
+      replays = await queryReplays(state);
+    } catch (err) {
+      replayError = (err as Error).message;
+    }
     if (values.json) {
-      io.stdout.write(`${toJson({ natsUrl: state.natsUrl, instances: rows })}\n`);
+      io.stdout.write(
+        `${toJson({ natsUrl: state.natsUrl, instances: rows, replays, ...(replayError ? { replayError } : {}) })}\n`,
+      );
       return down.length ? 1 : 0;
     }
     for (const r of rows) {
@@ -43,6 +66,12 @@ export const statusCommand: Command = {
       const counters = Object.entries((r.status["counters"] ?? {}) as Record<string, number>);
       for (const [k, v] of counters) io.stdout.write(`    ${k} ${v}\n`);
     }
+    if (replayError) io.stdout.write(`replays: not read (${replayError})\n`);
+    for (const p of replays)
+      io.stdout.write(
+        `replay ${p.runId} ${p.state.padEnd(8)} window ${p.sinceNs}..${p.untilNs}  blobs ${p.blobsDone} ` +
+          `(quarantined ${p.blobsQuarantined})  shards ${p.shardsDone}/${p.shardCount}  egress ${p.mirrorEgressAddr}\n`,
+      );
     return down.length ? 1 : 0;
   },
 };
