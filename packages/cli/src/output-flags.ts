@@ -1,10 +1,11 @@
 /**
- * The output flags of `cloudtap stitch` (`--pcap`, `--pcapng`, `--vxlan`, `--geneve`, `--policy`,
- * `--pcap-over-ip`, `--out-dir`, ...) as an egress spec, checked with errors that name the flag. The
- * targets, listen addresses and the spec itself are validated by @cloudtap/egress; this module only maps
- * flag text to it.
+ * The output flags of `cloudtap stitch` and `cloudtap up` (`--pcap`, `--pcapng`, `--vxlan`, `--geneve`,
+ * `--policy`, `--pcap-over-ip`, `--out-dir`, ...): one flag table both commands parse with, and one parse
+ * into an egress spec, checked with errors that name the flag. The targets, listen addresses and the spec
+ * itself are validated by @cloudtap/egress; this module only maps flag text to it. `cloudtap up` then hands
+ * the spec to mirror-egress in its environment's terms (`meshOutputsOf`).
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import {
   type CaptureFileSpec,
   checkEgressSpec,
@@ -16,6 +17,7 @@ import {
   SlowClientPolicy,
   type TunnelTargetSpec,
 } from "@cloudtap/egress";
+import type { LocalMeshOutputs } from "@cloudtap/local-mesh";
 import { parseDuration, parseSize } from "./units.js";
 import { UsageError } from "./usage-error.js";
 
@@ -31,6 +33,27 @@ export function parseCleartextPorts(texts: readonly string[]): Record<number, nu
   return ports;
 }
 
+/** The output flags as `node:util` parseArgs options (spread into a command's table). */
+export const OUTPUT_FLAG_OPTIONS = {
+  pcap: { type: "string", multiple: true, default: [] as string[] },
+  pcapng: { type: "string", multiple: true, default: [] as string[] },
+  vxlan: { type: "string", multiple: true, default: [] as string[] },
+  geneve: { type: "string", multiple: true, default: [] as string[] },
+  policy: { type: "string" },
+  "remap-log": { type: "string" },
+  "pcap-over-ip": { type: "string" },
+  "pcap-over-ip-clients": { type: "string", default: "0" },
+  "pcap-over-ip-slow": { type: "string" },
+  "pcap-over-ip-block-timeout": { type: "string", default: "30s" },
+  "pcap-over-ip-resolution": { type: "string", default: "microsecond" },
+  "out-dir": { type: "string" },
+  "out-format": { type: "string", default: "pcapng" },
+  "out-prefix": { type: "string", default: "cloudtap" },
+  "rotate-size": { type: "string" },
+  "rotate-time": { type: "string" },
+  upload: { type: "string" },
+} as const;
+
 export interface OutputFlags {
   readonly pcap: readonly string[];
   readonly pcapng: readonly string[];
@@ -40,7 +63,7 @@ export interface OutputFlags {
   readonly "remap-log"?: string | undefined;
   readonly "pcap-over-ip"?: string | undefined;
   readonly "pcap-over-ip-clients": string;
-  readonly "pcap-over-ip-slow": string;
+  readonly "pcap-over-ip-slow"?: string | undefined;
   readonly "pcap-over-ip-block-timeout": string;
   readonly "pcap-over-ip-resolution": string;
   readonly "out-dir"?: string | undefined;
@@ -51,8 +74,16 @@ export interface OutputFlags {
   readonly upload?: string | undefined;
 }
 
+export interface EgressSpecDefaults {
+  readonly mtu: number;
+  readonly embedKeys: boolean;
+  /** The PCAP-over-IP slow-client policy when `--pcap-over-ip-slow` is not given. */
+  readonly slowClient: SlowClientPolicy;
+}
+
 /** The output flags as an egress spec, checked (errors name the flag); no output is opened. */
-export function egressSpecFromFlags(values: OutputFlags, mtu: number, embedKeys: boolean): EgressSpec {
+export function egressSpecFromFlags(values: OutputFlags, defaults: EgressSpecDefaults): EgressSpec {
+  const { mtu, embedKeys } = defaults;
   const flagTarget = (option: string, kind: "vxlan" | "geneve", text: string): TunnelTargetSpec => {
     try {
       return parseTunnelTarget(kind, text);
@@ -92,7 +123,7 @@ export function egressSpecFromFlags(values: OutputFlags, mtu: number, embedKeys:
         ? new UsageError(`--pcap-over-ip ${err.message.replace(/^listen: /, "")}`)
         : err;
     }
-    const slow = values["pcap-over-ip-slow"];
+    const slow = values["pcap-over-ip-slow"] ?? defaults.slowClient;
     if (
       slow !== SlowClientPolicy.Block &&
       slow !== SlowClientPolicy.Drop &&
@@ -163,4 +194,47 @@ export function egressSpecFromFlags(values: OutputFlags, mtu: number, embedKeys:
     throw new UsageError(`--policy ${values.policy ?? ""}: ${err.message}`);
   }
   return spec;
+}
+
+/**
+ * An egress spec in mirror-egress's terms (`cloudtap up`): capture files, rotating files and the
+ * PCAP-over-IP server as they are; the policy, with the `--vxlan`/`--geneve` targets added by
+ * `egressSpecFromFlags`, written once to `policyPath` (JSON) for mirror-egress to parse. What the service
+ * does not take from its environment is refused by flag name.
+ */
+export function meshOutputsOf(spec: EgressSpec, policyPath: string): LocalMeshOutputs {
+  const rotating = spec.rotating;
+  if (rotating && (rotating.upload !== undefined || (rotating.prefix ?? "cloudtap") !== "cloudtap"))
+    throw new UsageError("cloudtap up: --upload and --out-prefix are for cloudtap stitch");
+  if (rotating && (rotating.rotateBytes !== undefined || rotating.rotateNs !== undefined))
+    throw new UsageError("cloudtap up: --rotate-size and --rotate-time are for cloudtap stitch");
+  const listen = spec.pcapOverIp;
+  if (listen && listen.slowClient === SlowClientPolicy.Block)
+    throw new UsageError(
+      "cloudtap up: --pcap-over-ip-slow is drop or disconnect (block is for one-shot runs)",
+    );
+  if (listen && (listen.waitForClients ?? 0) > 0)
+    throw new UsageError("cloudtap up: --pcap-over-ip-clients is for cloudtap stitch");
+  if (listen && (listen.resolution ?? "microsecond") !== "microsecond")
+    throw new UsageError("cloudtap up: --pcap-over-ip-resolution is for cloudtap stitch");
+  const policy = spec.policy ?? {};
+  const writesPolicy = Object.entries(policy).some(
+    ([k, v]) => k !== "targets" || (v as unknown[]).length > 0,
+  );
+  if (writesPolicy) writeFileSync(policyPath, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o600 });
+  const files = spec.files ?? [];
+  return {
+    pcap: files.filter((f) => f.format === "pcap").map((f) => f.path),
+    pcapng: files.filter((f) => f.format === "pcapng").map((f) => f.path),
+    ...(writesPolicy ? { policyFile: policyPath } : {}),
+    ...(spec.remapLog === undefined ? {} : { remapLog: spec.remapLog }),
+    ...(listen
+      ? {
+          pcapOverIp: `${listen.host.includes(":") ? `[${listen.host}]` : listen.host}:${listen.port}`,
+          pcapOverIpSlow: listen.slowClient,
+        }
+      : {}),
+    ...(rotating ? { outDir: rotating.dir, outFormat: rotating.format } : {}),
+    ...(spec.embedKeys ? {} : { embedKeys: false }),
+  };
 }

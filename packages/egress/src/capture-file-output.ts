@@ -5,7 +5,7 @@
  * either format that carries decrypted content (`decryptedContent`), is created mode 0600: it is as sensitive
  * as the key log. Other files are created 0666 less the umask.
  */
-import { rename, rm } from "node:fs/promises";
+import { rename, rm, stat } from "node:fs/promises";
 import type { CaptureEncoder } from "@cloudtap/pcap";
 import {
   type CaptureEncoderSettings,
@@ -29,6 +29,12 @@ export interface CaptureFileOutputOptions extends Omit<CaptureEncoderSettings, "
   /** The packets carry decrypted content (a cleartext variant with keys): the file is mode 0600. */
   readonly decryptedContent?: boolean;
   readonly writeBufferBytes?: number;
+  /**
+   * Resume a file written before (a continuous run started again): `<path>.partial` (or `<path>`, moved
+   * back to `.partial`) is cut to this many bytes and written on, without a second file header. Only bytes
+   * a `sync()` returned are a sound place to resume from.
+   */
+  readonly resumeAt?: number;
 }
 
 export class CaptureFileOutput implements EgressOutput {
@@ -44,6 +50,7 @@ export class CaptureFileOutput implements EgressOutput {
   private foreignBytes = 0;
   private done = false;
   private keyBlocks = 0;
+  private readonly resumeAt: number | undefined;
   /** Keys or decrypted content inside: created owner-only. */
   private readonly secret: boolean;
 
@@ -51,7 +58,13 @@ export class CaptureFileOutput implements EgressOutput {
     this.kind = checkCaptureFormat(options.format, "capture file");
     this.path = options.path;
     this.name = `${this.kind}:${options.path}`;
-    this.encoder = createCaptureEncoder({ ...options, format: this.kind });
+    this.resumeAt = options.resumeAt;
+    const resuming = this.resumeAt !== undefined && this.resumeAt > 0;
+    this.encoder = createCaptureEncoder({
+      ...options,
+      format: this.kind,
+      ...(resuming ? { fileHeader: false } : {}),
+    });
     this.embedsKeys = options.embedKeys === true && isPcapngEncoder(this.encoder);
     this.secret = this.embedsKeys || options.decryptedContent === true;
     this.writeBufferBytes = options.writeBufferBytes ?? DEFAULT_WRITE_BUFFER_BYTES;
@@ -95,10 +108,16 @@ export class CaptureFileOutput implements EgressOutput {
   /** The partial file, created on the first write (mode 0600 when it holds keys or decrypted content). */
   private file(): PositionedFileWriter | Promise<PositionedFileWriter> {
     if (this.out) return this.out;
-    this.opening ??= PositionedFileWriter.open(
-      `${this.path}.partial`,
-      this.secret ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
-      this.writeBufferBytes,
+    const partial = `${this.path}.partial`;
+    const resumeAt = this.resumeAt;
+    this.opening ??= (
+      resumeAt === undefined
+        ? PositionedFileWriter.open(
+            partial,
+            this.secret ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
+            this.writeBufferBytes,
+          )
+        : this.reopen(partial, resumeAt)
     ).then((w) => {
       this.out = w;
       return w;
@@ -131,6 +150,41 @@ export class CaptureFileOutput implements EgressOutput {
       this.foreignBytes += chunk.length;
       const wait = out.write(chunk, done);
       if (wait) await wait;
+    } catch (err) {
+      throw this.failed(err);
+    }
+  }
+
+  /** The file a resumed output writes on: its partial file, or the renamed one moved back, or a new one. */
+  private async reopen(partial: string, resumeAt: number): Promise<PositionedFileWriter> {
+    const exists = (p: string) =>
+      stat(p).then(
+        () => true,
+        () => false,
+      );
+    if (!(await exists(partial))) {
+      if (await exists(this.path))
+        await rename(this.path, partial); // stopped cleanly: the file was complete
+      else if (resumeAt > 0)
+        throw new EgressError(EgressErrorCode.OpenFailed, `${this.path}: the file to resume is gone`);
+      else
+        return PositionedFileWriter.open(
+          partial,
+          this.secret ? SECRET_FILE_MODE : PUBLIC_FILE_MODE,
+          this.writeBufferBytes,
+        );
+    }
+    return PositionedFileWriter.resume(partial, resumeAt, this.writeBufferBytes);
+  }
+
+  /**
+   * Waits for every chunk handed to `write` and fsyncs the file: the bytes it holds for good (where a
+   * resumed run may start, `resumeAt`). Write what `flush()` returned first to include every frame.
+   */
+  async sync(): Promise<number> {
+    if (!this.out && !this.opening) return this.resumeAt ?? 0;
+    try {
+      return await (await this.file()).sync();
     } catch (err) {
       throw this.failed(err);
     }

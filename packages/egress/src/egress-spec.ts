@@ -15,6 +15,8 @@ import { PCAP_OVER_IP_PORT, SlowClientPolicy } from "./pcap-over-ip-policy.js";
 export interface CaptureFileSpec {
   readonly path: string;
   readonly format: "pcap" | "pcapng";
+  /** Write on after this many bytes of the file a continuous run wrote before (see CaptureFileOutput). */
+  readonly resumeAt?: number;
 }
 
 export interface RotatingFilesSpec {

@@ -12,7 +12,14 @@
  * over the bound (backpressure), otherwise undefined. The first failed write is kept and thrown by the next
  * `write` or by `close`. `close` waits for every write, then closes the descriptor.
  */
-import { close as closeFd, constants, open as openFd, write as writeFd } from "node:fs";
+import {
+  close as closeFd,
+  constants,
+  fsync as fsyncFd,
+  ftruncate as ftruncateFd,
+  open as openFd,
+  write as writeFd,
+} from "node:fs";
 
 /**
  * Create a new file, never reuse or follow what is there: an existing path (a leftover, or a symbolic link
@@ -52,6 +59,28 @@ export class PositionedFileWriter {
       openFd(path, CREATE_NEW, mode, (err, fd) => {
         if (err) reject(err);
         else resolve(new PositionedFileWriter(path, fd, Math.max(1, maxInFlightBytes)));
+      });
+    });
+  }
+
+  /**
+   * Opens an existing `path` (never following a symbolic link) to write on from byte `at`: what the file
+   * holds after it is cut off. A resumed output (a continuous run started again from its state).
+   */
+  static resume(
+    path: string,
+    at: number,
+    maxInFlightBytes = DEFAULT_MAX_IN_FLIGHT_BYTES,
+  ): Promise<PositionedFileWriter> {
+    return new Promise((resolve, reject) => {
+      openFd(path, constants.O_WRONLY | (constants.O_NOFOLLOW ?? 0), (err, fd) => {
+        if (err) return reject(err);
+        ftruncateFd(fd, at, (truncErr) => {
+          if (truncErr) return closeFd(fd, () => reject(truncErr));
+          const w = new PositionedFileWriter(path, fd, Math.max(1, maxInFlightBytes));
+          w.position = at;
+          resolve(w);
+        });
       });
     });
   }
@@ -124,6 +153,15 @@ export class PositionedFileWriter {
     if (w.length === 0) return;
     this.waiters = [];
     for (const f of w) f();
+  }
+
+  /** Waits for every write, then fsync: the bytes that are in the file for good (throws a write error). */
+  async sync(): Promise<number> {
+    await this.settled(0);
+    if (this.failure) throw this.failure;
+    const at = this.position;
+    await new Promise<void>((resolve, reject) => fsyncFd(this.fd, (err) => (err ? reject(err) : resolve())));
+    return at;
   }
 
   /** Waits for every write, closes the file, and throws the first write error if there was one. */

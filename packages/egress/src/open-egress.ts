@@ -47,6 +47,7 @@ export function captureFileOutput(
   spec: Pick<EgressSpec, "embedKeys" | "decryptedContent" | "userApplication">,
 ): EgressOutput {
   const decryptedContent = spec.decryptedContent === true;
+  const resume = file.resumeAt === undefined ? {} : { resumeAt: file.resumeAt };
   return file.format === "pcapng"
     ? createCaptureFileOutput({
         path: file.path,
@@ -54,12 +55,14 @@ export function captureFileOutput(
         embedKeys: spec.embedKeys,
         decryptedContent,
         userApplication: spec.userApplication ?? DEFAULT_USER_APPLICATION,
+        ...resume,
       })
     : createCaptureFileOutput({
         path: file.path,
         format: "pcap",
         resolution: "nanosecond",
         decryptedContent,
+        ...resume,
       });
 }
 

@@ -1,3 +1,5 @@
+export type { FollowOptions, FollowPoll, ListedBlob } from "./blob-follower.js";
+export { DEFAULT_FOLLOW_LATENESS_NS, DEFAULT_FOLLOW_POLL_MS, followBlobs } from "./blob-follower.js";
 export type { BlobWindow } from "./blob-listing.js";
 export { DEFAULT_LOOKBACK_NS, listBlobs, listKeyLogs, sortBlobsByTime } from "./blob-listing.js";
 export type { BlobProblem, BlobSource } from "./blob-source.js";

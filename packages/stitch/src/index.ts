@@ -1,4 +1,12 @@
 export { isStitchError, StitchError, StitchErrorCode, StitchSettingsError } from "./errors.js";
+export type {
+  FollowFlowMark,
+  FollowJobOptions,
+  FollowJobReport,
+  FollowReplayBlob,
+  FollowState,
+} from "./follow-job.js";
+export { FOLLOW_STATE_VERSION, runFollowJob } from "./follow-job.js";
 export type { Endpoints, LinkOptions } from "./frame-writer.js";
 export { clientMacFor, DEFAULT_GATEWAY_MAC, FlowTemplates } from "./frame-writer.js";
 export type { KeyLogsAdded } from "./key-logs.js";

@@ -54,6 +54,11 @@ export interface StitchJobOptions {
   readonly onKeyLog?: (key: string, text: Uint8Array) => void;
   readonly onProgress?: (progress: StitchProgress) => void;
   /**
+   * Awaited after each blob (data or key log) is stitched and its full output chunks written: where a
+   * continuous run checkpoints (docs/stitching.md, "Continuous mode").
+   */
+  readonly onBlobDone?: (blob: BlobSource) => void | Promise<void>;
+  /**
    * Where the time-order watermark comes from: "record" (default), the newest record of the blob being
    * read, bounded by the next blob's start when the read-ahead has it; "blob", each blob's start only (the
    * same for every job that reads the same blobs: worker threads whose outputs are merged).
@@ -118,6 +123,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     }
     fetched.release();
     await pass(o.output.drain());
+    await o.onBlobDone?.(fetched.blob);
   };
   // Read-ahead with buffer reuse (@cloudtap/fetch): a blob's buffer is released once it is stitched, since
   // the stitcher copies whatever it keeps beyond a call (the contract of Stitcher.accept).
@@ -243,6 +249,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
     await pass(o.output.drain());
     next.release();
     o.onProgress?.(progress);
+    await o.onBlobDone?.(blob);
     await turnIfDue(o.signal);
   }
   o.stitcher.flushAll();

@@ -1,83 +1,37 @@
 import { parseArgs } from "node:util";
-import { describeOutputReport, type EgressSpec, isEgressError, SlowClientPolicy } from "@cloudtap/egress";
+import { type EgressSpec, isEgressError, SlowClientPolicy } from "@cloudtap/egress";
 import { captureFileOutput, openEgress } from "@cloudtap/egress/node";
-import { listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
+import { DEFAULT_FOLLOW_LATENESS_NS, listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { createFlowFilter } from "@cloudtap/flow";
 import { openStore } from "@cloudtap/object-store";
 import {
   addKeyLogs,
   createStitcherFromSettings,
   flowTableCountersOf,
-  formatStitchRunReport,
   runStitchJob,
   type StitcherSettings,
   type StitchJobReport,
-  type StitchProgress,
   stitcherCountersOf,
-  stitchRunReport,
   tlsNeeded,
   type Variant,
 } from "@cloudtap/stitch";
 import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
-import { createKeyStore, nativeAead } from "@cloudtap/tls";
+import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
-import { egressSpecFromFlags, parseCleartextPorts } from "../output-flags.js";
+import { egressSpecFromFlags, OUTPUT_FLAG_OPTIONS, parseCleartextPorts } from "../output-flags.js";
+import { createProgressLine } from "../progress.js";
+import { writeStitchSummary } from "../stitch-summary.js";
 import { requireExistingStore } from "../store-path.js";
 import { parseTime } from "../time.js";
-import { formatBytes, toJson } from "../units.js";
+import { parseDuration } from "../units.js";
 import { UsageError } from "../usage-error.js";
+import { runFollow } from "./stitch-follow.js";
+import { STITCH_USAGE } from "./stitch-usage.js";
 
 export const stitchCommand: Command = {
   name: "stitch",
   summary: "stitch the connections of a store back into packets: capture files, VXLAN/GENEVE, PCAP-over-IP",
-  usage: `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--prefix P]
-                [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
-                [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
-                [--no-fin-on-timeout] [--workers auto|N] [--json]
-  OUTPUT, at least one, any number at once:
-    --pcap FILE | --pcapng FILE        a capture file (each may be given several times)
-    --vxlan HOST[:PORT][,vni=N][,cleartext-vni=N][,mtu=N][,name=S] ...
-                                       VXLAN to an NDR (port 4789)
-    --geneve HOST[:PORT][,vni=N][,cleartext-vni=N][,mtu=N][,name=S][,options=user+tenant+...] ...
-                                       GENEVE (port 6081) with cloudtap metadata options
-    --policy FILE                      export policy (JSON): targets, rules, VNIs, rates, pacing, remapping
-    --remap-log FILE                   where address mappings are logged (JSON lines; required when remapping)
-    --pcap-over-ip [ADDR:]PORT         PCAP-over-IP server (default 127.0.0.1:57012)
-      [--pcap-over-ip-clients N]       wait for N clients before stitching
-      [--pcap-over-ip-slow block|drop|disconnect]   a client that does not keep up: block (the default
-                                       for this one-shot run) waits for it, and drops it only after
-                                       --pcap-over-ip-block-timeout (default 30s); drop skips chunks, disconnect
-                                       closes it (both counted)
-      [--pcap-over-ip-resolution microsecond|nanosecond]   time stamps on the stream (nanosecond: magic
-                                       a1b23c4d, read by tshark and Wireshark; default microsecond)
-    --out-dir DIR [--out-format pcap|pcapng] [--rotate-size S] [--rotate-time T] [--out-prefix P]
-                  [--upload <store>]   rotating capture files (S: 1GiB, T: 1h), optionally uploaded when complete
-
-  Lists the data blobs of the window (T: ISO 8601, Unix seconds, or -2h), decodes them, orders and
-  de-duplicates each connection's bytes across blobs, and writes Ethernet/IP/TCP|UDP packets with correct
-  handshakes, sequence numbers, ACKs and checksums. Missing bytes stay visible as sequence jumps.
-  --filter rules are ordered, first match wins: "accept port=443", "reject user=*@example.com",
-  "accept src=10.0.0.0/8,proto=tcp", "reject any" (keys: user tenant app policy device identity port src dst proto).
-  TLS: key logs are read from <keys>/keys/ (default: the source store). --variant cleartext writes, for each
-  connection that decrypts, a TCP flow carrying exactly its decrypted application data, server port mapped
-  (443->80, 8443->8080, 465->25, 993->143, 995->110, other TLS ports->80; --cleartext-port 9443:8080 adds to
-  the map); flows that are not TLS pass through unchanged. --variant both writes the original flows too.
-  A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets (the file is
-  then created mode 0600); --no-embed-keys leaves them out.
-  Tunnels: segments are sized so that every packet fits each target's MTU after encapsulation (the outer
-  packet is never fragmented); both directions of a connection share one outer 5-tuple. A target that does
-  not receive (port closed, route gone) is counted in the report; the run goes on. The policy's rules route
-  flows to targets (first match wins; keys as --filter plus variant=original|cleartext); see the egress
-  package README for the policy format. The --vxlan/--geneve targets are added to the policy's.
-  Rotating files are named <prefix>-<UTC time of first packet>-<seq>.<ext>, written as .partial and renamed.
-  --workers: with one capture file as the only output, connections are sharded over N worker threads by
-  connection id and their packets merged by time into the file (auto: 1 below 4 cores, else cores - 1, at
-  most 4; 1: one thread). Other outputs, and --on-corrupt skip-rest, run on one thread.
-  A damaged blob is reported by name and what of it passes its checksums is used (--on-corrupt resync).
-  Every loss (damaged or unreadable blobs and key logs, records out of their blob's time range, late or
-  dropped records, reused connection ids, datagrams too large, TLS that did not decrypt) is a named problem.
-  Exit status: 0 when the run completed (its problems are reported, not fatal), 1 on a fatal error (a
-  --source or --keys that does not exist included), 130 when interrupted, 2 on a bad command line.`,
+  usage: STITCH_USAGE,
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -87,8 +41,6 @@ export const stitchCommand: Command = {
         prefix: { type: "string", default: "" },
         since: { type: "string" },
         until: { type: "string" },
-        pcap: { type: "string", multiple: true, default: [] },
-        pcapng: { type: "string", multiple: true, default: [] },
         mtu: { type: "string", default: "1500" },
         filter: { type: "string", multiple: true, default: [] },
         "on-corrupt": { type: "string", default: "resync" },
@@ -97,22 +49,13 @@ export const stitchCommand: Command = {
         "no-embed-keys": { type: "boolean", default: false },
         "cleartext-port": { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
         workers: { type: "string", default: "auto" },
-        vxlan: { type: "string", multiple: true, default: [] },
-        geneve: { type: "string", multiple: true, default: [] },
-        policy: { type: "string" },
-        "remap-log": { type: "string" },
-        "pcap-over-ip": { type: "string" },
-        "pcap-over-ip-clients": { type: "string", default: "0" },
-        "pcap-over-ip-slow": { type: "string", default: SlowClientPolicy.Block },
-        "pcap-over-ip-block-timeout": { type: "string", default: "30s" },
-        "pcap-over-ip-resolution": { type: "string", default: "microsecond" },
-        "out-dir": { type: "string" },
-        "out-format": { type: "string", default: "pcapng" },
-        "out-prefix": { type: "string", default: "cloudtap" },
-        "rotate-size": { type: "string" },
-        "rotate-time": { type: "string" },
-        upload: { type: "string" },
+        follow: { type: "boolean", default: false },
+        poll: { type: "string", default: "5s" },
+        lateness: { type: "string" },
+        state: { type: "string" },
+        ...OUTPUT_FLAG_OPTIONS,
       },
     });
     if (!values.source) throw new UsageError("--source is required");
@@ -135,14 +78,63 @@ export const stitchCommand: Command = {
       ...(untilNs === undefined ? {} : { untilNs }),
       signal: io.signal,
     };
-    const outputs = egressSpecFromFlags(values, mtu, false);
+    const outputs = egressSpecFromFlags(values, {
+      mtu,
+      embedKeys: false,
+      slowClient: SlowClientPolicy.Block,
+    });
+    if (!values.follow && (values.state !== undefined || values.lateness !== undefined))
+      throw new UsageError("--state and --lateness go with --follow");
+    if (values.follow && (untilNs !== undefined || outputs.rotating))
+      throw new UsageError("--until and --out-dir do not go with --follow");
+    const pollNs = parseDuration("--poll", values.poll);
+    const latenessNs =
+      values.lateness === undefined
+        ? DEFAULT_FOLLOW_LATENESS_NS
+        : parseDuration("--lateness", values.lateness);
+    if (pollNs < 1_000_000n) throw new UsageError("--poll is at least 1ms");
     requireExistingStore("--source", values.source);
     if (values.keys) requireExistingStore("--keys", values.keys);
     const store = openStore(values.source);
-
-    const keyLogs = await readKeyLogs(openStore(values.keys ?? values.source), window);
+    const keyObjects = openStore(values.keys ?? values.source);
     // One-shot runs keep every key of the window: no expiry within the run, a generous byte cap.
     const keyStore = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
+    const started = process.hrtime.bigint();
+    const summaryContext = { io, json: values.json, started, variant };
+
+    if (values.follow) {
+      // Keys land while the run goes on: TLS is set up whether or not any are there yet.
+      const spec: EgressSpec = {
+        ...outputs,
+        embedKeys: !values["no-embed-keys"],
+        decryptedContent: variant !== "original",
+      };
+      return runFollow({
+        io,
+        store,
+        keyStore: keyObjects,
+        prefix: values.prefix,
+        ...(sinceNs === undefined ? {} : { sinceNs }),
+        pollMs: Number(pollNs / 1_000_000n),
+        latenessNs,
+        ...(values.state === undefined ? {} : { statePath: values.state }),
+        spec,
+        settings: {
+          mtu,
+          filter: values.filter,
+          finOnTimeout: !values["no-fin-on-timeout"],
+          ...(tlsNeeded(variant, true) || spec.embedKeys
+            ? { tls: { variant, cleartextPorts, embedKeys: spec.embedKeys } }
+            : {}),
+        },
+        tlsKeys: keyStore,
+        onCorruption,
+        quiet: values.quiet,
+        summary: summaryContext,
+      });
+    }
+
+    const keyLogs = await readKeyLogs(keyObjects, window);
     const { counters: keys, problems: keyLineProblems } = addKeyLogs(keyStore, keyLogs.keyLogs);
     const listed = [];
     for await (const b of listBlobs(store, window)) listed.push(b);
@@ -166,30 +158,13 @@ export const stitchCommand: Command = {
     const files = spec.files ?? [];
     const oneFile =
       files.length === 1 && !spec.rotating && !spec.pcapOverIp && (spec.policy?.targets?.length ?? 0) === 0;
-    const started = process.hrtime.bigint();
-    const tty = io.stderr.isTTY === true;
-    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const summarize = (
-      r: Omit<
-        Parameters<typeof stitchRunReport>[0],
-        "keys" | "keyLogProblems" | "variant" | "aeadOpener" | "seconds"
-      >,
-    ) => {
-      const native = nativeAead();
-      const report = stitchRunReport({
-        ...r,
-        seconds: seconds(),
-        keys,
-        keyLogProblems: [...keyLogs.problems, ...keyLineProblems],
-        variant,
-        aeadOpener: native.binding ? "native" : `node:crypto (native opener ${native.reason})`,
-      });
-      const text = values.json
-        ? toJson(report)
-        : formatStitchRunReport(report, { describeOutput: describeOutputReport, formatBytes }).join("\n");
-      io.stdout.write(`${text}\n`);
-      return 0;
-    };
+    const summary = { ...summaryContext, keys, keyLogProblems: [...keyLogs.problems, ...keyLineProblems] };
+    const progress = createProgressLine(io.stderr, {
+      unit: "blobs",
+      totalItems: blobs.length,
+      totalBytes,
+      quiet: values.quiet,
+    });
 
     // Workers need resync: with skip-rest a blob stops at damage that only one worker sees.
     if (workers > 1 && oneFile && onCorruption === "resync") {
@@ -211,16 +186,18 @@ export const stitchCommand: Command = {
             format: file.format,
             ...(file.format === "pcap" ? { resolution: "nanosecond" as const } : {}),
           },
-          ...(tty ? { onProgress: progressLine(io, started, blobs.length, totalBytes) } : {}),
+          ...(progress.active
+            ? { onProgress: (p) => progress.update({ items: p.blobs, bytes: p.blobBytes }) }
+            : {}),
         });
         await output.close();
       } catch (err) {
         await output.abort();
         throw err;
       } finally {
-        if (tty) io.stderr.write("\r\x1b[K");
+        progress.done();
       }
-      return summarize({
+      return writeStitchSummary(summary, {
         output: file.path,
         outputs: [output.report()],
         encapsulationBytes: 0,
@@ -260,12 +237,14 @@ export const stitchCommand: Command = {
         sink: egress,
         onCorruption,
         signal: io.signal,
-        ...(tty
+        ...(progress.active
           ? {
-              onProgress: progressLine(io, started, blobs.length, totalBytes, () => {
-                const st = stitcher.stats;
-                return st.flowsTcp + st.flowsUdp;
-              }),
+              onProgress: (p) =>
+                progress.update({
+                  items: p.blobs,
+                  bytes: p.blobBytes,
+                  detail: `${stitcher.stats.flowsTcp + stitcher.stats.flowsUdp} flows`,
+                }),
             }
           : {}),
       });
@@ -274,10 +253,10 @@ export const stitchCommand: Command = {
       await opened.abort();
       throw err;
     } finally {
-      if (tty) io.stderr.write("\r\x1b[K");
+      progress.done();
     }
     const reports = egress.report().outputs;
-    return summarize({
+    return writeStitchSummary(summary, {
       output:
         files.length === 1 && reports.length === 1 ? files[0]!.path : reports.map((o) => o.name).join(", "),
       outputs: reports,
@@ -289,29 +268,6 @@ export const stitchCommand: Command = {
     });
   },
 };
-
-/** The progress line on a terminal: blobs, bytes, flows, rate, ETA (at most 5 redraws a second). */
-function progressLine(
-  io: Parameters<Command["run"]>[1],
-  started: bigint,
-  blobCount: number,
-  totalBytes: number,
-  flows?: () => number,
-): (p: StitchProgress) => void {
-  let lastDraw = 0;
-  return (p) => {
-    const now = Date.now();
-    if (now - lastDraw < 200 && p.blobs < blobCount) return;
-    lastDraw = now;
-    const sec = Number(process.hrtime.bigint() - started) / 1e9;
-    const rate = p.blobBytes / Math.max(sec, 1e-3);
-    const eta = rate > 0 ? (totalBytes - p.blobBytes) / rate : 0;
-    io.stderr.write(
-      `\r\x1b[K${p.blobs}/${blobCount} blobs, ${formatBytes(p.blobBytes)}/${formatBytes(totalBytes)}, ` +
-        `${flows ? `${flows()} flows, ` : ""}${(rate / 1e6).toFixed(0)} MB/s, ETA ${eta.toFixed(0)} s`,
-    );
-  };
-}
 
 function parseWorkers(v: string): number {
   if (v === "auto") return defaultWorkerCount();

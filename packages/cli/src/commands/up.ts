@@ -1,9 +1,12 @@
-import { mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { SlowClientPolicy } from "@cloudtap/egress";
 import { LocalMesh, type LocalMeshPlan, type MeshInstance } from "@cloudtap/local-mesh";
+import { DEFAULT_MTU } from "@cloudtap/stitch";
 import type { Command } from "../command.js";
+import { egressSpecFromFlags, meshOutputsOf, OUTPUT_FLAG_OPTIONS } from "../output-flags.js";
 import { parseTime } from "../time.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
@@ -18,8 +21,10 @@ export const upCommand: Command = {
     --pcap FILE | --pcapng FILE ...   capture files
     --vxlan HOST[:PORT][,vni=N]... | --geneve ...   tunnels (as cloudtap stitch)
     --policy FILE [--remap-log FILE]  export policy
-    --pcap-over-ip [ADDR:]PORT [--pcap-over-ip-slow drop|disconnect]
+    --pcap-over-ip [ADDR:]PORT [--pcap-over-ip-slow drop|disconnect]   (default drop)
     --out-dir DIR [--out-format pcap|pcapng]   rotating capture files
+  The output flags are parsed as cloudtap stitch parses them; the policy, with the --vxlan/--geneve
+  targets added, is written to egress-policy.json in the state folder for mirror-egress.
 
   Starts a nats-server with JetStream (or uses --nats), a private CA with one certificate per service
   identity (mutual TLS between the services), then mirror-egress, the key-broker, the stitchers (the
@@ -51,16 +56,7 @@ export const upCommand: Command = {
         "state-dir": { type: "string" },
         nats: { type: "string" },
         json: { type: "boolean", default: false },
-        pcap: { type: "string", multiple: true, default: [] },
-        pcapng: { type: "string", multiple: true, default: [] },
-        vxlan: { type: "string", multiple: true, default: [] },
-        geneve: { type: "string", multiple: true, default: [] },
-        policy: { type: "string" },
-        "remap-log": { type: "string" },
-        "pcap-over-ip": { type: "string" },
-        "pcap-over-ip-slow": { type: "string" },
-        "out-dir": { type: "string" },
-        "out-format": { type: "string" },
+        ...OUTPUT_FLAG_OPTIONS,
       },
     });
     if (!values.source) throw new UsageError("--source is required");
@@ -78,33 +74,16 @@ export const upCommand: Command = {
     const shardCount = count("--shards", values.shards, 4096);
     const stitchers = count("--stitchers", values.stitchers, 64);
     if (stitchers > shardCount) throw new UsageError("--stitchers cannot exceed --shards");
-    const outputs = {
-      pcap: values.pcap,
-      pcapng: values.pcapng,
-      vxlan: values.vxlan,
-      geneve: values.geneve,
-      ...(values.policy ? { policyFile: values.policy } : {}),
-      ...(values["remap-log"] ? { remapLog: values["remap-log"] } : {}),
-      ...(values["pcap-over-ip"] ? { pcapOverIp: values["pcap-over-ip"] } : {}),
-      ...(values["pcap-over-ip-slow"] ? { pcapOverIpSlow: values["pcap-over-ip-slow"] } : {}),
-      ...(values["out-dir"] ? { outDir: values["out-dir"] } : {}),
-      ...(values["out-format"] ? { outFormat: values["out-format"] } : {}),
-      ...(values["no-embed-keys"] || values["no-keys"] ? { embedKeys: false } : {}),
-    };
-    const outputCount =
-      values.pcap.length +
-      values.pcapng.length +
-      values.vxlan.length +
-      values.geneve.length +
-      (values.policy ? 1 : 0) +
-      (values["pcap-over-ip"] ? 1 : 0) +
-      (values["out-dir"] ? 1 : 0);
-    if (outputCount === 0)
-      throw new UsageError(
-        "give at least one output: --pcap, --pcapng, --vxlan, --geneve, --policy, --pcap-over-ip or --out-dir",
-      );
+    const spec = egressSpecFromFlags(values, {
+      mtu: values.mtu ? count("--mtu", values.mtu, 65535) : DEFAULT_MTU,
+      embedKeys: !values["no-embed-keys"] && !values["no-keys"],
+      slowClient: SlowClientPolicy.Drop,
+    });
+    const stateDir = values["state-dir"] ?? mkdtempSync(join(tmpdir(), "cloudtap-mesh-"));
+    mkdirSync(stateDir, { recursive: true });
+    const outputs = meshOutputsOf(spec, join(stateDir, "egress-policy.json"));
     const plan: LocalMeshPlan = {
-      stateDir: values["state-dir"] ?? mkdtempSync(join(tmpdir(), "cloudtap-mesh-")),
+      stateDir,
       source: values.source,
       ...(values.keys ? { keys: values.keys } : {}),
       ...(values.prefix ? { prefix: values.prefix } : {}),
