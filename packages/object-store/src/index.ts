@@ -1,17 +1,35 @@
+export { partsOf } from "./body-parts.js";
 export {
   DirectoryStore,
   PUBLIC_OBJECT_MODE,
   SENSITIVE_OBJECT_MODE,
   validateKey,
 } from "./directory-store.js";
+export type {
+  CredentialsSource,
+  ObjectStoreErrorCategory,
+  StoreErrorContext,
+  StorePermission,
+} from "./errors.js";
 export {
+  BadCredentialsError,
+  BadCredentialsFileError,
+  describeCredentials,
   InvalidKeyError,
   isObjectNotFound,
+  isObjectStoreError,
+  MissingContainerError,
   ObjectNotFoundError,
   ObjectStoreError,
   ObjectStoreErrorCode,
+  PermissionDeniedError,
+  RemoteStoreError,
+  StoreTimeoutError,
+  StoreUnavailableError,
+  StoreUnreachableError,
   UnsupportedStoreUrlError,
 } from "./errors.js";
+export { createLazyStore } from "./lazy-store.js";
 export { MemoryStore } from "./memory-store.js";
 export type {
   ByteRange,
@@ -23,7 +41,19 @@ export type {
   ReadOptions,
   WriteOptions,
 } from "./object-store.js";
-export type { StoreFactory } from "./open-store.js";
+export type { OpenStoreOptions, StoreFactory } from "./open-store.js";
 export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";
 export { listAllPages } from "./paged-list.js";
 export { readAll } from "./read-all.js";
+export { ReadOnlyStoreError, readOnlyStore } from "./read-only-store.js";
+export { classifyCommonFailure, isRetryableStatus, networkCodeOf } from "./remote-failure.js";
+export { RemoteRoot } from "./remote-root.js";
+export type {
+  CallFailure,
+  FailureClassifier,
+  OpenedRead,
+  ResumableReadOptions,
+  RetryContext,
+  RetryPolicy,
+} from "./retry.js";
+export { backoffMs, CallDeadline, DEFAULT_RETRY_POLICY, resumableRead, sleep, withRetries } from "./retry.js";

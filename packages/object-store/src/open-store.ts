@@ -10,9 +10,24 @@ import { DirectoryStore } from "./directory-store.js";
 import { UnsupportedStoreUrlError } from "./errors.js";
 import { MemoryStore } from "./memory-store.js";
 import type { ObjectStore } from "./object-store.js";
+import { readOnlyStore } from "./read-only-store.js";
 
-/** Opens a store of one scheme from its whole URL. */
-export type StoreFactory = (url: string) => ObjectStore;
+/** How a store is opened, besides its URL. */
+export interface OpenStoreOptions {
+  /**
+   * A credentials file in the format of the store's provider (see each backend); without it a remote
+   * backend uses its SDK's environment and default chain. Local stores take none.
+   */
+  readonly credentialsFile?: string | undefined;
+  /** A source store: only list and get; a write or delete throws `ReadOnlyStoreError`. */
+  readonly readOnly?: boolean | undefined;
+}
+
+/**
+ * Opens a store of one scheme from its whole URL. It returns at once: a remote backend connects (imports
+ * its SDK, reads its credentials) on first use, e.g. through `createLazyStore`.
+ */
+export type StoreFactory = (url: string, options: OpenStoreOptions) => ObjectStore;
 
 const factories = new Map<string, StoreFactory>();
 const memoryStores = new Map<string, MemoryStore>();
@@ -28,7 +43,12 @@ export function storeSchemes(): string[] {
   return ["file", "memory", ...factories.keys()].sort();
 }
 
-export function openStore(url: string): ObjectStore {
+export function openStore(url: string, options: OpenStoreOptions = {}): ObjectStore {
+  const store = openByScheme(url, options);
+  return options.readOnly ? readOnlyStore(store) : store;
+}
+
+function openByScheme(url: string, options: OpenStoreOptions): ObjectStore {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(url)?.[1]?.toLowerCase();
   if (scheme === undefined) return new DirectoryStore(resolve(url));
   if (scheme === "file") return new DirectoryStore(fileURLToPath(url));
@@ -41,7 +61,7 @@ export function openStore(url: string): ObjectStore {
     return store;
   }
   const factory = factories.get(scheme);
-  if (factory) return factory(url);
+  if (factory) return factory(url, options);
   throw new UnsupportedStoreUrlError(
     url,
     `no backend for ${scheme}:// in this build (stores: a directory path, ${storeSchemes()

@@ -1,0 +1,391 @@
+/**
+ * The azblob:// backend over `@azure/storage-blob` (imported when a store is opened, never before; so is
+ * `@azure/identity`, and only for the default chain). Calls go through the retry policy of
+ * @cloudtap/object-store (the SDK's own retries, and its own resumption of broken downloads, are off, so
+ * the bounds hold as written); reads resume from the last byte received of the same ETag; writes up to one
+ * block are one Put Blob, larger ones staged blocks (each retried) and one Put Block List.
+ *
+ * Listing has no start-after in Azure: a cursor is a continuation token remembered from the page before,
+ * or else a scan from the prefix that skips the keys up to it. Permissions: reading needs list and read
+ * (SAS `l` and `r`); writing `c`/`w`, deleting `d`.
+ */
+import type { ContainerClient, RestError, StoragePipelineOptions } from "@azure/storage-blob";
+import {
+  BadCredentialsError,
+  type CallFailure,
+  type CredentialsSource,
+  classifyCommonFailure,
+  DEFAULT_RETRY_POLICY,
+  type ListOptions,
+  type ListPage,
+  listAllPages,
+  MissingContainerError,
+  type ObjectInfo,
+  ObjectNotFoundError,
+  type ObjectStore,
+  type OpenStoreOptions,
+  PermissionDeniedError,
+  partsOf,
+  type ReadBytesOptions,
+  type ReadOptions,
+  RemoteRoot,
+  type RetryPolicy,
+  readAll,
+  resumableRead,
+  type StoreErrorContext,
+  type StorePermission,
+  withRetries,
+} from "@cloudtap/object-store";
+import { type AzureCredentials, azureCredentialsFromEnv, readAzureCredentials } from "./azure-credentials.js";
+import { type AzureLocation, parseAzureUrl } from "./azure-url.js";
+
+export interface AzureStoreOptions extends OpenStoreOptions {
+  readonly retry?: RetryPolicy;
+  /** Objects up to this size are one Put Blob; larger ones blocks of this size (8 MiB). */
+  readonly partBytes?: number;
+  readonly onRetry?: (what: string) => void;
+}
+
+const PROVIDER_PERMISSION: Record<StorePermission, string> = {
+  list: "blob list (SAS l)",
+  get: "blob read (SAS r)",
+  put: "blob create/write (SAS cw)",
+  delete: "blob delete (SAS d)",
+};
+
+const BAD_CREDENTIALS = new Set([
+  "AuthenticationFailed",
+  "InvalidAuthenticationInfo",
+  "NoAuthenticationInformation",
+  "AuthenticationError",
+  "CredentialUnavailableError",
+]);
+const PERMISSION = new Set([
+  "AuthorizationPermissionMismatch",
+  "AuthorizationFailure",
+  "AuthorizationResourceTypeMismatch",
+  "AuthorizationServiceMismatch",
+  "AuthorizationSourceIPMismatch",
+  "AuthorizationProtocolMismatch",
+  "InsufficientAccountPermissions",
+]);
+
+export async function openAzureStore(url: string, options: AzureStoreOptions = {}): Promise<ObjectStore> {
+  const location = parseAzureUrl(url);
+  let credentials: AzureCredentials;
+  let source: CredentialsSource;
+  if (options.credentialsFile) {
+    credentials = await readAzureCredentials(options.credentialsFile);
+    source = { file: options.credentialsFile };
+  } else {
+    const env = azureCredentialsFromEnv();
+    credentials = env.credentials;
+    source = { ambient: env.source };
+  }
+  const sdk = await import("@azure/storage-blob");
+  // Retries are ours (bounded by the policy): the SDK makes one try per call.
+  const pipeline: StoragePipelineOptions = { retryOptions: { maxTries: 1 } };
+  const containerUrl = `${location.endpoint}/${location.container}`;
+  let container: ContainerClient;
+  switch (credentials.kind) {
+    case "shared-key":
+      container = new sdk.ContainerClient(
+        containerUrl,
+        new sdk.StorageSharedKeyCredential(location.account, credentials.accountKey),
+        pipeline,
+      );
+      break;
+    case "sas":
+      container = new sdk.ContainerClient(
+        `${containerUrl}?${credentials.sasToken}`,
+        new sdk.AnonymousCredential(),
+        pipeline,
+      );
+      break;
+    case "connection-string": {
+      if (!location.endpointGiven) {
+        container = new sdk.ContainerClient(credentials.connectionString, location.container, pipeline);
+        break;
+      }
+      // The URL's endpoint wins over the connection string's, so one string serves an emulator too: its
+      // key (or its SAS, the query of the service URL) goes with the URL's endpoint.
+      const service = sdk.BlobServiceClient.fromConnectionString(credentials.connectionString, pipeline);
+      const sas = new URL(service.url).search;
+      container = new sdk.ContainerClient(`${containerUrl}${sas}`, service.credential, pipeline);
+      break;
+    }
+    case "default-chain": {
+      const identity = await import("@azure/identity");
+      container = new sdk.ContainerClient(containerUrl, new identity.DefaultAzureCredential(), pipeline);
+      break;
+    }
+  }
+  return new AzureStore(container, location, source, options);
+}
+
+class AzureStore implements ObjectStore {
+  readonly url: string;
+  private readonly root: RemoteRoot;
+  private readonly policy: RetryPolicy;
+  private readonly partBytes: number;
+  /** Continuation tokens by the cursor they continue after ("<prefix>\n<startAfter>"), newest last. */
+  private readonly tokens = new Map<string, string>();
+
+  constructor(
+    private readonly container: ContainerClient,
+    private readonly location: AzureLocation,
+    private readonly credentials: CredentialsSource,
+    private readonly options: AzureStoreOptions,
+  ) {
+    this.url = location.display;
+    this.root = new RemoteRoot(location.root);
+    this.policy = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
+  }
+
+  private context(key?: string): StoreErrorContext {
+    return { store: this.url, credentials: this.credentials, ...(key === undefined ? {} : { key }) };
+  }
+
+  private classify(permission: StorePermission, key?: string) {
+    return (err: unknown, timedOut: boolean): CallFailure => {
+      const context = this.context(key);
+      const e = err as Partial<RestError> & { details?: { errorCode?: string } };
+      const status = e.statusCode;
+      const code =
+        e.details?.errorCode ??
+        (e.response?.headers.get("x-ms-error-code") as string | undefined) ??
+        (e.name === "CredentialUnavailableError" || e.name === "AuthenticationError" ? e.name : e.code);
+      if (!timedOut) {
+        // Azure answers a bad signature with 403 "Server failed to authenticate the request" (its code
+        // AuthenticationFailed; Azurite says AuthorizationFailure): by the message, not the status.
+        if (
+          (code !== undefined && BAD_CREDENTIALS.has(code)) ||
+          status === 401 ||
+          /failed to authenticate/i.test(e.message ?? "")
+        )
+          return {
+            retryable: false,
+            error: new BadCredentialsError(context, code ?? `HTTP ${status}`, { cause: err }),
+          };
+        if ((code !== undefined && PERMISSION.has(code)) || status === 403)
+          return {
+            retryable: false,
+            error: new PermissionDeniedError(context, permission, PROVIDER_PERMISSION[permission], {
+              cause: err,
+            }),
+          };
+        if (code === "ContainerNotFound" || (status === 404 && key === undefined))
+          return {
+            retryable: false,
+            error: new MissingContainerError(context, "container", this.location.container, { cause: err }),
+          };
+        if (code === "BlobNotFound" || status === 404)
+          return {
+            retryable: false,
+            error: new ObjectNotFoundError(key ?? "", { cause: err, store: this.url }),
+          };
+        if (code === "ConditionNotMet" || status === 412)
+          return {
+            retryable: false,
+            error: new ObjectNotFoundError(key ?? "", {
+              cause: err,
+              store: `${this.url} (replaced while read)`,
+            }),
+          };
+      }
+      return classifyCommonFailure(err, timedOut, context, {
+        status,
+        code,
+        timeoutMs: this.policy.callTimeoutMs,
+      });
+    };
+  }
+
+  private retry<T>(
+    what: string,
+    permission: StorePermission,
+    key: string | undefined,
+    call: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return withRetries(call, {
+      policy: this.policy,
+      classify: this.classify(permission, key),
+      signal,
+      onRetry: () => this.options.onRetry?.(what),
+    });
+  }
+
+  private async fetchPage(prefix: string, token: string | undefined, signal?: AbortSignal) {
+    return this.retry(
+      "list",
+      "list",
+      undefined,
+      async (abortSignal) => {
+        const pages = this.container
+          .listBlobsFlat({ prefix: this.root.prefix(prefix), abortSignal })
+          .byPage({ maxPageSize: 1000, ...(token === undefined ? {} : { continuationToken: token }) });
+        const r = await pages.next();
+        return r.done
+          ? { items: [], next: undefined }
+          : { items: r.value.segment.blobItems, next: r.value.continuationToken || undefined };
+      },
+      signal,
+    );
+  }
+
+  async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    const pageSize = options.pageSize ?? 1000;
+    const after = options.startAfter === undefined ? undefined : this.root.prefix(options.startAfter);
+    let token = after === undefined ? undefined : this.tokens.get(`${prefix}\n${options.startAfter}`);
+    const objects: ObjectInfo[] = [];
+    let last: string | undefined;
+    for (;;) {
+      const page = await this.fetchPage(prefix, token, options.signal);
+      const items = page.items.filter(
+        (b) => after === undefined || Buffer.compare(Buffer.from(b.name), Buffer.from(after)) > 0,
+      );
+      for (let i = 0; i < items.length; i++) {
+        const b = items[i]!;
+        const k = this.root.key(b.name);
+        last = b.name.slice(this.root.folder.length);
+        if ("skipped" in k) options.onSkipped?.(last, k.skipped);
+        else
+          objects.push({
+            key: k.key,
+            size: b.properties.contentLength ?? 0,
+            lastModifiedMs: b.properties.lastModified?.getTime() ?? 0,
+          });
+        if (objects.length >= pageSize) {
+          const more = i < items.length - 1 || page.next !== undefined;
+          if (!more) return { objects };
+          // Cut inside this Azure page: the next call fetches it again; at its end: the next one.
+          const resume = i < items.length - 1 ? token : page.next;
+          this.remember(prefix, last, resume);
+          return { objects, nextStartAfter: last };
+        }
+      }
+      if (page.next === undefined) return { objects };
+      token = page.next;
+      if (objects.length > 0 && last !== undefined) {
+        this.remember(prefix, last, token);
+        return { objects, nextStartAfter: last };
+      }
+    }
+  }
+
+  private remember(prefix: string, startAfter: string, token: string | undefined): void {
+    if (token === undefined) return;
+    this.tokens.set(`${prefix}\n${startAfter}`, token);
+    if (this.tokens.size > 64) this.tokens.delete(this.tokens.keys().next().value!);
+  }
+
+  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
+  }
+
+  read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    const blob = this.container.getBlobClient(this.root.name(key));
+    return resumableRead({
+      start: options.range?.start ?? 0,
+      end: options.range?.end,
+      policy: this.policy,
+      classify: this.classify("get", key),
+      signal: options.signal,
+      onRetry: () => this.options.onRetry?.("read"),
+      open: async (range, version, abortSignal) => {
+        if (range.end !== undefined && range.end <= range.start) return { body: [] };
+        try {
+          const res = await blob.download(
+            range.start,
+            range.end === undefined ? undefined : range.end - range.start,
+            {
+              abortSignal,
+              maxRetryRequests: 0,
+              ...(version === undefined ? {} : { conditions: { ifMatch: version } }),
+            },
+          );
+          return {
+            body: res.readableStreamBody as unknown as AsyncIterable<Uint8Array>,
+            length: res.contentLength,
+            version: res.etag,
+          };
+        } catch (err) {
+          // A range that starts at the end: nothing left to read.
+          if ((err as RestError).statusCode === 416) return { body: [] };
+          throw err;
+        }
+      },
+    });
+  }
+
+  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
+    const bytes = await readAll(this.read(key, options));
+    if (!options.allocate) return bytes;
+    const into = options.allocate(bytes.length).subarray(0, bytes.length);
+    into.set(bytes);
+    return into;
+  }
+
+  async write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const blob = this.container.getBlockBlobClient(this.root.name(key));
+    const parts = partsOf(body, this.partBytes);
+    const first = await parts.next();
+    const second = first.done ? first : await parts.next();
+    if (second.done) {
+      const bytes = first.done ? new Uint8Array(0) : first.value;
+      await this.retry(
+        "put",
+        "put",
+        key,
+        (abortSignal) => blob.upload(bytes, bytes.length, { abortSignal }),
+        options.signal,
+      );
+      return;
+    }
+    const ids: string[] = [];
+    const stage = async (bytes: Uint8Array) => {
+      const id = Buffer.from(String(ids.length).padStart(8, "0")).toString("base64");
+      await this.retry(
+        "put",
+        "put",
+        key,
+        (abortSignal) => blob.stageBlock(id, bytes, bytes.length, { abortSignal }),
+        options.signal,
+      );
+      ids.push(id);
+    };
+    await stage(first.value!);
+    await stage(second.value);
+    for await (const bytes of parts) await stage(bytes);
+    // Staged blocks become the blob only here, all at once: readers see the old blob or the whole new one.
+    await this.retry(
+      "put",
+      "put",
+      key,
+      (abortSignal) => blob.commitBlockList(ids, { abortSignal }),
+      options.signal,
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    const blob = this.container.getBlobClient(this.root.name(key));
+    await this.retry("delete", "delete", key, (abortSignal) => blob.deleteIfExists({ abortSignal }));
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    const blob = this.container.getBlobClient(this.root.name(key));
+    try {
+      const p = await this.retry("stat", "get", key, (abortSignal) => blob.getProperties({ abortSignal }));
+      return { key, size: p.contentLength ?? 0, lastModifiedMs: p.lastModified?.getTime() ?? 0 };
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return undefined;
+      throw err;
+    }
+  }
+}

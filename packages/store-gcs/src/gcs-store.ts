@@ -1,0 +1,422 @@
+/**
+ * The gs:// backend over `@google-cloud/storage` 7 (the last major that runs on Node 20), imported when a
+ * store is opened, never before. Calls go through the retry policy of @cloudtap/object-store (the library's
+ * own retries are off, so the bounds hold as written), reads resume from the last byte received of the same
+ * generation, writes up to one part are one request (retried) and larger ones a resumable upload in parts
+ * (one attempt: the streamed body is not kept).
+ *
+ * Credentials: a service-account file signs its own JWT for each call (Google's "JWT access with scope",
+ * no token exchange); without a file, Application Default Credentials. Permissions: reading needs
+ * storage.objects.list and storage.objects.get; writing storage.objects.create, deleting .delete.
+ */
+import { once } from "node:events";
+import type { Readable } from "node:stream";
+import {
+  BadCredentialsError,
+  type CallFailure,
+  type CredentialsSource,
+  classifyCommonFailure,
+  DEFAULT_RETRY_POLICY,
+  type ListOptions,
+  type ListPage,
+  listAllPages,
+  MissingContainerError,
+  type ObjectInfo,
+  ObjectNotFoundError,
+  type ObjectStore,
+  type OpenStoreOptions,
+  PermissionDeniedError,
+  type ReadBytesOptions,
+  type ReadOptions,
+  RemoteRoot,
+  type RetryPolicy,
+  readAll,
+  resumableRead,
+  type StoreErrorContext,
+  type StorePermission,
+  withRetries,
+} from "@cloudtap/object-store";
+import type { Bucket, Storage, StorageOptions } from "@google-cloud/storage";
+import { readGcsCredentials } from "./gcs-credentials.js";
+import { type GcsLocation, parseGcsUrl } from "./gcs-url.js";
+
+export interface GcsStoreOptions extends OpenStoreOptions {
+  readonly retry?: RetryPolicy;
+  /** Objects up to this size are one upload request; larger ones a resumable upload of this chunk size. */
+  readonly partBytes?: number;
+  readonly onRetry?: (what: string) => void;
+}
+
+const PROVIDER_PERMISSION: Record<StorePermission, string> = {
+  list: "storage.objects.list",
+  get: "storage.objects.get",
+  put: "storage.objects.create",
+  delete: "storage.objects.delete",
+};
+
+const SCOPE = "https://www.googleapis.com/auth/devstorage.read_write";
+
+export async function openGcsStore(url: string, options: GcsStoreOptions = {}): Promise<ObjectStore> {
+  const location = parseGcsUrl(url);
+  const credentials: CredentialsSource = options.credentialsFile
+    ? { file: options.credentialsFile }
+    : { ambient: "Google Application Default Credentials" };
+  const account = options.credentialsFile ? await readGcsCredentials(options.credentialsFile) : undefined;
+  const { Storage } = await import("@google-cloud/storage");
+  const config: StorageOptions = {
+    ...(location.endpoint === undefined ? {} : { apiEndpoint: location.endpoint }),
+    // A custom endpoint gets the credentials too when a file names them (the library leaves them off).
+    ...(location.endpoint !== undefined && account ? { useAuthWithCustomEndpoint: true } : {}),
+    retryOptions: { autoRetry: false, maxRetries: 0 },
+    ...(account
+      ? {
+          projectId: account.project_id ?? "cloudtap",
+          credentials: account as unknown as NonNullable<StorageOptions["credentials"]>,
+          scopes: [SCOPE],
+        }
+      : {}),
+  };
+  const storage = new Storage(config);
+  if (account) {
+    // A service account signs its own JWT for the API (what Google's client libraries call JWT access
+    // with scope): no token exchange, so no call to the token endpoint. The flag is read when the auth
+    // client is first made, before the first request.
+    const auth = storage.authClient as unknown as { useJWTAccessWithScope?: boolean };
+    auth.useJWTAccessWithScope = true;
+  }
+  return new GcsStore(storage, storage.bucket(location.bucket), location, credentials, options);
+}
+
+interface ApiErrorLike {
+  readonly code?: number | string;
+  readonly status?: number;
+  readonly response?: { readonly status?: number };
+  readonly message?: string;
+  readonly errors?: readonly { readonly reason?: string; readonly message?: string }[];
+}
+
+/** Resolves with `call`, or rejects when `signal` aborts first (the library takes no signal for these). */
+function racing<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
+  call.catch(() => {});
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    call.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+class GcsStore implements ObjectStore {
+  readonly url: string;
+  private readonly root: RemoteRoot;
+  private readonly policy: RetryPolicy;
+  private readonly partBytes: number;
+
+  constructor(
+    readonly storage: Storage,
+    private readonly bucket: Bucket,
+    private readonly location: GcsLocation,
+    private readonly credentials: CredentialsSource,
+    private readonly options: GcsStoreOptions,
+  ) {
+    this.url = location.display;
+    this.root = new RemoteRoot(location.root);
+    this.policy = options.retry ?? DEFAULT_RETRY_POLICY;
+    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
+  }
+
+  private context(key?: string): StoreErrorContext {
+    return { store: this.url, credentials: this.credentials, ...(key === undefined ? {} : { key }) };
+  }
+
+  private classify(permission: StorePermission, key?: string) {
+    return (err: unknown, timedOut: boolean): CallFailure => {
+      const context = this.context(key);
+      const e = err as ApiErrorLike;
+      const status =
+        typeof e.code === "number"
+          ? e.code
+          : (e.response?.status ?? (typeof e.status === "number" ? e.status : undefined));
+      const reason = e.errors?.[0]?.reason;
+      const message = e.message ?? "";
+      if (!timedOut) {
+        if (
+          status === 401 ||
+          /invalid_grant|invalid_client|Could not load the default credentials|Could not refresh access token/i.test(
+            message,
+          )
+        )
+          return {
+            retryable: false,
+            error: new BadCredentialsError(context, reason ?? message, { cause: err }),
+          };
+        if (status === 403)
+          return {
+            retryable: false,
+            error: new PermissionDeniedError(context, permission, PROVIDER_PERMISSION[permission], {
+              cause: err,
+            }),
+          };
+        if (status === 404 && (key === undefined || /bucket/i.test(message)))
+          return {
+            retryable: false,
+            error: new MissingContainerError(context, "bucket", this.location.bucket, { cause: err }),
+          };
+        if (status === 404)
+          return {
+            retryable: false,
+            error: new ObjectNotFoundError(key ?? "", { cause: err, store: this.url }),
+          };
+        if (status === 412)
+          return {
+            retryable: false,
+            error: new ObjectNotFoundError(key ?? "", {
+              cause: err,
+              store: `${this.url} (replaced while read)`,
+            }),
+          };
+      }
+      return classifyCommonFailure(err, timedOut, context, {
+        status,
+        code: reason,
+        timeoutMs: this.policy.callTimeoutMs,
+      });
+    };
+  }
+
+  private retry<T>(
+    what: string,
+    permission: StorePermission,
+    key: string | undefined,
+    call: (signal: AbortSignal) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return withRetries(call, {
+      policy: this.policy,
+      classify: this.classify(permission, key),
+      signal,
+      onRetry: () => this.options.onRetry?.(what),
+    });
+  }
+
+  async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    const pageSize = options.pageSize ?? 1000;
+    const after = options.startAfter === undefined ? undefined : this.root.prefix(options.startAfter);
+    const [files, next] = await this.retry(
+      "list",
+      "list",
+      undefined,
+      (signal) =>
+        racing(
+          this.bucket.getFiles({
+            prefix: this.root.prefix(prefix),
+            // startOffset is inclusive: one more, and the cursor itself dropped below.
+            maxResults: after === undefined ? pageSize : pageSize + 1,
+            autoPaginate: false,
+            ...(after === undefined ? {} : { startOffset: after }),
+          }),
+          signal,
+        ),
+      options.signal,
+    );
+    const objects: ObjectInfo[] = [];
+    let last: string | undefined;
+    for (const f of files) {
+      if (f.name === after) continue;
+      const k = this.root.key(f.name);
+      last = f.name.slice(this.root.folder.length);
+      if ("skipped" in k) {
+        options.onSkipped?.(last, k.skipped);
+        continue;
+      }
+      objects.push({
+        key: k.key,
+        size: Number(f.metadata.size ?? 0),
+        lastModifiedMs: f.metadata.updated ? Date.parse(f.metadata.updated) : 0,
+      });
+    }
+    return next && last !== undefined ? { objects, nextStartAfter: last } : { objects };
+  }
+
+  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
+    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
+  }
+
+  read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
+    const name = this.root.name(key);
+    return resumableRead({
+      start: options.range?.start ?? 0,
+      end: options.range?.end,
+      policy: this.policy,
+      classify: this.classify("get", key),
+      signal: options.signal,
+      onRetry: () => this.options.onRetry?.("read"),
+      open: async (range, version, signal) => {
+        if (range.end !== undefined && range.end <= range.start) return { body: [] };
+        const file = this.bucket.file(name, version === undefined ? {} : { generation: Number(version) });
+        const ranged = range.start > 0 || range.end !== undefined;
+        const stream: Readable = file.createReadStream({
+          ...(ranged ? { start: range.start } : {}),
+          ...(range.end !== undefined ? { end: range.end - 1 } : {}),
+          // Whole reads are checked against the object's CRC32C; ranged ones cannot be.
+          validation: ranged ? false : "crc32c",
+          decompress: false,
+        });
+        const opened: { body: Readable; version?: string } = { body: stream };
+        stream.on("response", (res: { headers?: Record<string, string | string[] | undefined> }) => {
+          const g = res.headers?.["x-goog-generation"];
+          if (typeof g === "string") opened.version = g;
+        });
+        const onAbort = () => stream.destroy(signal.reason as Error);
+        signal.addEventListener("abort", onAbort, { once: true });
+        stream.once("close", () => signal.removeEventListener("abort", onAbort));
+        return opened;
+      },
+    });
+  }
+
+  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
+    const bytes = await readAll(this.read(key, options));
+    if (!options.allocate) return bytes;
+    const into = options.allocate(bytes.length).subarray(0, bytes.length);
+    into.set(bytes);
+    return into;
+  }
+
+  async write(
+    key: string,
+    body: Uint8Array | AsyncIterable<Uint8Array>,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const file = this.bucket.file(this.root.name(key));
+    const small = await firstPart(body, this.partBytes);
+    if (small.whole) {
+      const bytes = small.whole;
+      await this.retry(
+        "put",
+        "put",
+        key,
+        (signal) =>
+          racing(
+            file.save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), {
+              resumable: false,
+              validation: "crc32c",
+              contentType: "application/octet-stream",
+            }),
+            signal,
+          ),
+        options.signal,
+      );
+      return;
+    }
+    // One attempt: the body streams through once and is not kept, so a broken streamed upload fails and
+    // its caller writes it again (the rotating upload does); bodies up to one part are retried above.
+    await withRetries(
+      async (signal) => {
+        // The session is opened by its own call, which carries the credentials to a custom endpoint too
+        // (the library's streamed upload leaves them off there); the session URI authorizes the parts.
+        const [uri] = await racing(
+          file.createResumableUpload({ metadata: { contentType: "application/octet-stream" } }),
+          signal,
+        );
+        const out = file.createWriteStream({
+          uri,
+          resumable: true,
+          validation: "crc32c",
+          contentType: "application/octet-stream",
+        });
+        const done = new Promise<void>((resolve, reject) => {
+          out.once("finish", () => resolve());
+          out.once("error", reject);
+        });
+        done.catch(() => {});
+        const onAbort = () => out.destroy(signal.reason as Error);
+        signal.addEventListener("abort", onAbort, { once: true });
+        try {
+          for await (const chunk of small.all) {
+            // A failed upload never drains: wait for whichever comes first.
+            if (!out.write(chunk)) await Promise.race([once(out, "drain"), done]);
+          }
+          out.end();
+          await done;
+        } finally {
+          signal.removeEventListener("abort", onAbort);
+        }
+      },
+      {
+        policy: { ...this.policy, attempts: 1, callTimeoutMs: Math.max(this.policy.callTimeoutMs, 600_000) },
+        classify: this.classify("put", key),
+        signal: options.signal,
+      },
+    );
+  }
+
+  async delete(key: string): Promise<void> {
+    const file = this.bucket.file(this.root.name(key));
+    await this.retry("delete", "delete", key, (signal) =>
+      racing(file.delete({ ignoreNotFound: true }), signal),
+    );
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    const file = this.bucket.file(this.root.name(key));
+    try {
+      const [meta] = await this.retry("stat", "get", key, (signal) => racing(file.getMetadata(), signal));
+      return {
+        key,
+        size: Number(meta.size ?? 0),
+        lastModifiedMs: meta.updated ? Date.parse(meta.updated) : 0,
+      };
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) return undefined;
+      throw err;
+    }
+  }
+}
+
+/**
+ * A body as one buffer when it fits in `partBytes` (then it is resent whole on a retry), else as an
+ * iterable of everything, the part already read first.
+ */
+async function firstPart(
+  body: Uint8Array | AsyncIterable<Uint8Array>,
+  partBytes: number,
+): Promise<{ whole: Uint8Array; all?: never } | { whole?: never; all: AsyncIterable<Uint8Array> }> {
+  if (body instanceof Uint8Array) {
+    if (body.length <= partBytes) return { whole: body };
+    return {
+      all: (async function* () {
+        for (let at = 0; at < body.length; at += partBytes) yield body.subarray(at, at + partBytes);
+      })(),
+    };
+  }
+  const iterator = body[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const r = await iterator.next();
+    if (r.done) return { whole: Buffer.concat(head) };
+    head.push(r.value.slice());
+    size += r.value.length;
+    if (size > partBytes) break;
+  }
+  return {
+    all: (async function* () {
+      yield* head;
+      for (;;) {
+        const r = await iterator.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    })(),
+  };
+}
