@@ -24,6 +24,7 @@ export {
   counterProblems,
   flowTableCountersOf,
   formatStitchRunReport,
+  MAX_TLS_CONNECTIONS_REPORTED,
   RUN_PROBLEM_WHERE,
   stitcherCountersOf,
   stitchRunReport,
@@ -65,13 +66,19 @@ export {
   DEFAULT_MAX_BEFORE_START_NS,
   END_OF_STAMPABLE_NS,
 } from "./time-sanity.js";
-export type { TlsFlowReport, TlsVariantOptions } from "./tls-variant.js";
+export type {
+  TlsConnectionIdentity,
+  TlsConnectionProblem,
+  TlsFlowReport,
+  TlsVariantOptions,
+} from "./tls-variant.js";
 export {
   createCleartextPortMap,
   DEFAULT_CLEARTEXT_PORT,
   DEFAULT_CLEARTEXT_PORTS,
   DEFAULT_MAX_KEY_WAIT_BYTES,
   keyLogLines,
+  MAX_LISTED_TLS_CONNECTIONS,
   TlsFlowVariants,
   TlsVariantStats,
   Variant,

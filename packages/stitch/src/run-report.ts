@@ -8,7 +8,7 @@ import type { BlobProblem } from "@cloudtap/fetch";
 import type { FlowTableStats } from "@cloudtap/flow";
 import type { StitchJobReport } from "./stitch-job.js";
 import type { Stitcher } from "./stitcher.js";
-import type { Variant } from "./tls-variant.js";
+import type { TlsConnectionProblem, Variant } from "./tls-variant.js";
 
 /** The stitcher's counters as plain data (what a worker thread or a service instance reports). */
 export interface StitcherCounters {
@@ -26,6 +26,14 @@ export interface StitcherCounters {
     readonly waitedForKeys: number;
     readonly cleartextBytes: readonly [number, number];
     readonly keysEmbedded: number;
+    /** Connections whose keys did not authenticate: their keys were not embedded. */
+    readonly keysNotEmbedded?: number;
+    /** Connections where a candidate secret set (a client random logged twice) failed. */
+    readonly candidateRejections?: number;
+    /** The connections that did not decrypt or had candidates fail, by id and flow (a capped list). */
+    readonly connections?: readonly TlsConnectionProblem[];
+    /** Connections beyond the list. */
+    readonly connectionsNotListed?: number;
   };
   /**
    * The time order of the output: frames through it, frames written out of time order because they came
@@ -53,6 +61,10 @@ export function stitcherCountersOf(stitcher: Stitcher): StitcherCounters {
       waitedForKeys: s.tls.waitedForKeys,
       cleartextBytes: [s.tls.cleartextBytes[0], s.tls.cleartextBytes[1]],
       keysEmbedded: s.tls.keysEmbedded,
+      keysNotEmbedded: s.tls.keysNotEmbedded,
+      candidateRejections: s.tls.candidateRejections,
+      connections: s.tls.connections.map((c) => ({ ...c })),
+      connectionsNotListed: s.tls.connectionsNotListed,
     },
     timeOrder: {
       frames: s.timeOrder.frames,
@@ -67,7 +79,10 @@ export function flowTableCountersOf(stitcher: Stitcher): FlowTableCounters {
   return { ...t, completed: { ...t.completed } };
 }
 
-/** Sums plain counters field by field (numbers added, arrays element-wise, objects recursively). */
+/**
+ * Sums plain counters field by field (numbers added, arrays of numbers element-wise, other arrays (lists of
+ * named things) concatenated, objects recursively).
+ */
 export function sumCounters<T extends object>(parts: readonly T[]): T {
   const into: Record<string, unknown> = {};
   for (const part of parts) addInto(into, part);
@@ -78,7 +93,9 @@ function addInto(into: Record<string, unknown>, from: object): void {
   for (const [k, v] of Object.entries(from)) {
     const cur = into[k];
     if (typeof v === "number") into[k] = (typeof cur === "number" ? cur : 0) + v;
-    else if (Array.isArray(v)) {
+    else if (Array.isArray(v) && v.some((x) => typeof x === "object" && x !== null)) {
+      into[k] = [...(Array.isArray(cur) ? cur : []), ...v];
+    } else if (Array.isArray(v)) {
       const arr = Array.isArray(cur) ? (cur as number[]) : [];
       v.forEach((x, i) => {
         if (typeof x === "number") arr[i] = (arr[i] ?? 0) + x;
@@ -167,12 +184,42 @@ export function counterProblems(s: StitcherCounters, t: FlowTableCounters): Blob
       "out-of-time-order",
       `${late} packet(s) were made after the time-order window had passed their time: written anyway, out of time order`,
     );
-  for (const [kind, what] of Object.entries(LOSSY_TLS_OUTCOMES)) {
-    const n = s.tls.outcomes[kind];
-    if (n) add(`tls-${kind}`, `${n} TLS connection(s) ${what}`);
+  // TLS: each connection that did not decrypt by id and flow, then what the list could not hold.
+  const listed: Record<string, number> = {};
+  for (const c of (s.tls.connections ?? []).slice(0, MAX_TLS_CONNECTIONS_REPORTED)) {
+    const what = LOSSY_TLS_OUTCOMES[c.outcome] ?? TLS_CONNECTION_PROBLEMS[c.outcome] ?? c.outcome;
+    const candidates = c.candidatesRejected
+      ? `; ${c.candidatesRejected} candidate secret set(s) of its client random failed`
+      : "";
+    out.push({
+      blob: `connection ${c.connId}`,
+      kind: `tls-${c.outcome}`,
+      message: `${c.flow}: ${what}${c.detail ? ` (${c.detail})` : ""}${candidates}`,
+    });
+    listed[c.outcome] = (listed[c.outcome] ?? 0) + 1;
+  }
+  const totals: Record<string, number> = {
+    ...Object.fromEntries(Object.keys(LOSSY_TLS_OUTCOMES).map((k) => [k, s.tls.outcomes[k] ?? 0])),
+    "keys-not-embedded": s.tls.keysNotEmbedded ?? 0,
+  };
+  for (const [kind, n] of Object.entries(totals)) {
+    const rest = n - (listed[kind] ?? 0);
+    const what = LOSSY_TLS_OUTCOMES[kind] ?? TLS_CONNECTION_PROBLEMS[kind] ?? kind;
+    if (rest > 0) add(`tls-${kind}`, `${listed[kind] ? `and ${rest} more` : rest} TLS connection(s) ${what}`);
   }
   return out;
 }
+
+/** Connections named one by one in a run's problems (the rest are counted). */
+export const MAX_TLS_CONNECTIONS_REPORTED = 100;
+
+/** Per-connection TLS problems that are not a session outcome. */
+const TLS_CONNECTION_PROBLEMS: Readonly<Record<string, string>> = {
+  "keys-not-embedded":
+    "had keys that did not decrypt it (wrong keys): not embedded in the capture's Decryption Secrets Blocks",
+  "candidate-rejected":
+    "decrypted with a later candidate: its client random was logged with other secrets too",
+};
 
 /** The run report in its JSON form (the shape `cloudtap stitch --json` prints). */
 export function stitchRunReport(i: StitchRunInput) {
@@ -225,6 +272,8 @@ export function stitchRunReport(i: StitchRunInput) {
       cleartextFlows: s.tls.cleartextFlows,
       cleartextBytes: { c2s: s.tls.cleartextBytes[0], s2c: s.tls.cleartextBytes[1] },
       keysEmbedded: s.tls.keysEmbedded,
+      keysNotEmbedded: s.tls.keysNotEmbedded ?? 0,
+      candidateRejections: s.tls.candidateRejections ?? 0,
       aeadOpener: i.aeadOpener,
     },
     unknownFrames: job.unknownFrames,
@@ -256,7 +305,8 @@ export function formatStitchRunReport(r: StitchRunReport, options: FormatOptions
     `duplicates: ${r.duplicates.bytes} bytes (${r.duplicates.overlapMismatchBytes} differing), ${r.duplicates.datagrams} datagrams, ${r.duplicates.lateRecords} late records`,
     `tls:        ${r.tls.keyLogLines} key-log lines from ${r.tls.keyLogObjects} object(s)${r.tls.malformedKeyLogLines ? ` (${r.tls.malformedKeyLogLines} malformed lines skipped)` : ""}; ` +
       `variant ${r.tls.variant}; ${outcomes.map(([k, n]) => `${k} ${n}`).join(", ") || "no TLS decryption"}; ` +
-      `${r.tls.cleartextFlows} cleartext flows; keys embedded for ${r.tls.keysEmbedded}`,
+      `${r.tls.cleartextFlows} cleartext flows; keys embedded for ${r.tls.keysEmbedded}` +
+      `${r.tls.keysNotEmbedded ? ` (not for ${r.tls.keysNotEmbedded}: their keys did not decrypt)` : ""}`,
     ...r.outputs.flatMap((o) => options.describeOutput(o)),
     `problems:   ${kinds.length ? kinds.map(([k, n]) => `${k} ${n}`).join(", ") : "none"}`,
     ...r.problems.slice(0, options.maxProblems ?? 10).map((p) => `  ${p.blob}: ${p.kind}: ${p.message}`),

@@ -7,13 +7,13 @@
  */
 import assert from "node:assert/strict";
 import { once } from "node:events";
-import { createWriteStream, mkdtempSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { listBlobs, listKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { type ObjectStore, openStore } from "@cloudtap/object-store";
-import { createPcapngEncoder } from "@cloudtap/pcap";
+import { createPcapngEncoder, readCapture } from "@cloudtap/pcap";
 import { keysPrefix } from "@cloudtap/tap-format";
 import { runSimulation, type SimulationFaults, type SimulationManifest } from "@cloudtap/tapsim";
 import { byEndpoints, followStreams, tshark } from "@cloudtap/test-harness";
@@ -25,9 +25,10 @@ import { createCleartextPortMap, type Variant } from "./tls-variant.js";
 const CONNECTIONS = Number(process.env["STITCH_TLS_CONNECTIONS"] ?? 80);
 const portMap = createCleartextPortMap();
 
-async function loadKeys(store: ObjectStore) {
+async function loadKeys(store: ObjectStore, edit: (text: string) => string = (t) => t) {
   const keys = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER });
-  for await (const o of store.list(keysPrefix(""))) keys.addKeyLog(await store.readBytes(o.key), 0);
+  for await (const o of store.list(keysPrefix("")))
+    keys.addKeyLog(edit(new TextDecoder().decode(await store.readBytes(o.key))), 0);
   return keys;
 }
 
@@ -41,17 +42,20 @@ async function run(
   variant: Variant,
   faults: SimulationFaults,
   keysAsTheyLand = false,
+  options: { connections?: number; editKeyLog?: (text: string) => string } = {},
 ) {
   const store = openStore(join(dir, name));
   const { manifest } = await runSimulation({
     dataStore: store,
     keyStore: store,
-    connections: CONNECTIONS,
+    connections: options.connections ?? CONNECTIONS,
     seed: 21,
     blobSize: 256 * 1024,
     faults,
   });
-  const keys = keysAsTheyLand ? createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER }) : await loadKeys(store);
+  const keys = keysAsTheyLand
+    ? createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER })
+    : await loadKeys(store, options.editKeyLog);
   const listed = [];
   for await (const b of listBlobs(store)) listed.push(b);
   if (keysAsTheyLand) for await (const k of listKeyLogs(store)) listed.push(k);
@@ -177,4 +181,73 @@ describe("stitch - TLS decryption and the cleartext variant on simulated traffic
     }
     assert.equal(stitcher.stats.tls.keysEmbedded, tlsConnections(manifest).length);
   });
+
+  it("stitch - wrong keys and a client random logged twice: named per connection, only keys that decrypt are embedded", async () => {
+    /** Flips the first hex digit of every secret of `random`'s lines (a wrong key, same shape). */
+    const spoil = (line: string) =>
+      line.replace(/^(\S+ \S+ )(\S)/, (_m, head: string, c: string) => head + (c === "0" ? "1" : "0"));
+    let wrong = "";
+    let twice = "";
+    const { manifest, file, stitcher } = await run(dir, "wrong-keys", "both", {}, false, {
+      connections: 24,
+      editKeyLog: (text) => {
+        const lines = text.split("\n").filter((l) => /^[A-Z_0-9]+ [0-9a-f]{64} /i.test(l));
+        const randoms = [...new Set(lines.map((l) => l.split(" ")[1]!.toLowerCase()))];
+        if (!wrong) [wrong, twice] = randoms as [string, string];
+        const mine = (r: string) => lines.filter((l) => l.split(" ")[1]!.toLowerCase() === r);
+        // `wrong`: every secret spoiled. `twice`: a spoiled copy of its lines first, the right ones after.
+        const others = lines.filter((l) => !mine(wrong).includes(l) && !mine(twice).includes(l));
+        return [...mine(wrong).map(spoil), ...mine(twice).map(spoil), ...mine(twice), ...others].join("\n");
+      },
+    });
+    const byRandom = new Map(tlsConnections(manifest).map((c) => [c.tls!.clientRandom.toLowerCase(), c]));
+    const wrongConn = byRandom.get(wrong)!;
+    const twiceConn = byRandom.get(twice)!;
+    assert.ok(wrongConn && twiceConn, "both client randoms belong to tapped connections");
+    const t = stitcher.stats.tls;
+    const listed = new Map(t.connections.map((c) => [c.connId, c]));
+    assert.deepEqual(
+      { ...listed.get(wrongConn.connId), detail: undefined },
+      {
+        connId: wrongConn.connId,
+        flow: `${wrongConn.client.address}:${wrongConn.client.port} -> ${wrongConn.server.address}:${wrongConn.server.port}`,
+        outcome: "integrity-failure",
+        detail: undefined,
+        candidatesRejected: 0,
+      },
+    );
+    assert.equal(listed.get(twiceConn.connId)?.outcome, "candidate-rejected");
+    assert.equal(listed.get(twiceConn.connId)?.candidatesRejected, 1);
+    assert.equal(t.connections.length, 2, JSON.stringify(t.connections));
+    assert.equal(t.outcomes["integrity-failure"], 1);
+    assert.equal(t.candidateRejections, 1);
+    assert.equal(t.keysEmbedded, tlsConnections(manifest).length - 1, "every connection but the wrong one");
+    assert.equal(t.keysNotEmbedded, 1);
+    // The file's Decryption Secrets Blocks: nothing of the wrong connection, the right set of the other.
+    let dsb = "";
+    for await (const item of readCapture(readFileSync(file)))
+      if (item.type === "tls-key-log") dsb += item.text;
+    assert.ok(!dsb.includes(wrong), "keys that did not decrypt are not embedded");
+    const twiceLines = dsb.split("\n").filter((l) => l.includes(twice));
+    assert.ok(twiceLines.length > 0);
+    const keyLogText = (await loadKeyLogText(join(dir, "wrong-keys"))).split("\n");
+    for (const l of twiceLines) assert.ok(keyLogText.includes(l), `embedded as logged: ${l.slice(0, 40)}`);
+    // The twice-logged connection decrypts to its application bytes (its cleartext flow), the wrong one not.
+    const got = byEndpoints(followStreams(file));
+    const clearKey = (c: typeof twiceConn) =>
+      `${c.client.address}|${c.client.port}>${c.server.address}|${portMap(c.server.port)}`;
+    assert.deepEqual(got.get(clearKey(twiceConn)), {
+      bytes: twiceConn.c2s.app.length,
+      sha256: twiceConn.c2s.app.sha256,
+    });
+    assert.equal(got.get(clearKey(wrongConn)), undefined);
+  });
 });
+
+async function loadKeyLogText(path: string): Promise<string> {
+  const store = openStore(path);
+  let all = "";
+  for await (const o of store.list(keysPrefix("")))
+    all += new TextDecoder().decode(await store.readBytes(o.key));
+  return all;
+}

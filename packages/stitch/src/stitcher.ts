@@ -610,6 +610,7 @@ export class Stitcher {
           ...(tlsOptions.maxKeyWaitBytes === undefined
             ? {}
             : { maxKeyWaitBytes: tlsOptions.maxKeyWaitBytes }),
+          connection: { connId, client: open.client, server: open.server },
         },
         this.stats.tls,
         // A plain (not TLS) flow is its own clear text: labelled cleartext when only that feed is written.

@@ -1,9 +1,14 @@
 /**
  * The TLS-aware output of one TCP flow: the original packets, the cleartext variant, or both.
  *
- * - original: the tapped bytes as they are. With keys, the flow's TLS key-log lines are handed to
- *   `embedKeys` as soon as its ClientHello (and so its client random) is seen, before any packet the keys
- *   decrypt; parsing stops there.
+ * - original: the tapped bytes as they are. With `embedKeys`, the flow's TLS key-log lines are handed to it
+ *   once a record of the connection authenticated with them (its first encrypted record), never keys that
+ *   did not (the connection is listed in `TlsVariantStats.connections`); parsing stops there. So that the
+ *   keys still come before every packet they decrypt, while the verdict is out a chunk is given to the
+ *   TLS session before its packets are made, and in TLS 1.3 the packets from the ServerHello on are held
+ *   until the first encrypted record (the same flight; at most `maxUndecidedBytes`). A connection whose
+ *   keys are not known at its ClientHello goes out as it comes, its keys embedded later if they come and
+ *   authenticate.
  * - cleartext: for a connection that decrypts, a second TCP flow whose payload per direction is exactly the
  *   decrypted application data (no record headers, handshake, padding or MACs), same client address and
  *   port, server port mapped (443 -> 80, ...), with its own handshake at the original's open time and the
@@ -21,6 +26,7 @@ import {
   TlsOutcomeKind,
   type TlsSecrets,
   type TlsSession,
+  TlsVersion,
 } from "@cloudtap/tls";
 import type { TcpSynth } from "./tcp-synth.js";
 
@@ -53,6 +59,55 @@ export interface TlsVariantOptions {
   readonly maxUndecidedBytes?: number;
   /** Cap on a connection's ciphertext queued while its keys have not landed. Default 16 MiB. */
   readonly maxKeyWaitBytes?: number;
+  /** Which connection this is, to name it when it does not decrypt. */
+  readonly connection?: TlsConnectionIdentity;
+}
+
+export interface TlsConnectionIdentity {
+  readonly connId: string;
+  readonly client: { readonly address: string; readonly port: number };
+  readonly server: { readonly address: string; readonly port: number };
+}
+
+/** A connection whose TLS did not decrypt, or whose key log held candidate secrets that failed. */
+export interface TlsConnectionProblem {
+  readonly connId: string;
+  /** `client -> server`, e.g. `10.0.0.1:50000 -> 10.0.0.2:443`. */
+  readonly flow: string;
+  /**
+   * The TLS outcome (`integrity-failure`, `no-keys`, ...), `keys-not-embedded` (original variant: the keys
+   * did not authenticate), or `candidate-rejected` (it decrypted, with a later candidate).
+   */
+  readonly outcome: string;
+  readonly detail?: string;
+  /** Candidate secret sets tried before one authenticated (or all failed). */
+  readonly candidatesRejected: number;
+}
+
+/** Connections listed one by one per stitcher (all are counted in `outcomes`). */
+export const MAX_LISTED_TLS_CONNECTIONS = 100;
+
+/** TLS outcomes that lose decrypted content: the connection is listed. */
+const LOSSY_OUTCOMES: ReadonlySet<string> = new Set([
+  TlsOutcomeKind.IntegrityFailure,
+  TlsOutcomeKind.NoKeys,
+  TlsOutcomeKind.BufferOverflow,
+  TlsOutcomeKind.Malformed,
+  TlsOutcomeKind.InternalError,
+]);
+
+/** Outcomes after which a session decrypts nothing more: the keys verdict is in. */
+const FINAL_OUTCOMES: ReadonlySet<string> = new Set([
+  ...LOSSY_OUTCOMES,
+  TlsOutcomeKind.NotTls,
+  TlsOutcomeKind.UnsupportedSuite,
+  TlsOutcomeKind.UnsupportedVersion,
+  TlsOutcomeKind.Gap,
+  TlsOutcomeKind.NoHandshake,
+]);
+
+function endpoint(e: { readonly address: string; readonly port: number }): string {
+  return e.address.includes(":") ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
 }
 
 export class TlsVariantStats {
@@ -66,6 +121,19 @@ export class TlsVariantStats {
   /** Decrypted application bytes per direction. */
   cleartextBytes: [number, number] = [0, 0];
   keysEmbedded = 0;
+  /** Connections with keys that did not authenticate, so not embedded (original flows). */
+  keysNotEmbedded = 0;
+  /** Connections where a candidate secret set failed (another may have decrypted). */
+  candidateRejections = 0;
+  /** Connections that did not decrypt or had candidates fail, the first MAX_LISTED_TLS_CONNECTIONS. */
+  readonly connections: TlsConnectionProblem[] = [];
+  /** Connections beyond the listed ones. */
+  connectionsNotListed = 0;
+
+  list(problem: TlsConnectionProblem): void {
+    if (this.connections.length < MAX_LISTED_TLS_CONNECTIONS) this.connections.push(problem);
+    else this.connectionsNotListed++;
+  }
 }
 
 export interface TlsFlowReport {
@@ -135,6 +203,11 @@ export class TlsFlowVariants {
   private undecided: { dir: 0 | 1; bytes: Uint8Array; ts: bigint; span: number }[] | undefined;
   private undecidedBytes = 0;
   private keysEmbedded = false;
+  /** Keys to embed are known but not yet authenticated by a record of the connection. */
+  private awaitingVerdict: boolean;
+  /** TLS 1.3, from the ServerHello until the keys' verdict: the original's chunks, copied. */
+  private deferred: { dir: 0 | 1; bytes: Uint8Array; ts: bigint; span: number }[] = [];
+  private verdictBytes = 0;
   private pending: [Uint8Array[], Uint8Array[]] = [[], []];
   private report: TlsFlowReport | undefined;
 
@@ -146,6 +219,7 @@ export class TlsFlowVariants {
   ) {
     if (o.variant === Variant.Original) this.original = makeOriginal(false);
     else this.undecided = [];
+    this.awaitingVerdict = o.embedKeys !== undefined && o.variant !== Variant.Cleartext;
     this.session = createTlsSession({
       keys: o.keys,
       maxBufferedBytes: o.maxKeyWaitBytes ?? DEFAULT_MAX_KEY_WAIT_BYTES,
@@ -158,22 +232,27 @@ export class TlsFlowVariants {
   }
 
   data(dir: 0 | 1, bytes: Uint8Array, ts: bigint, spanNs: number): void {
-    this.original?.data(dir, bytes, ts, spanNs);
     const session = this.session;
-    if (!session) return;
-    if (this.undecided) {
-      this.undecided.push({ dir, bytes: bytes.slice(), ts, span: spanNs });
-      this.undecidedBytes += bytes.length;
+    if (this.awaitingVerdict && this.original && session)
+      this.dataBeforeVerdict(session, dir, bytes, ts, spanNs);
+    else {
+      this.original?.data(dir, bytes, ts, spanNs);
+      if (!session) return;
+      if (this.undecided) {
+        this.undecided.push({ dir, bytes: bytes.slice(), ts, span: spanNs });
+        this.undecidedBytes += bytes.length;
+      }
+      session.push(dir, bytes);
+      if (this.undecided) this.decide(session);
+      else if (!this.keysEmbedded) this.embedKeys(session);
     }
-    session.push(dir, bytes);
-    if (!this.keysEmbedded) this.embedKeys(session);
+    if (!session) return;
     if (this.o.variant === Variant.Original) {
-      // Parsing was only for the client random: once the keys are embedded, or the flow is known to be
-      // something else, the session has nothing left to do.
-      if (this.keysEmbedded || session.outcome.kind === TlsOutcomeKind.NotTls) this.stop(session);
+      // Parsing (and decrypting) was only to embed authenticated keys: once they are, or cannot be, the
+      // session has nothing left to do.
+      if (this.keysEmbedded || FINAL_OUTCOMES.has(session.outcome.kind)) this.stop(session);
       return;
     }
-    if (this.undecided) this.decide(session);
     // Decrypted data is stamped when the chunk that completed its records ends (at or just after the
     // ciphertext), in both directions: a push may release the other side's records too (they waited for
     // this side's handshake).
@@ -188,6 +267,8 @@ export class TlsFlowVariants {
   gap(dir: 0 | 1, length: number): void {
     // A hole before the flow could be classified (cleartext variant): pass the flow through as original.
     if (this.undecided) this.passThrough(false);
+    this.awaitingVerdict = false;
+    this.releaseDeferred();
     this.original?.gap(dir, length);
     this.session?.gap(dir, length);
   }
@@ -206,6 +287,8 @@ export class TlsFlowVariants {
     const session = this.session;
     if (!session) return;
     session.keysAvailable();
+    if (this.undecided) this.decide(session);
+    else if (!this.keysEmbedded) this.embedKeys(session);
     this.flushCleartext(0, ts);
     this.flushCleartext(1, ts);
   }
@@ -224,6 +307,7 @@ export class TlsFlowVariants {
       this.flushCleartext(1, e.timestampNs);
       this.stop(session);
     }
+    this.releaseDeferred();
     this.original?.end(e.how, e.initiator, e.timestampNs);
     this.cleartext?.end(e.how, e.initiator, e.timestampNs);
     return this.report;
@@ -240,13 +324,23 @@ export class TlsFlowVariants {
     session.finish();
     const outcome = session.outcome;
     const info = session.info;
+    const rejected = session.stats.candidatesRejected;
+    if (rejected > 0) this.stats.candidateRejections++;
     if (this.o.variant !== Variant.Original) {
       this.stats.outcomes[outcome.kind] = (this.stats.outcomes[outcome.kind] ?? 0) + 1;
       if (outcome.kind === TlsOutcomeKind.UnsupportedSuite && info.cipherSuiteName) {
         this.stats.unsupportedSuites[info.cipherSuiteName] =
           (this.stats.unsupportedSuites[info.cipherSuiteName] ?? 0) + 1;
       }
+      if (LOSSY_OUTCOMES.has(outcome.kind)) this.listConnection(outcome.kind, outcome.detail, rejected);
+      else if (rejected > 0) this.listConnection("candidate-rejected", undefined, rejected);
+    } else if (this.o.embedKeys && !this.keysEmbedded && outcome.kind === TlsOutcomeKind.IntegrityFailure) {
+      this.listConnection("keys-not-embedded", outcome.detail, rejected);
+    } else if (rejected > 0) {
+      this.listConnection("candidate-rejected", undefined, rejected);
     }
+    if (this.o.embedKeys && !this.keysEmbedded && outcome.kind === TlsOutcomeKind.IntegrityFailure)
+      this.stats.keysNotEmbedded++;
     this.report = {
       version: info.versionName,
       suite: info.cipherSuiteName,
@@ -261,11 +355,66 @@ export class TlsFlowVariants {
     };
   }
 
-  private embedKeys(session: TlsSession): void {
+  private listConnection(outcome: string, detail: string | undefined, candidatesRejected: number): void {
+    const c = this.o.connection;
+    if (!c) return;
+    this.stats.list({
+      connId: c.connId,
+      flow: `${endpoint(c.client)} -> ${endpoint(c.server)}`,
+      outcome,
+      ...(detail === undefined ? {} : { detail }),
+      candidatesRejected,
+    });
+  }
+
+  /**
+   * A chunk of an original flow whose keys are not yet authenticated: the session sees it first, so that keys
+   * it authenticates are embedded before the chunk's packets; in TLS 1.3 the packets wait from the ServerHello
+   * to the first encrypted record (the keys are needed from the ServerHello on).
+   */
+  private dataBeforeVerdict(
+    session: TlsSession,
+    dir: 0 | 1,
+    bytes: Uint8Array,
+    ts: bigint,
+    span: number,
+  ): void {
+    const copy = bytes.slice(); // the session may keep or reuse what it is given
+    session.push(dir, bytes);
+    this.verdictBytes += bytes.length;
+    const kind = session.outcome.kind;
     const cr = session.info.clientRandom;
-    if (!cr || !this.o.embedKeys || !this.original) return;
-    const secrets = this.o.keys.lookup(cr);
+    if (session.verifiedSecrets) this.embedKeys(session);
+    if (
+      this.keysEmbedded ||
+      FINAL_OUTCOMES.has(kind) ||
+      (cr !== undefined && this.o.keys.lookup(cr) === undefined) ||
+      this.verdictBytes > (this.o.maxUndecidedBytes ?? 64 * 1024)
+    ) {
+      this.awaitingVerdict = false;
+    }
+    if (this.awaitingVerdict && session.info.version === TlsVersion.Tls13) {
+      this.deferred.push({ dir, bytes: copy, ts, span });
+      return;
+    }
+    this.releaseDeferred();
+    this.original?.data(dir, copy, ts, span);
+  }
+
+  private releaseDeferred(): void {
+    if (this.deferred.length === 0) return;
+    const held = this.deferred;
+    this.deferred = [];
+    for (const h of held) this.original?.data(h.dir, h.bytes, h.ts, h.span);
+  }
+
+  /** Embeds the keys a record of this connection authenticated with (never keys that did not). */
+  private embedKeys(session: TlsSession): void {
+    if (!this.o.embedKeys || !this.original) return;
+    const secrets = session.verifiedSecrets;
     if (!secrets) return;
+    const cr = session.info.clientRandom;
+    if (!cr) return;
     const text = keyLogLines(cr, secrets);
     if (!text) return;
     this.o.embedKeys(text);
@@ -273,7 +422,12 @@ export class TlsFlowVariants {
     this.stats.keysEmbedded++;
   }
 
-  /** Cleartext variant: is this TLS? Not TLS: pass the flow through as it is. */
+  /**
+   * While the first bytes are held: is this TLS (cleartext and both), and (original flows with `embedKeys`)
+   * did its keys authenticate? Not TLS: the flow passes through as it is. TLS: the original flow starts
+   * once the verdict on its keys is in (a record authenticated, or failed, or no keys are known yet, or the
+   * hold reached its cap), its authenticated keys embedded before its first packet.
+   */
   private decide(session: TlsSession): void {
     if (session.outcome.kind === TlsOutcomeKind.NotTls) {
       this.passThrough(true);
@@ -285,12 +439,11 @@ export class TlsFlowVariants {
       this.undecidedBytes > (this.o.maxUndecidedBytes ?? 64 * 1024)
     ) {
       if (this.o.variant === Variant.Both) {
-        // TLS: the original flow starts now, its keys embedded before its first encrypted packet.
+        // TLS: the original flow starts now (its keys are embedded once a record authenticates them).
         const held = this.undecided!;
         this.undecided = undefined;
         this.undecidedBytes = 0;
         this.original = this.makeOriginal(false);
-        this.embedKeys(session);
         for (const h of held) this.original.data(h.dir, h.bytes, h.ts, h.span);
         return;
       }

@@ -33,19 +33,42 @@ describe("key store - index, TTL, byte cap", () => {
     assert.ok(!store.has(random(1), [KeyLogLabel.ClientRandom, KeyLogLabel.ExporterSecret]));
   });
 
-  it("key store - duplicates are counted, a conflicting value keeps the first", () => {
+  it("key store - duplicates are counted, a conflicting value is kept as a second candidate set", () => {
     const store = createKeyStore();
     const r = store.add(
       [
         entry(1, KeyLogLabel.ServerTrafficSecret0, 1),
+        entry(1, KeyLogLabel.ClientTrafficSecret0, 1),
         entry(1, KeyLogLabel.ServerTrafficSecret0, 1),
+        entry(1, KeyLogLabel.ServerTrafficSecret0, 2),
         entry(1, KeyLogLabel.ServerTrafficSecret0, 2),
       ],
       0,
     );
-    assert.deepEqual(r, { added: 1, duplicates: 1, conflicts: 1 });
-    assert.equal(store.lookup(random(1))?.[KeyLogLabel.ServerTrafficSecret0]?.[0], 1);
+    assert.deepEqual(r, { added: 2, duplicates: 2, conflicts: 1, candidatesDropped: 0 });
+    assert.equal(store.lookup(random(1))?.[KeyLogLabel.ServerTrafficSecret0]?.[0], 1, "lookup: the first");
+    const sets = store.candidates(random(1));
+    assert.deepEqual(
+      sets.map((s) => [s[KeyLogLabel.ServerTrafficSecret0]?.[0], s[KeyLogLabel.ClientTrafficSecret0]?.[0]]),
+      [
+        [1, 1],
+        [2, 1],
+      ],
+      "the second set has the conflicting value and the first set's other labels",
+    );
     assert.equal(store.stats.conflicts, 1);
+    assert.deepEqual(store.candidates(random(9)), []);
+  });
+
+  it("key store - candidate sets are capped (maxCandidates), what is beyond is counted", () => {
+    const store = createKeyStore({ maxCandidates: 2 });
+    const r = store.add(
+      [1, 2, 3, 4].map((v) => entry(1, KeyLogLabel.ClientRandom, v)),
+      0,
+    );
+    assert.deepEqual(r, { added: 1, duplicates: 0, conflicts: 1, candidatesDropped: 2 });
+    assert.equal(store.candidates(random(1)).length, 2);
+    assert.equal(store.stats.candidatesDropped, 2);
   });
 
   it("key store - entries expire after the TTL in the caller's time, counted", () => {

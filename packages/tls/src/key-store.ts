@@ -22,6 +22,11 @@ export type TlsSecrets = Readonly<Partial<Record<KeyLogLabel, Uint8Array>>>;
 /** Where a TLS session looks its secrets up. A `KeyStore` is one; any object with `lookup` will do. */
 export interface TlsKeySource {
   lookup(clientRandom: Uint8Array): TlsSecrets | undefined;
+  /**
+   * Every secret set known for a client random, `lookup`'s first: when one was logged with different
+   * secrets, the sets to try in turn until a record authenticates. Optional: one set is `lookup`'s.
+   */
+  candidates?(clientRandom: Uint8Array): readonly TlsSecrets[];
 }
 
 export interface KeyStoreOptions {
@@ -31,12 +36,15 @@ export interface KeyStoreOptions {
   readonly maxBytes?: number;
   /** Cap on concurrent `waitForKeys` calls; a call beyond it resolves at once with `overflow`. Default 10000. */
   readonly maxWaiters?: number;
+  /** Secret sets kept per client random (a value conflicting with every kept set starts a new one). Default 4. */
+  readonly maxCandidates?: number;
 }
 
 export const DEFAULT_KEY_STORE_OPTIONS: Required<KeyStoreOptions> = {
   ttlMs: 60 * 60 * 1000,
   maxBytes: 64 * 1024 * 1024,
   maxWaiters: 10000,
+  maxCandidates: 4,
 };
 
 /** Bytes counted per entry on top of its secrets and client random (map slot, object, strings). */
@@ -70,8 +78,13 @@ export interface KeyStoreAddResult {
   added: number;
   /** Same label and same value again. */
   duplicates: number;
-  /** Same label, different value: the first value is kept. */
+  /**
+   * Same label, different value: kept as another candidate set (the first set stays `lookup`'s; a session
+   * tries the others when the first does not authenticate), up to `maxCandidates` sets.
+   */
   conflicts: number;
+  /** Conflicting values beyond `maxCandidates` sets: not kept. */
+  candidatesDropped: number;
 }
 
 export interface KeyStoreStats {
@@ -80,6 +93,7 @@ export interface KeyStoreStats {
   secretsAdded: number;
   duplicates: number;
   conflicts: number;
+  candidatesDropped: number;
   /** Entries removed because the byte cap was reached (oldest first). */
   evictedEntries: number;
   /** Entries removed because their TTL passed. */
@@ -102,6 +116,8 @@ export interface KeyStore extends TlsKeySource {
     options?: KeyLogParserOptions,
   ): KeyStoreAddResult & { readonly skippedLines: readonly KeyLogSkippedLine[]; readonly parse: KeyLogStats };
   lookup(clientRandom: Uint8Array): TlsSecrets | undefined;
+  /** `lookup`'s set first, then each further candidate set (completed with the first set's other labels). */
+  candidates(clientRandom: Uint8Array): readonly TlsSecrets[];
   /** True when every label is known for this client random. */
   has(clientRandom: Uint8Array, labels: readonly KeyLogLabel[]): boolean;
   /**
@@ -121,6 +137,8 @@ export interface KeyStore extends TlsKeySource {
 
 interface Entry {
   secrets: Partial<Record<KeyLogLabel, Uint8Array>>;
+  /** Further candidate sets (labels that conflict with `secrets`), in the order they were met. */
+  alternatives?: Partial<Record<KeyLogLabel, Uint8Array>>[];
   bytes: number;
   expiresAtMs: number;
 }
@@ -136,6 +154,10 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
   const ttlMs = options.ttlMs ?? DEFAULT_KEY_STORE_OPTIONS.ttlMs;
   const maxBytes = options.maxBytes ?? DEFAULT_KEY_STORE_OPTIONS.maxBytes;
   const maxWaiters = options.maxWaiters ?? DEFAULT_KEY_STORE_OPTIONS.maxWaiters;
+  const maxCandidates = options.maxCandidates ?? DEFAULT_KEY_STORE_OPTIONS.maxCandidates;
+  if (!(Number.isInteger(maxCandidates) && maxCandidates >= 1)) {
+    throw new TlsOptionError("maxCandidates", "must be an integer >= 1");
+  }
   if (!(ttlMs > 0)) throw new TlsOptionError("ttlMs", "must be a positive number of milliseconds");
   if (!(maxBytes > 0)) throw new TlsOptionError("maxBytes", "must be positive");
   if (!(Number.isInteger(maxWaiters) && maxWaiters >= 0)) {
@@ -153,6 +175,7 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
     secretsAdded: 0,
     duplicates: 0,
     conflicts: 0,
+    candidatesDropped: 0,
     evictedEntries: 0,
     expiredEntries: 0,
     waiters: 0,
@@ -200,7 +223,7 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
   function add(list: Iterable<KeyLogEntry>, nowMs: number): KeyStoreAddResult {
     advance(nowMs);
     expireEntries();
-    const result: KeyStoreAddResult = { added: 0, duplicates: 0, conflicts: 0 };
+    const result: KeyStoreAddResult = { added: 0, duplicates: 0, conflicts: 0, candidatesDropped: 0 };
     const touched = new Set<string>();
     for (const e of list) {
       if (e.clientRandom.length !== 32) continue;
@@ -210,7 +233,7 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
         const known = entry.secrets[e.label];
         if (known) {
           if (equalBytes(known, e.secret)) result.duplicates++;
-          else result.conflicts++;
+          else addCandidate(entry, e, result);
           continue;
         }
         entries.delete(key); // re-inserted below: most recently updated goes last
@@ -230,6 +253,7 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
     stats.secretsAdded += result.added;
     stats.duplicates += result.duplicates;
     stats.conflicts += result.conflicts;
+    stats.candidatesDropped += result.candidatesDropped;
     while (stats.bytes > maxBytes && entries.size > 0) {
       const first = entries.entries().next().value as [string, Entry];
       removeEntry(first[0], first[1]);
@@ -246,6 +270,32 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
     return result;
   }
 
+  /** A value conflicting with the first set: into the first other set without this label, or a new set. */
+  function addCandidate(entry: Entry, e: KeyLogEntry, result: KeyStoreAddResult): void {
+    entry.alternatives ??= [];
+    const sets = entry.alternatives;
+    for (const set of sets) {
+      const v = set[e.label];
+      if (v && equalBytes(v, e.secret)) {
+        result.duplicates++;
+        return;
+      }
+    }
+    let into = sets.find((set) => !set[e.label]);
+    if (!into) {
+      if (sets.length + 1 >= maxCandidates) {
+        result.candidatesDropped++;
+        return;
+      }
+      into = {};
+      sets.push(into);
+    }
+    into[e.label] = e.secret.slice();
+    entry.bytes += e.secret.length;
+    stats.bytes += e.secret.length;
+    result.conflicts++;
+  }
+
   function lookupKey(key: string): TlsSecrets | undefined {
     return entries.get(key)?.secrets;
   }
@@ -259,6 +309,13 @@ export function createKeyStore(options: KeyStoreOptions = {}): KeyStore {
     },
     lookup(clientRandom) {
       return clientRandom.length === 32 ? lookupKey(bytesToHex(clientRandom)) : undefined;
+    },
+    candidates(clientRandom) {
+      const entry = clientRandom.length === 32 ? entries.get(bytesToHex(clientRandom)) : undefined;
+      if (!entry) return [];
+      if (!entry.alternatives) return [entry.secrets];
+      // A later set names only the labels that conflicted: the others are the first set's.
+      return [entry.secrets, ...entry.alternatives.map((alt) => ({ ...entry.secrets, ...alt }))];
     },
     has(clientRandom, labels) {
       return clientRandom.length === 32 && satisfied(entries.get(bytesToHex(clientRandom)), labels);

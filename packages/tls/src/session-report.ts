@@ -136,4 +136,9 @@ export interface TlsSessionStats {
   readonly directions: readonly [TlsDirectionStats, TlsDirectionStats];
   keyLookups: number;
   bufferOverflows: number;
+  /**
+   * Candidate secret sets (a client random logged twice with different secrets) whose keys did not
+   * authenticate the record they were tried on; the next candidate was tried.
+   */
+  candidatesRejected: number;
 }

@@ -239,6 +239,44 @@ describe("tls session - RFC 8448 section 3 connection", () => {
     assert.equal(r.session.outcome.directions[0].state, "open");
   });
 
+  it("tls session - a client random logged twice: the set a record authenticates with is chosen, the other counted", () => {
+    const wrong = RFC8448.keyLog.replace(
+      /^(\S+ \S+ )(\S)/gm,
+      (_m, head: string, c: string) => head + (c === "0" ? "1" : "0"),
+    );
+    for (const [name, keyLog, rejected] of [
+      ["wrong set first", wrong + RFC8448.keyLog, 1],
+      ["right set first", RFC8448.keyLog + wrong, 0],
+    ] as const) {
+      const r = runConnection(RFC8448, keyLog);
+      assert.deepEqual(r.data, [RFC8448.c2sData, RFC8448.s2cData], name);
+      assert.equal(r.session.outcome.kind, TlsOutcomeKind.Decrypted, name);
+      assert.equal(r.session.stats.candidatesRejected, rejected, name);
+      const chosen = r.session.verifiedSecrets?.[KeyLogLabel.ServerHandshakeTrafficSecret];
+      assert.ok(chosen, name);
+      assert.ok(
+        RFC8448.keyLog.includes(Buffer.from(chosen).toString("hex")),
+        `${name}: the right set is chosen`,
+      );
+    }
+    const r = runConnection(RFC8448, wrong + wrong.replace(/^(\S+ \S+ )(\S)(\S)/gm, "$1$3$2"));
+    assert.equal(r.session.outcome.kind, TlsOutcomeKind.IntegrityFailure, "no set authenticates");
+    assert.equal(r.session.stats.candidatesRejected, 1);
+    assert.equal(r.session.verifiedSecrets, undefined);
+  });
+
+  it("tls session - TLS 1.2: of two master secrets for one client random, the one that authenticates wins", () => {
+    const conn = tls12Connection({ records: 2 });
+    const master = /^CLIENT_RANDOM (\S+) (\S+)$/m.exec(conn.keyLog)!;
+    const wrongLine = `CLIENT_RANDOM ${master[1]} ${"5a".repeat(48)}\n`;
+    for (const keyLog of [wrongLine + conn.keyLog, conn.keyLog + wrongLine]) {
+      const r = runConnection(conn, keyLog, "random", "interleaved");
+      assert.deepEqual(r.data, [conn.c2sData, conn.s2cData]);
+      assert.equal(r.session.outcome.kind, TlsOutcomeKind.Decrypted);
+      assert.equal(r.session.stats.candidatesRejected, keyLog.startsWith(wrongLine) ? 1 : 0);
+    }
+  });
+
   it("tls session - a corrupted record stops the direction, later records are ignored, nothing throws", () => {
     const s2c = RFC8448.s2c.map((b) => Buffer.from(b));
     s2c[3]![30] = s2c[3]![30]! ^ 0x80; // the server's application data record

@@ -26,6 +26,11 @@
  * renegotiation, whose ChangeCipherSpec travels encrypted, is followed too); secrets come from the
  * CLIENT_RANDOM line of that hello's client random, which also covers resumed sessions.
  *
+ * Candidates: a key source with `candidates` may hold several secret sets for one client random (logged twice
+ * with different secrets). Until a record authenticates, a record that fails with the set in use is tried
+ * with the next set (every key derived so far is dropped); the first set a record authenticates with is
+ * chosen for the session (`verifiedSecrets`), and the sets that failed are counted (`candidatesRejected`).
+ *
  * The session is not re-entrant: calling it from its own output callbacks throws a TlsArgumentError.
  * An exception thrown by an output callback propagates unchanged to the caller; the session then ignores
  * (and counts) everything it is given afterwards, since the record being processed was lost.
@@ -85,7 +90,10 @@ export interface TlsSessionOutput {
 }
 
 export interface TlsSessionOptions {
-  /** Where secrets come from: a KeyStore, any TlsKeySource, or a lookup function. */
+  /**
+   * Where secrets come from: a KeyStore, any TlsKeySource, or a lookup function. A source with `candidates`
+   * gives further secret sets to try when a record does not authenticate (see the header).
+   */
   readonly keys: TlsKeySource | ((clientRandom: Uint8Array) => TlsSecrets | undefined);
   readonly output?: TlsSessionOutput;
   /** Cap on queued record bytes (both directions) while waiting. Default 1 MiB. Overflow stops the direction. */
@@ -117,6 +125,8 @@ export interface TlsSession {
   readonly stats: Readonly<TlsSessionStats>;
   /** What the session waits for, if it waits for secrets. */
   readonly pendingKeys: TlsKeyRequest | undefined;
+  /** The secret set a record authenticated with (the chosen candidate); undefined until one did. */
+  readonly verifiedSecrets: TlsSecrets | undefined;
 }
 
 export function createTlsSession(options: TlsSessionOptions): TlsSession {
@@ -231,6 +241,12 @@ class Side {
 
 class Session implements TlsSession {
   private readonly lookupFn: (clientRandom: Uint8Array) => TlsSecrets | undefined;
+  private readonly candidatesFn: ((clientRandom: Uint8Array) => readonly TlsSecrets[]) | undefined;
+  /** Index of the key source's candidate set in use (0: what `lookup` gives). */
+  private candidate = 0;
+  /** A record authenticated: the candidate in use is the session's for good. */
+  private verified = false;
+  private chosen: TlsSecrets | undefined;
   private readonly output: TlsSessionOutput;
   private readonly maxBufferedBytes: number;
   private readonly maxSkippedRecords: number;
@@ -261,6 +277,8 @@ class Session implements TlsSession {
     if (typeof keys === "function") this.lookupFn = keys;
     else if (keys && typeof keys.lookup === "function") this.lookupFn = (cr) => keys.lookup(cr);
     else throw new TlsOptionError("keys", "must be a TlsKeySource or a lookup function");
+    const candidates = typeof keys === "function" ? undefined : keys.candidates;
+    this.candidatesFn = candidates ? (cr) => candidates.call(keys, cr) : undefined;
     this.output = options.output ?? {};
     this.maxBufferedBytes = options.maxBufferedBytes ?? DEFAULT_TLS_SESSION_OPTIONS.maxBufferedBytes;
     this.maxSkippedRecords = options.maxSkippedRecords ?? DEFAULT_TLS_SESSION_OPTIONS.maxSkippedRecords;
@@ -276,6 +294,7 @@ class Session implements TlsSession {
       directions: [this.sides[0].stats, this.sides[1].stats],
       keyLookups: 0,
       bufferOverflows: 0,
+      candidatesRejected: 0,
     };
   }
 
@@ -373,6 +392,10 @@ class Session implements TlsSession {
       earlyDataOffered: ch?.earlyData ?? false,
       earlyDataAccepted: this.earlyDataAccepted,
     };
+  }
+
+  get verifiedSecrets(): TlsSecrets | undefined {
+    return this.chosen;
   }
 
   get outcome(): TlsOutcome {
@@ -713,6 +736,7 @@ class Session implements TlsSession {
 
   private inner(d: Side, contentType: number, plaintext: Uint8Array): Step {
     d.stats.recordsDecrypted++;
+    if (!this.verified) this.verify(d);
     switch (contentType) {
       case ContentType.ApplicationData:
         this.applicationData(d, plaintext);
@@ -743,6 +767,8 @@ class Session implements TlsSession {
     const opener = d.opener;
     const failure = opener.open(type, version, fragment);
     if (failure !== undefined) {
+      const random = this.clientHellos[d.handshakeIndex]?.random;
+      if (random && this.nextCandidate(random)) return this.open12(d, type, version, fragment);
       d.stats.integrityFailures[failure]++;
       return this.stop(d, StopReason.IntegrityFailure, failure);
     }
@@ -844,6 +870,7 @@ class Session implements TlsSession {
         return Step.Done;
       }
     }
+    if (this.nextCandidate(ch.random)) return this.open13(d, type, version, fragment);
     const reason = firstFailure ?? IntegrityFailure.AeadTag;
     d.stats.integrityFailures[reason]++;
     return this.stop(d, StopReason.IntegrityFailure, reason);
@@ -853,7 +880,34 @@ class Session implements TlsSession {
 
   private secrets(clientRandom: Uint8Array): TlsSecrets | undefined {
     this.stats.keyLookups++;
-    return this.lookupFn(clientRandom);
+    if (this.candidate === 0) return this.lookupFn(clientRandom);
+    return this.candidatesFn?.(clientRandom)[this.candidate];
+  }
+
+  /** The first record authenticated: the candidate in use is chosen. */
+  private verify(d: Side): void {
+    this.verified = true;
+    const hello =
+      this.version === TlsVersion.Tls13 ? this.clientHellos[0] : this.clientHellos[d.handshakeIndex];
+    if (hello) this.chosen = this.secrets(hello.random);
+  }
+
+  /**
+   * A record failed before any authenticated: moves to the next candidate secret set, if there is one, and
+   * drops every key derived from the last (no record was opened with them). True when the record is to be
+   * tried again.
+   */
+  private nextCandidate(clientRandom: Uint8Array): boolean {
+    if (this.verified || !this.candidatesFn) return false;
+    if (this.candidate + 1 >= this.candidatesFn(clientRandom).length) return false;
+    this.candidate++;
+    this.stats.candidatesRejected++;
+    this.keyBlocks.length = 0;
+    for (const side of this.sides) {
+      side.opener = undefined;
+      side.openers13.fill(undefined);
+    }
+    return true;
   }
 
   /** The client random whose secrets are waited for. */
