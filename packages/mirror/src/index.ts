@@ -1,3 +1,11 @@
+export type { FlowDedupOptions, FlowDedupState } from "./flow-dedup.js";
+export {
+  DEFAULT_DEDUP_MAX_ENTRIES,
+  FlowDedup,
+  FlowDedupStats,
+  flowKeyOf,
+  frameDigest,
+} from "./flow-dedup.js";
 export type { RecordedBatch, ReplayTarget } from "./frame-batch.js";
 export { FrameBatchError, FrameBatchEvent, FrameBatchRecorder, FrameBatchReplayer } from "./frame-batch.js";
 export type { StreamMergeOptions } from "./stream-merge.js";

@@ -1,0 +1,127 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import type { FrameFlowContext } from "@cloudtap/packet";
+import { FlowDedup } from "./flow-dedup.js";
+import type { ReplayTarget } from "./frame-batch.js";
+
+const flow = (connId: string, variant: "original" | "cleartext" = "original"): FrameFlowContext => ({
+  connId,
+  variant,
+  transport: "tcp",
+  ipVersion: 4,
+  client: { address: "10.0.0.1", port: 40000 },
+  server: { address: "10.0.0.2", port: 443 },
+  attributes: {},
+});
+
+/** A target that records what reaches it: "conn:ts:first byte" per frame, and the key-log texts. */
+function recording(): { target: ReplayTarget; frames: string[]; keys: string[] } {
+  const frames: string[] = [];
+  const keys: string[] = [];
+  const sink = (tag: string) => {
+    let buf = new Uint8Array(0);
+    return {
+      begin: (n: number) => {
+        buf = new Uint8Array(n);
+        return buf;
+      },
+      commit: (ts: bigint) => void frames.push(`${tag}:${ts}:${buf[0]}`),
+      end: () => {},
+    };
+  };
+  const none = sink("-");
+  return {
+    frames,
+    keys,
+    target: {
+      begin: none.begin,
+      commit: none.commit,
+      forFlow: (c) => sink(c.connId.slice(0, 2)),
+      embedKeys: (t) => void keys.push(t),
+    },
+  };
+}
+
+function send(sink: ReturnType<FlowDedup["forFlow"]>, ts: bigint, byte: number, length = 60): void {
+  sink.begin(length).fill(byte);
+  sink.commit(ts);
+}
+
+describe("FlowDedup", () => {
+  it("FlowDedup - a rebuilt flow's copies of written frames are dropped, the rest written", () => {
+    const r = recording();
+    const d = new FlowDedup(r.target);
+    const a = d.forFlow(flow("aa".repeat(16)));
+    send(a, 1n, 1);
+    send(a, 2n, 2);
+    a.end(); // cut (a stitcher stopped with it open)
+    const again = d.forFlow(flow("aa".repeat(16)));
+    send(again, 1n, 1); // the same frame
+    send(again, 2n, 9); // same time, other bytes (another packet layout): written
+    send(again, 3n, 3);
+    again.end();
+    assert.deepEqual(r.frames, ["aa:1:1", "aa:2:2", "aa:2:9", "aa:3:3"]);
+    assert.equal(d.stats.duplicateFrames, 1);
+    // Another variant of the same connection is another flow.
+    const clear = d.forFlow(flow("aa".repeat(16), "cleartext"));
+    send(clear, 1n, 1);
+    clear.end();
+    assert.equal(r.frames.length, 5);
+  });
+
+  it("FlowDedup - key-log texts are embedded once", () => {
+    const r = recording();
+    const d = new FlowDedup(r.target);
+    d.embedKeys("CLIENT_RANDOM a b\n");
+    d.embedKeys("CLIENT_RANDOM a b\n");
+    d.embedKeys("CLIENT_RANDOM c d\n");
+    assert.deepEqual(r.keys, ["CLIENT_RANDOM a b\n", "CLIENT_RANDOM c d\n"]);
+    assert.equal(d.stats.duplicateKeyLogs, 1);
+  });
+
+  it("FlowDedup - bounded: the flow that ended longest ago is forgotten, counted; open flows are never", () => {
+    const r = recording();
+    const d = new FlowDedup(r.target, { maxEntries: 4 });
+    const one = d.forFlow(flow("01".repeat(16)));
+    send(one, 1n, 1);
+    send(one, 2n, 2);
+    one.end();
+    const two = d.forFlow(flow("02".repeat(16)));
+    send(two, 1n, 1);
+    send(two, 2n, 2);
+    send(two, 3n, 3); // over the cap: flow 01 (ended) is forgotten
+    assert.equal(d.stats.forgottenFlows, 1);
+    assert.equal(d.size, 3);
+    send(two, 4n, 4);
+    send(two, 5n, 5); // only an open flow is left: written, its digest not kept
+    assert.equal(d.stats.unrecordedFrames, 1);
+    // A copy of the forgotten flow is written again (at least once, never lost).
+    const oneAgain = d.forFlow(flow("01".repeat(16)));
+    send(oneAgain, 1n, 1);
+    assert.equal(r.frames.filter((f) => f === "01:1:1").length, 2);
+  });
+
+  it("FlowDedup - the state survives a restart: snapshot or deltas, loaded into a new instance", () => {
+    const r = recording();
+    const d = new FlowDedup(r.target);
+    const a = d.forFlow(flow("aa".repeat(16)));
+    send(a, 1n, 1);
+    const delta1 = d.takeDelta();
+    send(a, 2n, 2);
+    d.embedKeys("K\n");
+    const delta2 = d.takeDelta();
+    assert.equal(d.takeDelta().flows.length, 0);
+    for (const state of [[d.snapshot()], [delta1, delta2]]) {
+      const r2 = recording();
+      const d2 = new FlowDedup(r2.target);
+      for (const s of state) d2.load(JSON.parse(JSON.stringify(s)));
+      const again = d2.forFlow(flow("aa".repeat(16)));
+      send(again, 1n, 1);
+      send(again, 2n, 2);
+      send(again, 3n, 3);
+      d2.embedKeys("K\n");
+      assert.deepEqual(r2.frames, ["aa:3:3"]);
+      assert.deepEqual(r2.keys, []);
+    }
+  });
+});
