@@ -54,6 +54,30 @@ describe("flow - filter rules", () => {
       assert.equal(createFlowFilter(c.rules).decide(c.flow).accept, c.want);
     });
   }
+  it("flow - a value with a newline (or any control character) is refused, whatever the rules say", () => {
+    const hostile = flow({ attributes: { user: "mallory@example.com\n" } });
+    for (const rules of [
+      ["reject user=*@example.com"],
+      ["accept user=mallory@example.com"],
+      ["accept any"],
+    ]) {
+      const d = createFlowFilter(rules).decide(hostile);
+      assert.equal(d.accept, false, JSON.stringify(rules));
+      assert.equal(d.refused, "user holds a control character");
+    }
+    const tab = flow({ attributes: { user: "alice@example.com", app: "x\u007f" } });
+    assert.equal(createFlowFilter(["accept user=alice@example.com"]).decide(tab).accept, false);
+    // Without rules nothing is filtered (nothing to escape).
+    assert.equal(createFlowFilter([]).decide(hostile).accept, true);
+    // The glob still matches the whole value: a value that merely ends in the pattern's text is no match.
+    assert.equal(
+      createFlowFilter(["accept user=*@example.com"]).decide(
+        flow({ attributes: { user: "a@example.com.evil" } }),
+      ).accept,
+      false,
+    );
+  });
+
   it("names the problem in a bad rule", () => {
     for (const bad of [
       "allow port=1",

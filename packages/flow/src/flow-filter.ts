@@ -13,6 +13,10 @@
  *   dst=<cidr>             server (destination) address
  *   proto=tcp|udp
  * All conditions of one rule must hold.
+ *
+ * A glob matches the whole value. A value holding a control character (U+0000-U+001F or U+007F: a newline,
+ * say) is refused: when any rule is given, such a flow is rejected before the rules are read, so that
+ * `user=alice@example.com\n` can neither pass `reject user=*@example.com` nor be taken for alice by an accept.
  */
 import { type ConnOpenRecord, Transport } from "@cloudtap/tap-format";
 import { FlowFilterSyntaxError, FlowMatchSyntaxError } from "./errors.js";
@@ -28,8 +32,26 @@ export interface FlowRule {
 
 export interface FlowFilter {
   readonly rules: readonly FlowRule[];
-  /** Whether the flow is selected, and which rule decided (undefined: the default). */
-  decide(open: ConnOpenRecord): { readonly accept: boolean; readonly rule?: FlowRule };
+  /**
+   * Whether the flow is selected, and which rule decided (undefined: the default, or `refused`: an
+   * attribute value with a control character, named there).
+   */
+  decide(open: ConnOpenRecord): {
+    readonly accept: boolean;
+    readonly rule?: FlowRule;
+    readonly refused?: string;
+  };
+}
+
+/** Control characters (C0 and DEL) that a legitimate identity never holds. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/** The name of the first attribute whose value holds a control character, if any. */
+export function attributeWithControlCharacter(
+  attributes: Readonly<Record<string, string>>,
+): string | undefined {
+  for (const [name, value] of Object.entries(attributes)) if (CONTROL_CHARACTER.test(value)) return name;
+  return undefined;
 }
 
 /** The facts flow conditions look at, from a conn-open record. */
@@ -62,6 +84,10 @@ export function createFlowFilter(rules: readonly string[]): FlowFilter {
   return {
     rules: parsed,
     decide(open) {
+      if (parsed.length > 0) {
+        const bad = attributeWithControlCharacter(open.attributes);
+        if (bad !== undefined) return { accept: false, refused: `${bad} holds a control character` };
+      }
       for (const rule of parsed) if (rule.matches(open)) return { accept: rule.action === "accept", rule };
       return { accept: defaultAccept };
     },

@@ -140,6 +140,16 @@ describe("stitch - hostile input", () => {
     );
   });
 
+  it("an MSS of 1 in a conn-open is raised to 536 (one record is not cut into thousands of packets)", async () => {
+    for (const mss of [1, 40, 535]) {
+      const o = { ...open(5, T0), tcp: { clientMss: mss, serverMss: mss } };
+      const { stitcher } = await stitch([await blob(0, T0, [o, data(5, T0 + 1n, 0, 53_600)])]);
+      const segments = stitcher.stats.packets - 3; // less the SYN, SYN-ACK and ACK
+      // 53,600 bytes at 536 per segment: 100 segments, plus the peer's ACKs (about one per two).
+      assert.ok(segments >= 100 && segments <= 160, `MSS ${mss}: ${segments} packets`);
+    }
+  });
+
   it("a clean run reports no problems", async () => {
     const { problems } = await stitch([
       await blob(0, T0, [

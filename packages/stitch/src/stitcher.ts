@@ -34,6 +34,7 @@ import {
 import type { TlsKeySource } from "@cloudtap/tls";
 import { StitchSettingsError } from "./errors.js";
 import { type Endpoints, FlowTemplates, hash32, type LinkOptions, TemplateArena } from "./frame-writer.js";
+import { saneMss } from "./sane-mss.js";
 import { TcpSynth, TcpSynthStats } from "./tcp-synth.js";
 import { TimeOrder, type TimeOrderOptions, TimeOrderStats } from "./time-order.js";
 import {
@@ -547,8 +548,8 @@ export class Stitcher {
       this.stats.flowsTcp++;
       const t = open.tcp;
       const handshake = {
-        ...(t.clientMss === undefined ? {} : { clientMss: t.clientMss }),
-        ...(t.serverMss === undefined ? {} : { serverMss: t.serverMss }),
+        ...(t.clientMss === undefined ? {} : { clientMss: saneMss(t.clientMss) }),
+        ...(t.serverMss === undefined ? {} : { serverMss: saneMss(t.serverMss) }),
         ...(t.clientWindowScale === undefined ? {} : { clientWindowScale: t.clientWindowScale }),
         ...(t.serverWindowScale === undefined ? {} : { serverWindowScale: t.serverWindowScale }),
         ...(t.sackPermitted ? { sackPermitted: true } : {}),
