@@ -122,6 +122,8 @@ function startFollow(args: readonly string[]): {
 
 interface StateView {
   readonly blobsStitched: number;
+  readonly replay: readonly unknown[];
+  readonly flows: Readonly<Record<string, unknown>>;
 }
 
 function stateOf(path: string): StateView | undefined {
@@ -246,6 +248,8 @@ describe("stitch --follow - a store that fills while the run goes on", () => {
       first.child.kill("SIGKILL");
     }
     const killedAt = stateOf(state)!;
+    // The hard case: connections were open at the last checkpoint, so the restart reads blobs again.
+    assert.ok(killedAt.replay.length > 0, "the kill met open connections");
     assert.ok(statSync(`${out}.partial`).size > 0, "the killed run had written to its file");
     const second = startFollow(args);
     try {
@@ -264,7 +268,9 @@ describe("stitch --follow - a store that fills while the run goes on", () => {
     } finally {
       second.child.kill("SIGKILL");
     }
-    console.log(`follow: killed at blob ${killedAt.blobsStitched} of ${objects.length}`);
+    console.log(
+      `follow: killed at blob ${killedAt.blobsStitched} of ${objects.length}; ${killedAt.replay.length} blobs to read again, ${Object.keys(killedAt.flows).length} flow marks`,
+    );
     assertTcpMatchesManifest(manifest, out, { atLeast: 10 });
     assert.equal(await duplicatePackets(out), await duplicatePackets(reference));
   });

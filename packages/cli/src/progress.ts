@@ -23,8 +23,10 @@ export interface ProgressOptions {
 }
 
 export interface ProgressDone {
-  readonly items: number;
-  readonly bytes: number;
+  /** Items done, when the run counts items (ingest counts bytes only). */
+  readonly items?: number;
+  /** Bytes done, when the run counts bytes (inspect counts blobs only). */
+  readonly bytes?: number;
   /** Extra words after the counts ("12 flows"). */
   readonly detail?: string;
 }
@@ -50,7 +52,9 @@ export function createProgressLine(stream: ProgressStream, options: ProgressOpti
     update(p) {
       if (!active) return;
       const at = now();
-      const finished = options.totalItems !== undefined && p.items >= options.totalItems;
+      const finished =
+        (options.totalItems !== undefined && (p.items ?? 0) >= options.totalItems) ||
+        (options.totalBytes !== undefined && (p.bytes ?? 0) >= options.totalBytes);
       if (at - lastDraw < REDRAW_MS && !finished) return;
       lastDraw = at;
       drawn = true;
@@ -63,17 +67,34 @@ export function createProgressLine(stream: ProgressStream, options: ProgressOpti
   };
 }
 
-/** "3/10 blobs, 1.0 MiB/4.0 MiB, 12 flows, 5 MB/s, ETA 1 s" (the totals and ETA only when known). */
+/**
+ * "3/10 blobs, 1.0 MiB/4.0 MiB, 12 flows, 5 MB/s, ETA 1 s": what the run counts, of the totals when known,
+ * the rate (bytes, else items) and the time left (from bytes when both are known, else from items).
+ */
 export function formatProgress(p: ProgressDone, totals: ProgressOptions, seconds: number): string {
-  const rate = p.bytes / Math.max(seconds, 1e-3);
-  const items = totals.totalItems === undefined ? `${p.items}` : `${p.items}/${totals.totalItems}`;
-  const bytes =
-    totals.totalBytes === undefined
-      ? formatBytes(p.bytes)
-      : `${formatBytes(p.bytes)}/${formatBytes(totals.totalBytes)}`;
-  const eta =
-    totals.totalBytes !== undefined && rate > 0
-      ? `, ETA ${Math.max(0, (totals.totalBytes - p.bytes) / rate).toFixed(0)} s`
-      : "";
-  return `${items} ${totals.unit}, ${bytes}, ${p.detail ? `${p.detail}, ` : ""}${(rate / 1e6).toFixed(0)} MB/s${eta}`;
+  const elapsed = Math.max(seconds, 1e-3);
+  const parts: string[] = [];
+  if (p.items !== undefined)
+    parts.push(
+      `${totals.totalItems === undefined ? p.items : `${p.items}/${totals.totalItems}`} ${totals.unit}`,
+    );
+  if (p.bytes !== undefined)
+    parts.push(
+      totals.totalBytes === undefined
+        ? formatBytes(p.bytes)
+        : `${formatBytes(p.bytes)}/${formatBytes(totals.totalBytes)}`,
+    );
+  if (p.detail) parts.push(p.detail);
+  let left: number | undefined;
+  if (p.bytes !== undefined) {
+    const rate = p.bytes / elapsed;
+    parts.push(`${(rate / 1e6).toFixed(0)} MB/s`);
+    if (totals.totalBytes !== undefined && rate > 0) left = (totals.totalBytes - p.bytes) / rate;
+  } else if (p.items !== undefined) {
+    const rate = p.items / elapsed;
+    parts.push(`${rate.toFixed(0)} ${totals.unit}/s`);
+    if (totals.totalItems !== undefined && rate > 0) left = (totals.totalItems - p.items) / rate;
+  }
+  if (left !== undefined) parts.push(`ETA ${Math.max(0, left).toFixed(0)} s`);
+  return parts.join(", ");
 }

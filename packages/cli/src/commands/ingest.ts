@@ -1,10 +1,11 @@
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { ingestCapture } from "@cloudtap/ingest";
 import { openStore } from "@cloudtap/object-store";
 import type { Command } from "../command.js";
+import { createProgressLine } from "../progress.js";
 import { formatBytes, parseAttributes, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
@@ -12,12 +13,13 @@ export const ingestCommand: Command = {
   name: "ingest",
   summary: "turn a pcap/pcapng capture (and its TLS key log) into CTAP blobs in a store",
   usage: `cloudtap ingest --pcap <file> [--keylog <file>] --out <store> [--keys-out <store>]
-                [--prefix P] [--tapper-id ID] [--blob-size 8MiB] [--gzip] [--attr key=value ...] [--json]
+                [--prefix P] [--tapper-id ID] [--blob-size 8MiB] [--gzip] [--attr key=value ...] [--json] [--quiet]
 
   TCP connections are reassembled per direction (retransmissions, reordering, overlaps: first seen wins);
   SYN/FIN/RST become open and close records; UDP becomes datagram records; other protocols are counted and
   skipped. TLS keys from --keylog and from pcapng Decryption Secrets Blocks go to <keys-out>/keys/ (default:
-  the data store). --attr puts identity attributes (user, tenant, app, ...) on every connection.`,
+  the data store). --attr puts identity attributes (user, tenant, app, ...) on every connection.
+  On a terminal, a progress line on stderr (bytes of the capture read, rate, time left); --quiet: none.`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -33,6 +35,7 @@ export const ingestCommand: Command = {
         gzip: { type: "boolean", default: false },
         attr: { type: "string", multiple: true, default: [] },
         json: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
       },
     });
     if (!values.pcap) throw new UsageError("--pcap is required");
@@ -41,8 +44,15 @@ export const ingestCommand: Command = {
     const keyStore = values["keys-out"] ? openStore(values["keys-out"]) : dataStore;
     const keyLog = values.keylog ? await readFile(values.keylog, "utf8") : undefined;
     const started = process.hrtime.bigint();
+    const progress = createProgressLine(io.stderr, {
+      unit: "bytes",
+      totalBytes: (await stat(values.pcap)).size,
+      quiet: values.quiet,
+    });
     const summary = await ingestCapture({
-      capture: createReadStream(values.pcap, { highWaterMark: 1 << 20 }),
+      capture: counted(createReadStream(values.pcap, { highWaterMark: 1 << 20 }), (n) =>
+        progress.update({ bytes: n }),
+      ),
       captureName: basename(values.pcap),
       ...(keyLog === undefined ? {} : { keyLog }),
       dataStore,
@@ -53,7 +63,7 @@ export const ingestCommand: Command = {
       compression: values.gzip ? "gzip" : "none",
       attributes: parseAttributes("--attr", values.attr),
       signal: io.signal,
-    });
+    }).finally(() => progress.done());
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     if (values.json) {
       io.stdout.write(`${toJson(summary)}\n`);
@@ -76,3 +86,16 @@ export const ingestCommand: Command = {
     return 0;
   },
 };
+
+/** The capture's chunks as they pass, with the bytes so far (for the progress line). */
+async function* counted(
+  source: AsyncIterable<Uint8Array>,
+  onBytes: (bytes: number) => void,
+): AsyncGenerator<Uint8Array> {
+  let bytes = 0;
+  for await (const chunk of source) {
+    bytes += chunk.length;
+    onBytes(bytes);
+    yield chunk;
+  }
+}

@@ -1,19 +1,22 @@
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { parseArgs } from "node:util";
+import { listBlobs } from "@cloudtap/fetch";
 import { formatInventory, inspectBlob, inspectStore } from "@cloudtap/inspect";
 import { openStore } from "@cloudtap/object-store";
 import type { Command } from "../command.js";
+import { createProgressLine } from "../progress.js";
 import { requireExistingStore } from "../store-path.js";
 import { UsageError } from "../usage-error.js";
 
 export const inspectCommand: Command = {
   name: "inspect",
   summary: "summarize a blob file or a whole store: records, connections, byte ranges, problems",
-  usage: `cloudtap inspect <blob file | store URL> [--keys <store>] [--prefix P] [--verbose] [--json]
+  usage: `cloudtap inspect <blob file | store URL> [--keys <store>] [--prefix P] [--verbose] [--json] [--quiet]
 
   A blob file is read on its own; a directory or file:// URL is read as a store (every data blob under
   <prefix>/data/, every key log under <prefix>/keys/ of --keys or of the store itself).
+  On a terminal, a progress line on stderr (blobs of the total listed, rate, time left); --quiet: none.
   Exit status: 0 when no problem was found, 1 when problems were found or the blob or store does not exist,
   2 for a bad command line.`,
   async run(args, io) {
@@ -25,6 +28,7 @@ export const inspectCommand: Command = {
         prefix: { type: "string", default: "" },
         verbose: { type: "boolean", short: "v", default: false },
         json: { type: "boolean", default: false },
+        quiet: { type: "boolean", default: false },
       },
     });
     const target = positionals[0];
@@ -33,17 +37,28 @@ export const inspectCommand: Command = {
     if (values.keys) requireExistingStore("--keys", values.keys);
     const isFile =
       !/^[a-z][a-z0-9+.-]*:\/\//i.test(target) && (await stat(target).catch(() => undefined))?.isFile();
-    const report = isFile
-      ? await inspectBlob(target, createReadStream(target))
-      : await inspectStore(openStore(target), {
+    let report: Awaited<ReturnType<typeof inspectStore>>;
+    if (isFile) report = await inspectBlob(target, createReadStream(target));
+    else {
+      const store = openStore(target);
+      let progress = createProgressLine(io.stderr, { unit: "blobs", quiet: values.quiet });
+      if (progress.active) {
+        // The total, for the time left: one listing more (a key filter, no reads).
+        let total = 0;
+        for await (const _ of listBlobs(store, { prefix: values.prefix, signal: io.signal })) total++;
+        progress = createProgressLine(io.stderr, { unit: "blobs", totalItems: total, quiet: values.quiet });
+      }
+      try {
+        report = await inspectStore(store, {
           prefix: values.prefix,
           ...(values.keys ? { keyStore: openStore(values.keys) } : {}),
           signal: io.signal,
-          ...(io.stderr.isTTY
-            ? { onProgress: (n: number) => io.stderr.write(`\rinspected ${n} blobs`) }
-            : {}),
+          ...(progress.active ? { onProgress: (n: number) => progress.update({ items: n }) } : {}),
         });
-    if (!isFile && io.stderr.isTTY) io.stderr.write("\r\x1b[K");
+      } finally {
+        progress.done();
+      }
+    }
     if (values.json) io.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
     else io.stdout.write(`${formatInventory(report, { verbose: values.verbose })}\n`);
     return report.problems.length === 0 ? 0 : 1;
