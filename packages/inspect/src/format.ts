@@ -12,6 +12,24 @@ function bytes(n: number): string {
   return `${(n / 1024 ** 3).toFixed(2)} GiB`;
 }
 
+/**
+ * Characters that would act on a terminal instead of being shown (C0 and C1 controls, DEL, line separators
+ * and bidirectional overrides), from attribute values, object keys or tapper ids: printed as escapes.
+ */
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const NAMED_ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" };
+
+/** `s` with every character that could drive a terminal escaped (`\n`, `\x1b`, `\u202e`). */
+export function escapeForTerminal(s: string): string {
+  return s.replace(UNPRINTABLE, (c) => {
+    const code = c.charCodeAt(0);
+    return (
+      NAMED_ESCAPES[c] ??
+      (code < 0x100 ? `\\x${code.toString(16).padStart(2, "0")}` : `\\u${code.toString(16)}`)
+    );
+  });
+}
+
 export interface FormatOptions {
   /** List every connection and blob, not only the totals. */
   readonly verbose?: boolean;
@@ -77,5 +95,6 @@ export function formatInventory(r: InventoryReport, options: FormatOptions = {})
     if (r.problems.length > maxProblems)
       out.push(`  ... ${r.problems.length - maxProblems} more (--json lists all)`);
   }
-  return out.join("\n");
+  // Every line is escaped: none holds a control character of its own, so what is left came from the data.
+  return out.map(escapeForTerminal).join("\n");
 }
