@@ -10,7 +10,7 @@ import {
   type ExportPolicySpec,
   type TunnelTargetSpec,
 } from "./export-policy.js";
-import { PCAP_OVER_IP_PORT, SlowClientPolicy } from "./pcap-over-ip-policy.js";
+import { DEFAULT_MAX_CLIENTS, PCAP_OVER_IP_PORT, SlowClientPolicy } from "./pcap-over-ip-policy.js";
 
 export interface CaptureFileSpec {
   readonly path: string;
@@ -38,7 +38,7 @@ export interface PcapOverIpSpec {
   readonly blockTimeoutMs?: number;
   /** Time stamps on the stream. Default "microsecond" (every reader); "nanosecond": magic a1b23c4d. */
   readonly resolution?: "microsecond" | "nanosecond";
-  /** Clients to wait for before the first packet. Default 0. */
+  /** Clients to wait for before the first packet, at most the server's client limit (16). Default 0. */
   readonly waitForClients?: number;
 }
 
@@ -114,6 +114,12 @@ export function checkEgressSpec(spec: EgressSpec): CheckedEgressSpec {
     const wait = listen.waitForClients ?? 0;
     if (!Number.isInteger(wait) || wait < 0)
       throw new EgressSpecError("pcapOverIp.waitForClients", "is a whole number");
+    // More would never connect: the server turns clients beyond its limit away, and the run would wait forever.
+    if (wait > DEFAULT_MAX_CLIENTS)
+      throw new EgressSpecError(
+        "pcapOverIp.waitForClients",
+        `is at most ${DEFAULT_MAX_CLIENTS}, the server's client limit (${wait} would never all connect)`,
+      );
   }
   const policy = createExportPolicy(spec.policy ?? {});
   if (policy.remap && spec.remapLog === undefined)

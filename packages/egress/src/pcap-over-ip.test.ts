@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { readCapture } from "@cloudtap/pcap";
+import { checkEgressSpec, EgressSpecError } from "./egress-spec.js";
 import { createPcapOverIpServer, type PcapOverIpServer, SlowClientPolicy } from "./pcap-over-ip.js";
 import { flowContext, framesOf } from "./test-frames.js";
 
@@ -202,6 +203,28 @@ describe("egress - PCAP-over-IP", () => {
     await server.close();
     await reader.exited;
     assert.equal((await sequenceNumbers(reader.file)).length, packets, "tshark captured every packet");
+  });
+
+  it("egress - waiting for more clients than the server accepts is refused at once, in the spec and the server", async () => {
+    assert.throws(
+      () =>
+        checkEgressSpec({
+          embedKeys: false,
+          pcapOverIp: { host: "127.0.0.1", port: 0, slowClient: SlowClientPolicy.Drop, waitForClients: 17 },
+        }),
+      (err: unknown) =>
+        err instanceof EgressSpecError &&
+        /pcapOverIp\.waitForClients.*at most 16, the server's client limit/.test(err.message),
+    );
+    const server = await createPcapOverIpServer({ port: 0, maxClients: 2, closeTimeoutMs: 500 });
+    try {
+      await assert.rejects(
+        server.waitForClients(3, { timeoutMs: 60_000 }),
+        /cannot wait for 3 clients: the server accepts at most 2/,
+      );
+    } finally {
+      await server.close();
+    }
   });
 
   it("egress - nanosecond pcap on the stream: magic a1b23c4d, nanoseconds kept", async () => {

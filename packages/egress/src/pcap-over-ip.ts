@@ -201,6 +201,13 @@ export class PcapOverIpServer implements EgressOutput {
 
   /** Resolves once `n` clients are connected (a one-shot run waits for its readers before it starts). */
   waitForClients(n: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<void> {
+    if (n > this.maxClients)
+      return Promise.reject(
+        new EgressError(
+          EgressErrorCode.BadOption,
+          `cannot wait for ${n} clients: the server accepts at most ${this.maxClients} (maxClients)`,
+        ),
+      );
     if (this.clients.size >= n) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const waiter = {
