@@ -165,7 +165,9 @@ describe("deploy - compose", () => {
       const besideKeyBroker = new Set([...members.values()].filter((m) => m.includes("key-broker")).flat());
       besideKeyBroker.delete("key-broker");
       besideKeyBroker.delete("nats");
-      besideKeyBroker.delete("otel-collector"); // the telemetry network: the collector only receives
+      // The key-broker's telemetry network: the collector only receives, Prometheus only scrapes /metrics.
+      besideKeyBroker.delete("otel-collector");
+      besideKeyBroker.delete("prometheus");
       if (files.includes("compose.demo.yaml")) {
         // The demo's store network: the object store and its two jobs, which hold no certificate.
         for (const n of ["azurite", "demo-init", "demo-simulator", "fetcher"]) besideKeyBroker.delete(n);
@@ -177,10 +179,10 @@ describe("deploy - compose", () => {
         assert.ok(n.startsWith("stitcher-"), `${n} shares a network with the key-broker`);
       for (const [net, m] of members) {
         if (net.startsWith("telemetry-")) {
-          // A service's own way to the collector: that service (both stitchers on theirs) and the collector.
+          // A service's own way to the collector and Prometheus: that service (both stitchers on theirs) and them.
           const own = net.slice("telemetry-".length);
           assert.deepEqual(
-            m.filter((n) => n !== "otel-collector" && n.replace(/-[ab]$/, "") !== own),
+            m.filter((n) => n !== "otel-collector" && n !== "prometheus" && n.replace(/-[ab]$/, "") !== own),
             [],
             net,
           );
