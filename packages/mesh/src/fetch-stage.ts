@@ -343,7 +343,10 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
           }
         },
       );
-      if (!("bytes" in fetched)) return await quarantine(msg, key, ...fetched.quarantine, span);
+      if (!("bytes" in fetched)) {
+        const [reason, detail] = fetched.quarantine;
+        return await quarantine(msg, key, reason, detail, span);
+      }
       const bytes = fetched.bytes;
       const cut = await withSpan(SpanName.BlobDecode, { attributes: { [Attr.BlobKey]: key } }, async (s) => {
         const result = await shardBatches(key, bytes, {
@@ -440,6 +443,17 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     });
 
     let drained = false;
+    // Continuous: the work queue's backlog (cloudtap status), every 2 s.
+    const backlogTimer =
+      mode.kind === "once"
+        ? undefined
+        : setInterval(() => {
+            consumerPending(bus.jsm, StreamName.Blobs, durable).then(
+              (p) => c.queue.set(p.total),
+              () => {},
+            );
+          }, 2000);
+    backlogTimer?.unref?.();
     const drainWatch = (async () => {
       if (mode.kind !== "once") return;
       while (!stop.signal.aborted) {
@@ -463,6 +477,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
         await processBlob(msg);
       }
     } finally {
+      if (backlogTimer) clearInterval(backlogTimer);
       await messages.stop();
       signal.removeEventListener("abort", onAbort);
       await drainWatch.catch(() => {});

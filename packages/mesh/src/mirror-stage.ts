@@ -17,7 +17,7 @@
 
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { OpenedEgress } from "@cloudtap/egress/node";
-import { type MergeInput, StreamMerge } from "@cloudtap/mirror";
+import { type FlowDedup, type MergeInput, StreamMerge } from "@cloudtap/mirror";
 import type {
   MirrorService,
   StreamPacketsRequestSchema,
@@ -26,6 +26,18 @@ import type {
 } from "@cloudtap/proto";
 import type { ServiceClient, ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
+import {
+  Attr,
+  contextFromRecord,
+  contextOf,
+  linkTo,
+  recordError,
+  type Span,
+  SpanKind,
+  SpanName,
+  startSpan,
+  withContext,
+} from "@cloudtap/telemetry";
 import type { MirrorLink } from "./stitch-stage.js";
 
 export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 8;
@@ -38,6 +50,19 @@ export interface MirrorHandlerOptions {
   /** Most frame bytes the merge holds. Default 64 MiB. */
   readonly maxHeldBytes?: number;
   readonly silentAfterMs?: number;
+  /**
+   * Frames already written are dropped (a rebuilt connection's first frames, see `FlowDedup`); the merge
+   * writes into it, it into the egress. Default: none.
+   */
+  readonly dedup?: FlowDedup;
+  /**
+   * Makes what was written durable (capture files fsynced, the journal written; see `EgressJournal`).
+   * When given, every write hands out the outputs' open chunks too (`flush()`), and a batch is acked only
+   * after a commit that follows its last frame: an acked batch survives a kill of the egress. Commits are
+   * grouped, at most one per `commitEveryMs` (default 20 ms).
+   */
+  readonly commit?: () => Promise<void>;
+  readonly commitEveryMs?: number;
   readonly counters: CounterRegistry;
   readonly log: Logger;
 }
@@ -93,7 +118,7 @@ interface OpenStream {
   readonly input: MergeInput;
   readonly responses: ResponseQueue;
   /** Batches not yet acked, in order: acked once the merge applied their last event. */
-  readonly pending: { seq: bigint; endEvent: number }[];
+  readonly pending: { seq: bigint; endEvent: number; span: Span }[];
   heardAt: number;
   readonly stitcher: string;
 }
@@ -101,7 +126,8 @@ interface OpenStream {
 export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
   const { egress: opened, counters, log } = options;
   const egress = opened.egress;
-  const merge = new StreamMerge(egress, {
+  const dedup = options.dedup;
+  const merge = new StreamMerge(dedup ?? egress, {
     ...(options.maxHeldBytes === undefined ? {} : { maxHeldBytes: options.maxHeldBytes }),
   });
   const streams = new Set<OpenStream>();
@@ -122,21 +148,112 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
     counters.gauge("egress_merge_late_frames").set(merge.stats.lateFrames);
     counters.gauge("egress_merge_overflow_frames").set(merge.stats.overflowFrames);
     counters.gauge("egress_streams").set(streams.size);
+    if (dedup) {
+      counters.gauge("egress_duplicate_frames").set(dedup.stats.duplicateFrames);
+      counters.gauge("egress_duplicate_key_logs").set(dedup.stats.duplicateKeyLogs);
+      counters.gauge("egress_dedup_entries").set(dedup.size);
+      counters.gauge("egress_dedup_forgotten_flows").set(dedup.stats.forgottenFlows);
+      counters.gauge("egress_dedup_unrecorded_frames").set(dedup.stats.unrecordedFrames);
+    }
+    counters.gauge("egress_batches_awaiting_commit").set(awaitingCommit.length);
   };
-  /** Writes what the merge releases, then acks every batch that is written whole. */
-  const pump = async (all = false) => {
-    const frames = all ? merge.releaseAll() : merge.release();
-    for (const chunk of egress.drain()) await egress.write(chunk);
-    counters.counter("egress_frames").add(frames);
-    for (const s of streams) {
-      let n = 0;
-      while (n < s.pending.length && s.pending[n]!.endEvent <= s.input.applied) {
-        s.responses.push({ message: { case: "ack", value: { seq: s.pending[n]!.seq } } });
-        n++;
-      }
-      if (n > 0) s.pending.splice(0, n);
+  /** Batches written whole, waiting for the next commit to be acked (with `commit` only). */
+  const awaitingCommit: { s: OpenStream; seq: bigint; span: Span }[] = [];
+  let commitTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Makes the writes so far durable, then acks the batches they completed. */
+  const commitNow = async () => {
+    if (!options.commit || awaitingCommit.length === 0) return;
+    const ready = awaitingCommit.splice(0);
+    try {
+      await options.commit();
+    } catch (err) {
+      // A full or failing disk: nothing is acked, the stitchers hold their messages, JetStream the backlog.
+      awaitingCommit.unshift(...ready);
+      counters.counter("egress_commit_failures").add(1);
+      log.warn("egress commit failed: batches stay unacked", {
+        batches: ready.length,
+        error: err instanceof Error ? err.message : String(err),
+      });
+      scheduleCommit(1000);
+      return;
+    }
+    counters.counter("egress_commits").add(1);
+    for (const r of ready) {
+      r.s.responses.push({ message: { case: "ack", value: { seq: r.seq } } });
+      r.span.end();
     }
     gauges();
+  };
+  const scheduleCommit = (delayMs = options.commitEveryMs ?? 20) => {
+    if (commitTimer || !options.commit) return;
+    commitTimer = setTimeout(() => {
+      commitTimer = undefined;
+      void exclusive(commitNow).catch((err: unknown) =>
+        log.warn("egress commit failed", { error: err instanceof Error ? err.message : String(err) }),
+      );
+    }, delayMs);
+  };
+  /**
+   * Writes what the merge releases, then acks every batch that is written whole. Each sink's write is a
+   * span (the child of the batch being handled, linked to the batches this write completed).
+   */
+  const pump = async (all = false) => {
+    const frames = all ? merge.releaseAll() : merge.release();
+    const writes = [];
+    for (const output of egress.outputs) {
+      // Durable: the open chunks too, so a commit covers every frame released so far.
+      const chunks = options.commit ? output.flush() : output.drain();
+      if (chunks.length === 0) continue;
+      const start = Date.now();
+      let bytes = 0;
+      let failure: unknown;
+      try {
+        for (const chunk of chunks) {
+          bytes += chunk.length;
+          await output.write(chunk);
+        }
+      } catch (err) {
+        failure = err;
+      }
+      writes.push({ output, chunks: chunks.length, bytes, start, end: Date.now(), failure });
+      if (failure !== undefined) break;
+    }
+    const completed: Span[] = [];
+    const failed = writes.find((w) => w.failure !== undefined);
+    if (!failed) {
+      counters.counter("egress_frames").add(frames);
+      for (const s of streams) {
+        let n = 0;
+        while (n < s.pending.length && s.pending[n]!.endEvent <= s.input.applied) {
+          const p = s.pending[n]!;
+          if (options.commit) awaitingCommit.push({ s, seq: p.seq, span: p.span });
+          else {
+            s.responses.push({ message: { case: "ack", value: { seq: p.seq } } });
+            completed.push(p.span);
+          }
+          n++;
+        }
+        if (n > 0) s.pending.splice(0, n);
+        if (awaitingCommit.length > 0) scheduleCommit();
+      }
+    }
+    for (const w of writes) {
+      const span = startSpan(SpanName.EgressWrite, {
+        startTime: w.start,
+        links: completed.slice(0, 128).map((b) => linkTo(b)),
+        attributes: {
+          [Attr.EgressSink]: w.output.name,
+          [Attr.EgressSinkKind]: w.output.kind,
+          [Attr.EgressChunks]: w.chunks,
+          [Attr.EgressChunkBytes]: w.bytes,
+        },
+      });
+      if (w.failure !== undefined) recordError(span, w.failure);
+      span.end(w.end);
+    }
+    for (const b of completed) b.end();
+    gauges();
+    if (failed) throw failed.failure;
   };
   const silence = setInterval(() => {
     const now = Date.now();
@@ -186,12 +303,28 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
             });
           } else if (m.case === "batch" && stream) {
             const s = stream;
-            const { seq, frames } = m.value;
-            await exclusive(async () => {
-              const queued = s.input.push(frames);
-              s.pending.push({ seq, endEvent: queued.endEvent });
-              counters.counter("egress_batches").add(1);
-              await pump();
+            const { seq, frames, traceContext } = m.value;
+            // The batch's span: the child of the stitcher's span of it; ended when the batch is acked.
+            const span = startSpan(SpanName.EgressBatch, {
+              parent: contextFromRecord(traceContext),
+              kind: SpanKind.CONSUMER,
+              attributes: {
+                [Attr.MirrorStitcher]: s.stitcher,
+                [Attr.MirrorSeq]: Number(seq),
+                [Attr.MirrorBytes]: frames.length,
+              },
+            });
+            await withContext(contextOf(span), () =>
+              exclusive(async () => {
+                const queued = s.input.push(frames);
+                s.pending.push({ seq, endEvent: queued.endEvent, span });
+                counters.counter("egress_batches").add(1);
+                await pump();
+              }),
+            ).catch((err: unknown) => {
+              recordError(span, err);
+              span.end();
+              throw err;
             });
           } else if (m.case === "watermark" && stream) {
             const s = stream;
@@ -223,6 +356,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
           await exclusive(() => pump()).catch((err: unknown) =>
             log.warn("egress write failed", { error: err instanceof Error ? err.message : String(err) }),
           );
+          for (const p of s.pending) p.span.end();
         }
         log.info("mirror stream closed", { stitcher });
       }
@@ -230,8 +364,15 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
   };
   return {
     handlers,
-    flush: () => exclusive(() => pump(true)),
-    close: () => clearInterval(silence),
+    flush: () =>
+      exclusive(async () => {
+        await pump(true);
+        await commitNow();
+      }),
+    close: () => {
+      clearInterval(silence);
+      if (commitTimer) clearTimeout(commitTimer);
+    },
   };
 }
 
@@ -329,12 +470,12 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
         });
       });
     },
-    async send(seq, frames) {
+    async send(seq, frames, trace) {
       while (waiting.size >= maxInFlight && failure === undefined)
         await new Promise<void>((resolve) => slotWaiters.push(resolve));
       if (failure !== undefined) throw failure;
       const acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
-      queue.push({ message: { case: "batch", value: { seq, frames } } });
+      queue.push({ message: { case: "batch", value: { seq, frames, traceContext: { ...trace } } } });
       return acked;
     },
     heartbeat(watermarkNs, idle) {

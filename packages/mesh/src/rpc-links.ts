@@ -5,17 +5,31 @@
 import type { KeyService, StatusService } from "@cloudtap/proto";
 import type { ServiceClient, ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterRegistry } from "@cloudtap/service-kit";
+import { Attr, SpanKind, SpanName, withSpan } from "@cloudtap/telemetry";
 import type { KeyLookup } from "./stitch-stage.js";
 
-/** The key broker's WaitForKeys as a `KeyLookup`; the call's deadline is the wait plus a margin. */
+/**
+ * The key broker's WaitForKeys as a `KeyLookup`; the call's deadline is the wait plus a margin. Each call is
+ * a client span (counts only: client randoms and keys are never attributes), its context in the metadata.
+ */
 export function grpcKeyLookup(client: ServiceClient<typeof KeyService>): KeyLookup {
   return {
-    async waitForKeys(clientRandoms, timeoutMs) {
-      const r = await client.waitForKeys(
-        { clientRandoms: [...clientRandoms], timeoutMs },
-        { timeoutMs: timeoutMs + 10_000 },
+    waitForKeys(clientRandoms, timeoutMs) {
+      return withSpan(
+        SpanName.KeyLookup,
+        {
+          kind: SpanKind.CLIENT,
+          attributes: { [Attr.KeysWanted]: clientRandoms.length, [Attr.KeysWaitMs]: timeoutMs },
+        },
+        async (span) => {
+          const r = await client.waitForKeys(
+            { clientRandoms: [...clientRandoms], timeoutMs },
+            { timeoutMs: timeoutMs + 10_000 },
+          );
+          span.setAttributes({ [Attr.KeysFound]: r.entries.length, [Attr.KeysMissing]: r.missing.length });
+          return r.entries.map((e) => ({ clientRandom: e.clientRandom, keyLogLines: e.keyLogLines }));
+        },
       );
-      return r.entries.map((e) => ({ clientRandom: e.clientRandom, keyLogLines: e.keyLogLines }));
     },
   };
 }

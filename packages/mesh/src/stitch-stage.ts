@@ -42,14 +42,19 @@ import {
   type Variant,
 } from "@cloudtap/stitch";
 import { Direction, readCtap } from "@cloudtap/tap-format";
+import { Attr, contextOf, recordError, withContext } from "@cloudtap/telemetry";
 import { createKeyStore, type KeyStore, peekClientRandom } from "@cloudtap/tls";
+import { ShardTracer } from "./stitch-tracing.js";
 
 /** The egress end of one mirror stream, as the stitch stage needs it. */
 export interface MirrorLink {
   /** Opens the stream; the egress says what its outputs need. */
   open(): Promise<{ readonly encapsulationBytes: number; readonly embedsKeys: boolean }>;
-  /** Sends a batch; resolves once the egress acknowledged it (sinks accepted it). */
-  send(seq: bigint, frames: Uint8Array): Promise<void>;
+  /**
+   * Sends a batch; resolves once the egress acknowledged it (sinks accepted it). `trace` is the batch span's
+   * W3C trace context (`traceparent`, `tracestate`), sent with the batch.
+   */
+  send(seq: bigint, frames: Uint8Array, trace?: Readonly<Record<string, string>>): Promise<void>;
   /**
    * Between batches: the stream's watermark (no frame to come is stamped earlier; undefined: not known)
    * and whether it has nothing pending (the egress then does not wait for it).
@@ -84,6 +89,8 @@ export interface StitchStageOptions {
   readonly ackWaitMs?: number;
   readonly maxAckPending?: number;
   readonly workingEveryMs?: number;
+  /** Share of flows (0..1, chosen by a hash of the connection id) traced with flow and decrypt spans. */
+  readonly flowTraceRatio?: number;
   /**
    * A shard that got no message this long, with nothing unacknowledged, tells the egress it is idle, so the
    * egress's time merge does not wait for it (continuous mode). Its frames after that may reach the egress
@@ -139,39 +146,68 @@ class BrokeredKeys {
     private readonly lookup: KeyLookup | undefined,
     private readonly waitMs: number,
     private readonly counters: CounterRegistry,
+    private readonly lateKeysMs = 5 * 60_000,
   ) {}
 
   register(stitcher: Stitcher): void {
     this.stitchers.add(stitcher);
   }
 
-  /** Fetches what the broker has for these client randoms (waiting up to the bound for missing ones). */
+  /**
+   * Fetches what the broker has for these client randoms (waiting up to the bound for missing ones). Keys
+   * still missing, or a broker that does not answer (restarting), are looked for again in the background,
+   * for up to `lateKeysMs`; the waiting flows continue when they come.
+   */
   async fetch(randoms: readonly Uint8Array[]): Promise<void> {
     if (!this.lookup) return;
     const wanted = randoms.filter((r) => !this.known.has(hex(r)));
     if (wanted.length === 0) return;
-    const entries = await this.lookup.waitForKeys(wanted, this.waitMs);
-    for (const e of entries) {
-      this.known.add(hex(e.clientRandom));
-      this.store.addKeyLog(e.keyLogLines, Date.now());
+    let entries: Awaited<ReturnType<KeyLookup["waitForKeys"]>>;
+    try {
+      entries = await this.lookup.waitForKeys(wanted, this.waitMs);
+    } catch (err) {
+      this.lookLater(wanted);
+      throw err;
     }
+    this.add(entries);
     this.counters.counter("stitcher_key_hits").add(entries.length);
     const missing = wanted.length - entries.length;
     if (missing > 0) {
       this.counters.counter("stitcher_key_misses").add(missing);
-      // Keys that land later: one more, longer wait in the background, then the waiting flows continue.
-      const late = wanted.filter((r) => !this.known.has(hex(r)));
-      void this.lookup
-        .waitForKeys(late, Math.max(this.waitMs * 6, 30_000))
-        .then((more) => {
-          for (const e of more) {
-            this.known.add(hex(e.clientRandom));
-            this.store.addKeyLog(e.keyLogLines, Date.now());
-          }
-          if (more.length > 0) for (const s of this.stitchers) s.keysAdded();
-        })
-        .catch(() => {});
+      this.lookLater(wanted);
     }
+  }
+
+  private add(entries: Awaited<ReturnType<KeyLookup["waitForKeys"]>>): number {
+    let added = 0;
+    for (const e of entries) {
+      if (this.known.has(hex(e.clientRandom))) continue;
+      this.known.add(hex(e.clientRandom));
+      this.store.addKeyLog(e.keyLogLines, Date.now());
+      added++;
+    }
+    return added;
+  }
+
+  /** Keys that land later (or a broker back from a restart): waited for in the background, in rounds. */
+  private lookLater(randoms: readonly Uint8Array[]): void {
+    const lookup = this.lookup;
+    if (!lookup) return;
+    const deadline = Date.now() + this.lateKeysMs;
+    const round = Math.max(this.waitMs * 6, 30_000);
+    void (async () => {
+      for (;;) {
+        const late = randoms.filter((r) => !this.known.has(hex(r)));
+        if (late.length === 0 || Date.now() > deadline) return;
+        try {
+          const more = await lookup.waitForKeys(late, Math.min(round, Math.max(1000, deadline - Date.now())));
+          if (this.add(more) > 0) for (const s of this.stitchers) s.keysAdded();
+        } catch {
+          this.counters.counter("stitcher_key_errors").add(1);
+          await new Promise((r) => setTimeout(r, 2000));
+        }
+      }
+    })();
   }
 }
 
@@ -201,6 +237,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     const mirror = options.mirror(shard);
     const opened = await mirror.open();
     const recorder = new FrameBatchRecorder();
+    const tracer = new ShardTracer(shard, run, options.flowTraceRatio ?? 0);
     const stitcher = createStitcherFromSettings(
       {
         // Both directions merged by record time: batches of one connection arrive in any blob order.
@@ -217,7 +254,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         sink: recorder,
         keys: keys.store,
         embedKeys: (text) => recorder.embedKeys(text),
-        onFlowComplete: (flow) => recorder.connectionEnded(flow.flow.connId),
+        onFlowComplete: (flow) => {
+          recorder.connectionEnded(flow.flow.connId);
+          tracer.flowComplete(flow);
+        },
       },
     );
     keys.register(stitcher);
@@ -229,6 +269,12 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     let acked = 0n;
     let done = false;
     const sends: Promise<void>[] = [];
+    /**
+     * The mirror stream broke (the egress died): the batches not acked may be lost, so this shard stops and
+     * the stage fails; its messages stay unacked and come back, after the ack wait, to the restarted process.
+     */
+    let mirrorFailure: unknown;
+    let stopPulling: (() => Promise<void>) | undefined;
 
     const tableGauges = () => {
       const t = flowTableCountersOf(stitcher);
@@ -246,6 +292,19 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     };
     const gaugeTimer = setInterval(tableGauges, 1000);
     gaugeTimer.unref?.();
+    // The shard's backlog in JetStream (cloudtap status): not yet delivered, and delivered but unacked (held
+    // here, or held by a dead process until its ack wait ends).
+    const backlogTimer = setInterval(() => {
+      consumerPending(bus.jsm, StreamName.Chunks, durable).then(
+        (p) => {
+          const labels = { shard: String(shard) };
+          counters.gauge("stitcher_backlog_messages", labels).set(p.pending);
+          counters.gauge("stitcher_unacked_messages", labels).set(p.ackPending);
+        },
+        () => {},
+      );
+    }, 2000);
+    backlogTimer.unref?.();
     statuses.set(shard, () => ({
       shard,
       done,
@@ -256,19 +315,33 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
 
     /** Sends what the stitcher made since the last batch (in batches of at most 1 MiB); the last number. */
     const ship = (): bigint => {
-      for (const batch of recorder.takeBatches(MAX_MIRROR_BATCH_BYTES)) {
+      const batches = recorder.takeBatches(MAX_MIRROR_BATCH_BYTES);
+      const links = batches.length > 0 ? tracer.takeLinks() : { links: [], dropped: 0 };
+      for (const batch of batches) {
         const mine = ++seq;
         counters.counter("stitcher_batches_sent", { shard: String(shard) }).add(1);
         counters.counter("stitcher_frames_sent").add(batch.frames);
-        const sent = mirror.send(mine, batch.bytes).then(() => {
+        const traced = tracer.batch(mine, batch.frames, batch.bytes.length, links);
+        const sent = mirror.send(mine, batch.bytes, traced.trace).then(() => {
           if (mine > acked) acked = mine;
           ackReady();
         });
+        sent.then(
+          () => traced.span.end(),
+          (err: unknown) => {
+            recordError(traced.span, err);
+            traced.span.end();
+          },
+        );
         sends.push(sent);
         sent
           .catch((err: unknown) => {
             counters.counter("stitcher_mirror_failures", { shard: String(shard) }).add(1);
             log.warn("mirror batch not acknowledged", { shard, batch: Number(mine), error: String(err) });
+            if (mirrorFailure === undefined) {
+              mirrorFailure = err;
+              void stopPulling?.();
+            }
           })
           .finally(() => {
             const at = sends.indexOf(sent);
@@ -353,8 +426,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     heartbeat.unref?.();
 
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
+    stopPulling = () => stream.stop();
     try {
       for await (const msg of stream) {
+        if (mirrorFailure !== undefined) break;
         lastMessageAt = Date.now();
         if (getHeader(msg.headers, MeshHeader.Eof) === "1") {
           // The end of the window only once nothing before it is outstanding: messages a dead predecessor
@@ -366,11 +441,15 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
             msg.nak(1000);
             continue;
           }
-          stitcher.flushAll();
-          const last = ship();
-          sweep(last);
-          await Promise.allSettled(sends);
-          sweep(seq);
+          const eofSpan = tracer.endOfWindow();
+          await withContext(contextOf(eofSpan), async () => {
+            stitcher.flushAll();
+            const last = ship();
+            sweep(last);
+            await Promise.allSettled(sends);
+            sweep(seq);
+          });
+          eofSpan.end();
           msg.ack();
           done = held.length === 0;
           tableGauges();
@@ -405,6 +484,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         }
         const entry: HeldMessage = { msg, conns: new Set(), readySeq: undefined };
         heldBySeq.set(msg.seq, entry);
+        const consumeSpan = tracer.consume(msg.headers, getHeader(msg.headers, MeshHeader.Blob), msg.seq);
+        const consumeContext = contextOf(consumeSpan);
         const records = [];
         const randoms: Uint8Array[] = [];
         try {
@@ -417,7 +498,11 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
             records.push(item);
             if (item.type === "data" && item.direction === Direction.ClientToServer && item.offset === 0) {
               const cr = peekClientRandom(item.payload);
-              if (cr) randoms.push(cr);
+              if (cr) {
+                randoms.push(cr);
+                tracer.flowRecord(item.connId, consumeContext);
+                tracer.clientHello(item.connId);
+              }
             }
           }
         } catch (err) {
@@ -425,7 +510,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           log.warn("chunk batch does not decode", { shard, seq: msg.seq, error: String(err) });
         }
         if (randoms.length > 0) {
-          await keys.fetch(randoms).catch((err: unknown) => {
+          await withContext(consumeContext, () => keys.fetch(randoms)).catch((err: unknown) => {
             counters.counter("stitcher_key_errors").add(1);
             log.warn("key broker lookup failed", { error: err instanceof Error ? err.message : String(err) });
           });
@@ -433,6 +518,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         for (const record of records) {
           if ("connId" in record) {
             const conn = record.connId;
+            tracer.flowRecord(conn, consumeContext);
             if (!entry.conns.has(conn)) {
               entry.conns.add(conn);
               const list = heldConns.get(conn);
@@ -450,19 +536,26 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         if (watermark > 0n) stitcher.flushOlderThan(watermark);
         if (entry.conns.size === 0) entry.readySeq = seq;
         held.push(entry);
-        sweep(ship());
+        withContext(consumeContext, () => sweep(ship()));
+        consumeSpan.setAttribute(Attr.BatchRecords, records.length);
+        consumeSpan.end();
         // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
         while (sends.length > 8) await Promise.race(sends).catch(() => {});
       }
+      if (mirrorFailure !== undefined)
+        throw new Error(`shard ${shard}: the mirror stream failed (${String(mirrorFailure)})`);
       if (signal.aborted && !done) await flushOnShutdown();
+      else if (!done) throw new Error(`shard ${shard}: the chunk consumer ended`);
     } finally {
       clearInterval(working);
       clearInterval(heartbeat);
       clearInterval(gaugeTimer);
+      clearInterval(backlogTimer);
       tableGauges();
       await stream.stop();
       await Promise.allSettled(sends);
       await mirror.close();
+      tracer.endAll();
     }
   });
   const finished = Promise.all(loops).then(() => {});

@@ -26,6 +26,7 @@ import {
   type MessageShape,
   toBinary,
 } from "@bufbuild/protobuf";
+import { injectMetadata } from "@cloudtap/telemetry";
 import * as grpc from "@grpc/grpc-js";
 import { ErrorCategory, fromStatus, RpcError, toStatus } from "./errors.js";
 
@@ -452,7 +453,12 @@ export function createClient<S extends DescService>(
     const def = methodDefinition(service, m);
     const serialize = def.requestSerialize;
     const deserialize = def.responseDeserialize;
-    const metadataOf = (o: CallOptions | undefined) => o?.metadata ?? new grpc.Metadata();
+    // Every call carries the caller's W3C trace context (`traceparent`), so the server's spans join its trace.
+    const metadataOf = (o: CallOptions | undefined) => {
+      const metadata = o?.metadata ?? new grpc.Metadata();
+      injectMetadata(metadata);
+      return metadata;
+    };
     switch (m.methodKind) {
       case "unary":
         methods[m.localName] = (request: unknown, o?: CallOptions) =>

@@ -19,7 +19,7 @@ describe("service-kit counters", () => {
     });
     assert.equal(c.counter("blobs_done").value, 3);
     // The same values, name and labels apart (what the metrics exporter reads).
-    assert.deepEqual(c.series(), [
+    assert.deepEqual(c.series?.(), [
       { name: "blobs_done", labels: {}, kind: "counter", value: 3 },
       { name: "blobs_quarantined", labels: { reason: "bad-magic" }, kind: "counter", value: 1 },
       { name: "blobs_quarantined", labels: { reason: "vanished" }, kind: "counter", value: 4 },

@@ -31,8 +31,11 @@ export interface CounterRegistry {
   gauge(name: string, labels?: CounterLabels): Gauge;
   /** Every series by its full name, counters and gauges alike, in name order. */
   snapshot(): Record<string, number>;
-  /** Every series with its name and labels apart, in full-name order: the same values as `snapshot`. */
-  series(): CounterSeries[];
+  /**
+   * Every series with its name and labels apart, in full-name order: the same values as `snapshot`.
+   * `createCounters` registries have it; a view over another registry (one that adds a label) may not.
+   */
+  series?(): CounterSeries[];
 }
 
 class Series implements Counter, Gauge {

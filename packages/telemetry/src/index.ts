@@ -20,6 +20,8 @@ export {
   prometheusName,
   SpanName,
 } from "./registry.js";
+export type { ServiceTelemetryOptions } from "./service-telemetry.js";
+export { startServiceTelemetry } from "./service-telemetry.js";
 export type { Attributes, Context, Link, Span, SpanContext, SpanOptions } from "./tracing.js";
 export {
   contextOf,
@@ -27,6 +29,7 @@ export {
   INSTRUMENTATION_SCOPE,
   isRecording,
   linkTo,
+  markError,
   meter,
   recordError,
   SpanKind,

@@ -102,7 +102,9 @@ describe("telemetry", () => {
     counters.counter("blobs_quarantined", { reason: "too-large" }).add(1);
     counters.gauge("blob_lag_ms").set(2500);
     counters.gauge("jetstream_pending", { consumer: "fetchers-live" }).set(7);
-    const unbind = bindCounterMetrics(() => counters.series(), { attributes: { [Attr.Run]: "live" } });
+    const unbind = bindCounterMetrics(() => counters.series?.() ?? [], {
+      attributes: { [Attr.Run]: "live" },
+    });
     const server = await serveMetrics({ host: "127.0.0.1", port: 0 }, "telemetry-test");
     try {
       const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);

@@ -50,6 +50,12 @@ export function recordError(span: Span, err: unknown): void {
   span.setAttribute(Attr.ErrorType, errorType(err));
 }
 
+/** A handled failure (a quarantined blob, a flow that did not decrypt): status ERROR and `error.type`. */
+export function markError(span: Span, type: string, message: string): void {
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  span.setAttribute(Attr.ErrorType, type);
+}
+
 export interface SpanOptions {
   readonly attributes?: Attributes;
   readonly kind?: SpanKind;

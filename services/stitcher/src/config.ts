@@ -54,6 +54,22 @@ export const stitcherConfigSpec = {
     optional: true,
     doc: "key-broker host:port (unset: no decryption, original variant only)",
   },
+  metricsListen: {
+    env: "STITCHER_METRICS_LISTEN",
+    parse: parseHostPort,
+    optional: true,
+    doc: "host:port of the Prometheus scrape endpoint (GET /metrics, plain HTTP); unset: none",
+  },
+  flowTraceRatio: {
+    env: "STITCHER_FLOW_TRACE_RATIO",
+    parse: (raw: string) => {
+      const v = Number(raw.trim());
+      if (!(v >= 0 && v <= 1)) throw new Error("expected a share of flows from 0 to 1");
+      return v;
+    },
+    default: 0.01,
+    doc: "share of flows traced with flow and decrypt spans (picked by connection id)",
+  },
   tlsDir: {
     env: "STITCHER_TLS_DIR",
     parse: parseString,

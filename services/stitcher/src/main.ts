@@ -3,7 +3,9 @@
  * TLS), the stitch stage over this instance's shards, the status server, and shutdown in order (status
  * server, the stage's consumers, its mirror streams, then NATS).
  */
-import { connectBus, putJson } from "@cloudtap/bus";
+// First: the OpenTelemetry SDK starts before any other module is evaluated.
+import "@cloudtap/telemetry/register";
+import { connectBus, consumerPending, putJson, StreamName, stitcherConsumer } from "@cloudtap/bus";
 import {
   followReplays,
   grpcKeyLookup,
@@ -27,6 +29,7 @@ import {
   serverCredentials,
 } from "@cloudtap/rpc";
 import { bootService, formatHostPort, parseHostPort } from "@cloudtap/service-kit";
+import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { loadStitcherConfig, SERVICE } from "./config.js";
 
@@ -36,6 +39,15 @@ const { config, instance, log, shutdown, counters } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
+await startServiceTelemetry({
+  service: SERVICE,
+  instance,
+  read: () => counters.series?.() ?? [],
+  attributes: { [Attr.Variant]: c.variant },
+  metricsListen: c.metricsListen,
+  shutdown,
+  log,
+});
 const first = c.shards?.first ?? 0;
 const last = c.shards?.last ?? c.shardCount - 1;
 if (last >= c.shardCount) {
@@ -109,6 +121,7 @@ stage = await startStitchStage({
   mirror: (shard) => grpcMirrorLink({ client: mirrorClient, stitcherId: `${instance}/${shard}`, mtu: c.mtu }),
   ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
   keyWaitMs: c.keyWaitMs,
+  flowTraceRatio: c.flowTraceRatio,
   ackWaitMs: c.ackWaitMs,
   ...(c.idleAfterMs === undefined ? {} : { idleAfterMs: c.idleAfterMs }),
   counters,
@@ -116,6 +129,21 @@ stage = await startStitchStage({
   signal: shutdown.signal,
 });
 shutdown.onShutdown("stitch stage", () => stage?.finished.catch(() => {}));
+// JetStream's backlog per shard consumer (what KEDA scales stitchers on), for the metrics and the status.
+const pendingTimer = setInterval(() => {
+  for (const shard of shards) {
+    const consumer = stitcherConsumer(c.run, shard);
+    consumerPending(bus.jsm, StreamName.Chunks, consumer).then(
+      (p) => {
+        counters.gauge("jetstream_pending", { consumer }).set(p.pending);
+        counters.gauge("jetstream_ack_pending", { consumer }).set(p.ackPending);
+      },
+      () => {},
+    );
+  }
+}, 5000);
+pendingTimer.unref();
+shutdown.onShutdown("pending gauges", () => clearInterval(pendingTimer));
 
 stage.finished.then(
   () => log.info("every shard done", { shards: shards.length }),
@@ -156,6 +184,7 @@ const replays = followReplays({
           grpcMirrorLink({ client, stitcherId: `${instance}/${record.runId}/${shard}`, mtu: c.mtu }),
         ...(keyClient ? { keys: grpcKeyLookup(keyClient) } : {}),
         keyWaitMs: c.keyWaitMs,
+        flowTraceRatio: c.flowTraceRatio,
         ackWaitMs: c.ackWaitMs,
         counters: runCounters(counters, record.runId),
         log: log.child({ run: record.runId }),
