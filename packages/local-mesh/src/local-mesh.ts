@@ -57,6 +57,10 @@ export interface LocalMeshPlan {
   readonly source: string;
   /** Key store URL; default the source store. */
   readonly keys?: string;
+  /** Credentials file of a cloud source store (FETCHER_SOURCE_CREDENTIALS); default the SDK's chain. */
+  readonly sourceCredentials?: string;
+  /** Credentials file of a cloud key store (default: `sourceCredentials` when keys are the source's). */
+  readonly keysCredentials?: string;
   /** Run a key-broker (decryption, keys in pcapng). Default true; false: the original variant, no keys. */
   readonly keyBroker?: boolean;
   readonly prefix?: string;
@@ -239,6 +243,7 @@ export class LocalMesh {
           ...common,
           KEY_BROKER_LISTEN: keyBrokerAddr,
           KEY_BROKER_KEYS_STORE: storeUrl(p.keys ?? p.source),
+          ...credentialsEnv("KEY_BROKER_KEYS_STORE_CREDENTIALS", p.keys ? p.keysCredentials : p.sourceCredentials),
           ...(p.prefix ? { KEY_BROKER_PREFIX: p.prefix } : {}),
           KEY_BROKER_NATS_URL: this.natsUrl,
           KEY_BROKER_TLS_DIR: this.tlsDir,
@@ -279,6 +284,7 @@ export class LocalMesh {
       this.spawn(MeshService.Fetcher, `fetcher-${i + 1}`, addr, node, serviceCommand(root, "fetcher"), {
         ...common,
         FETCHER_SOURCE: storeUrl(p.source),
+        ...credentialsEnv("FETCHER_SOURCE_CREDENTIALS", p.sourceCredentials),
         ...(p.prefix ? { FETCHER_PREFIX: p.prefix } : {}),
         FETCHER_NATS_URL: this.natsUrl,
         FETCHER_SHARDS: String(p.shardCount),
@@ -411,4 +417,9 @@ export async function queryStatuses(
       }
     }),
   );
+}
+
+/** A service's credentials-file variable, the path made absolute (services run in their own folder). */
+function credentialsEnv(name: string, file: string | undefined): Record<string, string> {
+  return file === undefined ? {} : { [name]: resolve(file) };
 }

@@ -12,6 +12,8 @@ export type {
 export { createAzuriteContainer, freePort, startAzurite, startS3rver } from "./cloud-servers.js";
 export type { CorpusCapture } from "./corpus.js";
 export { corpusCaptures, corpusDir } from "./corpus.js";
+export type { FaultProxy } from "./fault-proxy.js";
+export { startFaultProxy } from "./fault-proxy.js";
 export type { GcsGrant, GcsServiceAccountKey, GcsStandIn } from "./gcs-stand-in.js";
 export { crc32c, startGcsStandIn } from "./gcs-stand-in.js";
 export type { ManifestTcpView } from "./manifest.js";

@@ -21,7 +21,13 @@ export const fetcherConfigSpec = {
   source: {
     env: "FETCHER_SOURCE",
     parse: parseString,
-    doc: "data store URL (a directory path or file:// URL)",
+    doc: "data store URL (a directory path, file://, s3://, gs://, azblob:// or https://<account>.blob.core.windows.net/...)",
+  },
+  sourceCredentials: {
+    env: "FETCHER_SOURCE_CREDENTIALS",
+    parse: parseString,
+    optional: true,
+    doc: "credentials file of a cloud data store (AWS, GCP service-account or Azure JSON); default: the SDK's environment and default chain",
   },
   prefix: { env: "FETCHER_PREFIX", parse: parseString, default: "", doc: "store prefix above data/" },
   natsUrl: { env: "FETCHER_NATS_URL", parse: parseString, doc: "NATS server URL(s), comma-separated" },

@@ -3,6 +3,7 @@
  * and shutdown in order (status server, then the stage, then NATS).
  */
 import { connectBus } from "@cloudtap/bus";
+import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { createFetchStage, type FetchMode, followReplays, replayHandlers, runCounters } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { ReplayService, StatusService } from "@cloudtap/proto";
@@ -39,7 +40,8 @@ const mode: FetchMode = c.once
       latenessNs: BigInt(c.latenessMs) * 1_000_000n,
       ...(c.sinceNs === undefined ? {} : { sinceNs: c.sinceNs }),
     };
-const store = openStore(c.source);
+registerCloudStores();
+const store = openStore(c.source, { credentialsFile: c.sourceCredentials, readOnly: true });
 const stage = createFetchStage({
   bus,
   store,

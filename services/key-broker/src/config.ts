@@ -24,7 +24,13 @@ export const keyBrokerConfigSpec = {
   keysStore: {
     env: "KEY_BROKER_KEYS_STORE",
     parse: parseString,
-    doc: "key store URL (a directory path or file:// URL) holding <prefix>/keys/",
+    doc: "key store URL (a directory path, file://, s3://, gs://, azblob://, https://...) holding <prefix>/keys/",
+  },
+  keysStoreCredentials: {
+    env: "KEY_BROKER_KEYS_STORE_CREDENTIALS",
+    parse: parseString,
+    optional: true,
+    doc: "credentials file of a cloud key store (AWS, GCP service-account or Azure JSON); default: the SDK's environment and default chain",
   },
   prefix: { env: "KEY_BROKER_PREFIX", parse: parseString, default: "", doc: "store prefix above keys/" },
   natsUrl: { env: "KEY_BROKER_NATS_URL", parse: parseString, doc: "NATS server URL(s), comma-separated" },

@@ -12,6 +12,7 @@ import {
   openKvCursorStore,
   openNatsVault,
 } from "@cloudtap/key-vault";
+import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { openStore } from "@cloudtap/object-store";
 import { KeyService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
@@ -24,6 +25,7 @@ const { config, instance, log, shutdown } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
+registerCloudStores();
 let state = "starting";
 
 const bus = await connectBus({
@@ -38,7 +40,7 @@ shutdown.onShutdown("nats", () => bus.close());
 const vault = await openNatsVault(bus, { key: c.vaultKey, ttlMs: c.ttlMs });
 const broker = createKeyBroker({ vault, maxWaiters: c.maxWaiters });
 const watcher = createKeyLogWatcher({
-  store: openStore(c.keysStore),
+  store: openStore(c.keysStore, { credentialsFile: c.keysStoreCredentials, readOnly: true }),
   ...(c.prefix === "" ? {} : { prefix: c.prefix }),
   cursor: await openKvCursorStore(bus.js, c.run),
   latenessNs: BigInt(c.latenessMs) * 1_000_000n,

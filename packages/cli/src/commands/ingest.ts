@@ -3,9 +3,9 @@ import { readFile, stat } from "node:fs/promises";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { ingestCapture } from "@cloudtap/ingest";
-import { openStore } from "@cloudtap/object-store";
 import type { Command } from "../command.js";
 import { createProgressLine } from "../progress.js";
+import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { formatBytes, parseAttributes, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
@@ -13,13 +13,17 @@ export const ingestCommand: Command = {
   name: "ingest",
   summary: "turn a pcap/pcapng capture (and its TLS key log) into CTAP blobs in a store",
   usage: `cloudtap ingest --pcap <file> [--keylog <file>] --out <store> [--keys-out <store>]
+                [--credentials FILE] [--keys-credentials FILE]
                 [--prefix P] [--tapper-id ID] [--blob-size 8MiB] [--gzip] [--attr key=value ...] [--json] [--quiet]
 
   TCP connections are reassembled per direction (retransmissions, reordering, overlaps: first seen wins);
   SYN/FIN/RST become open and close records; UDP becomes datagram records; other protocols are counted and
   skipped. TLS keys from --keylog and from pcapng Decryption Secrets Blocks go to <keys-out>/keys/ (default:
   the data store). --attr puts identity attributes (user, tenant, app, ...) on every connection.
-  On a terminal, a progress line on stderr (bytes of the capture read, rate, time left); --quiet: none.`,
+  On a terminal, a progress line on stderr (bytes of the capture read, rate, time left); --quiet: none.
+  Examples: --out s3://tap-data/lab --credentials aws.json; --out gs://tap-data/lab --credentials sa.json;
+  --out azblob://acct/netskope/lab --credentials azure.json.
+${STORE_HELP}`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
@@ -29,6 +33,7 @@ export const ingestCommand: Command = {
         keylog: { type: "string" },
         out: { type: "string" },
         "keys-out": { type: "string" },
+        ...STORE_CREDENTIAL_OPTIONS,
         prefix: { type: "string", default: "" },
         "tapper-id": { type: "string", default: "ingest" },
         "blob-size": { type: "string" },
@@ -40,8 +45,11 @@ export const ingestCommand: Command = {
     });
     if (!values.pcap) throw new UsageError("--pcap is required");
     if (!values.out) throw new UsageError("--out is required");
-    const dataStore = openStore(values.out);
-    const keyStore = values["keys-out"] ? openStore(values["keys-out"]) : dataStore;
+    const { data: dataStore, keys: keyStore } = openDataAndKeyStores(
+      { data: values.out, keys: values["keys-out"], dataFlag: "--out", keysFlag: "--keys-out" },
+      values,
+      { readOnly: false },
+    );
     const keyLog = values.keylog ? await readFile(values.keylog, "utf8") : undefined;
     const started = process.hrtime.bigint();
     const progress = createProgressLine(io.stderr, {

@@ -1,7 +1,7 @@
 import { parseArgs } from "node:util";
-import { openStore } from "@cloudtap/object-store";
 import { runSimulation, type SimulationFaults } from "@cloudtap/tapsim";
 import type { Command } from "../command.js";
+import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
@@ -16,7 +16,8 @@ const FAULTS: Record<string, keyof SimulationFaults> = {
 export const simulateCommand: Command = {
   name: "simulate",
   summary: "make real TLS/HTTP/DNS traffic on loopback and tap it into CTAP blobs, key logs and a manifest",
-  usage: `cloudtap simulate --out <store> [--keys-out <store>] [--connections 200] [--seed 1]
+  usage: `cloudtap simulate --out <store> [--keys-out <store>] [--credentials FILE] [--keys-credentials FILE]
+                  [--connections 200] [--seed 1]
                   [--blob-size 4MiB] [--blob-age 5s] [--prefix P] [--gzip] [--concurrency 24]
                   [--fault duplicate-blobs|shuffle|gap|truncate-last|late-keys ...] [--json]
 
@@ -26,13 +27,18 @@ export const simulateCommand: Command = {
   --blob-age of virtual time, with simulated users, subnets and servers. Key logs come from the TLS stacks.
   The manifest (<store>/manifest/<run>.json) lists every connection's 5-tuple, protocol, TLS version and
   suite, and the SHA-256 and length of each direction's raw and decrypted bytes. The same seed gives the
-  same connections and manifest, except the fields it lists as not deterministic (TLS randomness).`,
+  same connections and manifest, except the fields it lists as not deterministic (TLS randomness).
+  Examples: --out s3://tap-data/run1 --credentials aws.json --keys-out s3://tap-keys/run1 --keys-credentials
+  aws-keys.json; --out gs://tap-data/run1 --credentials sa.json; --out azblob://acct/netskope/run1
+  --credentials azure.json.
+${STORE_HELP}`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: {
         out: { type: "string" },
         "keys-out": { type: "string" },
+        ...STORE_CREDENTIAL_OPTIONS,
         connections: { type: "string", default: "200" },
         seed: { type: "string", default: "1" },
         "blob-size": { type: "string" },
@@ -58,8 +64,11 @@ export const simulateCommand: Command = {
     if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
       throw new UsageError("--concurrency must be a positive integer");
     }
-    const dataStore = openStore(values.out);
-    const keyStore = values["keys-out"] ? openStore(values["keys-out"]) : dataStore;
+    const { data: dataStore, keys: keyStore } = openDataAndKeyStores(
+      { data: values.out, keys: values["keys-out"], dataFlag: "--out", keysFlag: "--keys-out" },
+      values,
+      { readOnly: false },
+    );
     const tty = io.stderr.isTTY === true;
     const result = await runSimulation({
       dataStore,

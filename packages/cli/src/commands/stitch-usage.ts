@@ -1,5 +1,7 @@
+import { STORE_HELP } from "../store-flags.js";
+
 /** The `cloudtap stitch --help` text. */
-export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--prefix P]
+export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--credentials FILE] [--keys-credentials FILE] [--prefix P]
                 [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
                 [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
                 [--no-fin-on-timeout] [--workers auto|N] [--json] [--quiet]
@@ -56,4 +58,8 @@ export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys 
   when stopped by a signal once everything is flushed.
   On a terminal, a progress line on stderr (blobs and bytes of the total, rate, time left); --quiet: none.
   Exit status: 0 when the run completed (its problems are reported, not fatal), 1 on a fatal error (a
-  --source or --keys that does not exist included), 130 when interrupted, 2 on a bad command line.`;
+  --source or --keys that does not exist included), 130 when interrupted, 2 on a bad command line.
+  Cloud sources: --source s3://tap-data/tenant1 --credentials aws.json --keys s3://tap-keys/tenant1
+  --keys-credentials aws-keys.json; --source gs://tap-data --credentials sa.json; --source
+  azblob://acct/netskope --credentials azure.json.
+${STORE_HELP}`;

@@ -21,6 +21,7 @@ import type { Command } from "../command.js";
 import { egressSpecFromFlags, OUTPUT_FLAG_OPTIONS, parseCleartextPorts } from "../output-flags.js";
 import { createProgressLine } from "../progress.js";
 import { writeStitchSummary } from "../stitch-summary.js";
+import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS } from "../store-flags.js";
 import { requireExistingStore } from "../store-path.js";
 import { parseTime } from "../time.js";
 import { parseDuration } from "../units.js";
@@ -38,6 +39,7 @@ export const stitchCommand: Command = {
       options: {
         source: { type: "string" },
         keys: { type: "string" },
+        ...STORE_CREDENTIAL_OPTIONS,
         prefix: { type: "string", default: "" },
         since: { type: "string" },
         until: { type: "string" },
@@ -95,8 +97,11 @@ export const stitchCommand: Command = {
     if (pollNs < 1_000_000n) throw new UsageError("--poll is at least 1ms");
     requireExistingStore("--source", values.source);
     if (values.keys) requireExistingStore("--keys", values.keys);
-    const store = openStore(values.source);
-    const keyObjects = openStore(values.keys ?? values.source);
+    const { data: store, keys: keyObjects } = openDataAndKeyStores(
+      { data: values.source, keys: values.keys, dataFlag: "--source", keysFlag: "--keys" },
+      values,
+      { readOnly: true },
+    );
     // One-shot runs keep every key of the window: no expiry within the run, a generous byte cap.
     const keyStore = createKeyStore({ ttlMs: Number.MAX_SAFE_INTEGER, maxBytes: 1024 * 1024 * 1024 });
     const started = process.hrtime.bigint();

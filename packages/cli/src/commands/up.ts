@@ -7,6 +7,7 @@ import { LocalMesh, type LocalMeshPlan, type MeshInstance } from "@cloudtap/loca
 import { DEFAULT_MTU } from "@cloudtap/stitch";
 import type { Command } from "../command.js";
 import { egressSpecFromFlags, meshOutputsOf, OUTPUT_FLAG_OPTIONS } from "../output-flags.js";
+import { STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { parseTime } from "../time.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
@@ -14,7 +15,7 @@ import { UsageError } from "../usage-error.js";
 export const upCommand: Command = {
   name: "up",
   summary: "run the mesh (nats-server, fetchers, key-broker, stitchers, mirror-egress) as local processes",
-  usage: `cloudtap up --source <store> OUTPUT... [--keys <store>] [--prefix P] [--once] [--since T] [--until T]
+  usage: `cloudtap up --source <store> OUTPUT... [--keys <store>] [--credentials FILE] [--keys-credentials FILE] [--prefix P] [--once] [--since T] [--until T]
                 [--fetchers 1] [--stitchers 1] [--shards 8] [--variant original|cleartext|both] [--filter RULE ...]
                 [--mtu 1500] [--no-keys] [--no-embed-keys] [--state-dir DIR] [--nats URL] [--json]
   OUTPUT, at least one (given to mirror-egress, the only service that reaches the NDR):
@@ -34,13 +35,17 @@ export const upCommand: Command = {
   everything in order: fetchers, key-broker, stitchers, mirror-egress (sinks flushed), nats-server.
   The state folder (default: a new temporary folder) holds mesh.json, the logs, the PKI and JetStream's
   files; \`cloudtap status --state-dir DIR\` reads the running mesh's counters.
-  --no-keys runs no key-broker: no decryption, no keys embedded.`,
+  --no-keys runs no key-broker: no decryption, no keys embedded.
+  Examples: --source s3://tap-data --credentials aws.json; --source gs://tap-data --credentials sa.json;
+  --source azblob://acct/netskope --credentials azure.json (the fetchers and the key-broker get the files).
+${STORE_HELP}`,
   async run(args, io) {
     const { values } = parseArgs({
       args,
       options: {
         source: { type: "string" },
         keys: { type: "string" },
+        ...STORE_CREDENTIAL_OPTIONS,
         prefix: { type: "string" },
         once: { type: "boolean", default: false },
         since: { type: "string" },
@@ -86,6 +91,8 @@ export const upCommand: Command = {
       stateDir,
       source: values.source,
       ...(values.keys ? { keys: values.keys } : {}),
+      ...(values.credentials ? { sourceCredentials: values.credentials } : {}),
+      ...(values["keys-credentials"] ? { keysCredentials: values["keys-credentials"] } : {}),
       ...(values.prefix ? { prefix: values.prefix } : {}),
       ...(values.since ? { sinceNs: parseTime("--since", values.since) } : {}),
       ...(values.until ? { untilNs: parseTime("--until", values.until) } : {}),
