@@ -55,7 +55,9 @@ export async function build({ ifStale = false } = {}) {
     target: "node20",
     sourcemap: true,
     logLevel: "warning",
-    external: ["@cloudtap/*/native"],
+    // Cloud SDKs stay outside too: each store backend imports its SDK only when a store of its scheme is
+    // opened (the CLI depends on them, so they resolve from packages/cli).
+    external: ["@cloudtap/*/native", "@aws-sdk/*", "@google-cloud/*", "@azure/*"],
     // Bundled CommonJS dependencies call require(); an ES module has none of its own.
     banner: {
       js: "import { createRequire as __cloudtapRequire } from 'node:module'; const require = __cloudtapRequire(import.meta.url);",
