@@ -4,7 +4,8 @@ import { existsSync } from "node:fs";
  * Builds what the container images run: one ES module per program (the four services, the health probe,
  * the PKI command, the `cloudtap` CLI with its stitch-worker thread), bundled with esbuild from the
  * workspace's TypeScript, plus the native addons beside them under node_modules/@cloudtap/<package>/ so that
- * each package's `@cloudtap/<package>/native` export resolves from the bundle as it does in the workspace.
+ * each package's `@cloudtap/<package>/native` export resolves from the bundle as it does in the workspace, and
+ * the few data files a package resolves through its exports (the simulator's test certificates).
  *
  *   node deploy/build-bundles.mjs [OUT_DIR]   (default deploy/.build/app)
  *
@@ -35,6 +36,19 @@ export const natives = {
   "tap-format": "build/Release/cloudtap_crc32.node",
   tls: "build/Release/cloudtap_aead.node",
   egress: "build/Release/cloudtap_sendmmsg.node",
+};
+
+/** Files a package resolves through its own exports at run time: package folder -> export -> files. */
+export const assets = {
+  // The simulator's test certificates (`@cloudtap/tapsim/testdata/<name>`), for `cloudtap simulate`.
+  tapsim: {
+    "./testdata/*": [
+      "testdata/rsa-cert.pem",
+      "testdata/rsa-key.pem",
+      "testdata/ecdsa-cert.pem",
+      "testdata/ecdsa-key.pem",
+    ],
+  },
 };
 
 export async function buildBundles(outDir) {
@@ -78,6 +92,20 @@ export async function buildBundles(outDir) {
     await writeFile(
       join(dir, "package.json"),
       `${JSON.stringify({ name: `@cloudtap/${pkg}`, private: true, exports: { "./native": `./${file}` } }, null, 2)}\n`,
+    );
+  }
+  for (const [pkg, exported] of Object.entries(assets)) {
+    const dir = join(outDir, "node_modules", "@cloudtap", pkg);
+    for (const files of Object.values(exported)) {
+      for (const file of files) {
+        await mkdir(join(dir, dirname(file)), { recursive: true });
+        await copyFile(join(root, "packages", pkg, file), join(dir, file));
+      }
+    }
+    const exports = Object.fromEntries(Object.keys(exported).map((e) => [e, e]));
+    await writeFile(
+      join(dir, "package.json"),
+      `${JSON.stringify({ name: `@cloudtap/${pkg}`, private: true, exports }, null, 2)}\n`,
     );
   }
   await writeFile(

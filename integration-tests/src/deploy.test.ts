@@ -10,12 +10,12 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { type NatsServer, startNatsServer } from "@cloudtap/test-harness";
+import { type NatsServer, startAzurite, startNatsServer } from "@cloudtap/test-harness";
 import { validate as validateDockerfileSyntax } from "dockerfile-utils";
 import {
   composeSchemaProblems,
@@ -486,11 +486,25 @@ async function freePort(): Promise<number> {
   });
 }
 
+/** azurite's published development account (compose.demo.yaml uses it; not a secret). */
+const DEMO_ACCOUNT = {
+  name: "devstoreaccount1",
+  key: "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+};
+
+interface Launched {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** stderr so far (JSON log lines). */
+  log(): string;
+}
+
 describe("deploy - the image's programs", () => {
   let work: string;
   let app: string;
-  let nats: NatsServer | undefined;
-  const children: ChildProcess[] = [];
+  let compose: Awaited<ReturnType<typeof findCompose>>;
+  const launched: Launched[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   before(async () => {
     work = mkdtempSync(join(tmpdir(), "deploy-bundles-"));
     app = join(work, "app");
@@ -498,81 +512,94 @@ describe("deploy - the image's programs", () => {
       timeoutMs: 300_000,
     });
     assert.equal(built.code, 0, built.stderr);
+    compose = await findCompose();
   });
+  const stopAll = async () => {
+    // The order `cloudtap up` stops in: fetchers, key-broker, stitchers, then mirror-egress (it flushes).
+    const rank = (n: string) =>
+      ["fetcher", "key-broker", "stitcher", "mirror-egress"].findIndex((p) => n.startsWith(p));
+    for (const l of [...launched].sort((a, b) => rank(a.name) - rank(b.name))) {
+      if (l.child.exitCode === null && l.child.signalCode === null) {
+        const exited = new Promise((r) => l.child.once("exit", r));
+        l.child.kill("SIGTERM");
+        await exited;
+      }
+    }
+    launched.length = 0;
+    for (const c of cleanups.splice(0)) await c();
+  };
   after(async () => {
-    for (const c of children) if (c.exitCode === null) c.kill("SIGTERM");
-    await Promise.all(
-      children.map((c) => (c.exitCode === null ? new Promise((r) => c.once("exit", r)) : undefined)),
-    );
-    await nats?.stop();
+    await stopAll();
     rmSync(work, { recursive: true, force: true });
   });
 
-  it("deploy - bundles: the four services start from the bundles with compose's own environment and answer the healthcheck", async () => {
-    const compose = await findCompose();
+  /** The merged compose model of `files`, as compose hands it to the containers. */
+  const composeModel = async (files: readonly string[]): Promise<ComposeModel> => {
     assert.ok(compose, "no compose (scripts/bootstrap.sh installs Debian's docker-compose)");
-    const r = await runCommand(compose.file, [...compose.prefix, "-f", "compose.yaml", "config"], {
-      cwd: deployDir,
-      env: { ...process.env, KEY_BROKER_VAULT_KEY: "cd".repeat(32) },
-    });
+    const r = await runCommand(
+      compose.file,
+      [...compose.prefix, ...files.flatMap((f) => ["-f", f]), "config"],
+      {
+        cwd: deployDir,
+        env: { ...process.env, KEY_BROKER_VAULT_KEY: "cd".repeat(32) },
+      },
+    );
     assert.equal(r.code, 0, r.stderr);
-    const { services } = readYaml(r.stdout) as ComposeModel;
+    return readYaml(r.stdout) as ComposeModel;
+  };
 
-    const pki = join(work, "pki");
-    const made = await runCommand(process.execPath, [join(app, "make-pki.mjs"), pki]);
-    assert.equal(made.code, 0, made.stderr);
-    const store = join(work, "store");
-    const out = join(work, "out");
-    mkdirSync(join(store, "data"), { recursive: true });
-    mkdirSync(out);
-    nats = await startNatsServer();
-    const natsUrl = nats.url;
-
-    // The addresses compose gives become loopback ports: a service's own listen address gets the port its
-    // peers dial by its name; status and PCAP-over-IP listeners get free ports; paths become folders.
+  /**
+   * Starts the mesh's five services from the bundles with the environment compose gives them, each one only
+   * after the previous answered its healthcheck (the compose order). Addresses become loopback ports (a
+   * service's own listen address gets the port its peers dial by its name; status and PCAP-over-IP
+   * listeners free ports), `/tls` its identity's folder, volume paths folders; `rewrite` adjusts the rest.
+   */
+  const startMesh = async (
+    services: ComposeModel["services"],
+    dirs: { pki: string; store: string; out: string; natsUrl: string },
+    rewrite: (name: string, key: string, value: string) => string = (_n, _k, v) => v,
+    extraEnv: Readonly<Record<string, NodeJS.ProcessEnv>> = {},
+  ) => {
     const ports = new Map<string, number>();
     const portFor = async (service: string) => {
       if (!ports.has(service)) ports.set(service, await freePort());
       return ports.get(service)!;
     };
-    const order = ["mirror-egress", "key-broker", "stitcher-a", "stitcher-b", "fetcher"] as const;
-    for (const name of order) {
+    for (const name of ["mirror-egress", "key-broker", "stitcher-a", "stitcher-b", "fetcher"] as const) {
       const identity = IDENTITY[name];
       const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "" };
       let probed: string | undefined;
       for (const [k, v] of Object.entries(services[name]!.environment ?? {})) {
         if (v === null || v === undefined) continue;
         let value = v;
-        if (k.endsWith("_STATUS_LISTEN") || k.endsWith("_PCAP_OVER_IP"))
+        if (k.endsWith("_STATUS_LISTEN") || k.endsWith("_PCAP_OVER_IP") || k.endsWith("_METRICS_LISTEN"))
           value = `127.0.0.1:${await freePort()}`;
         else if (k.endsWith("_LISTEN")) value = `127.0.0.1:${await portFor(name)}`;
-        else if (k.endsWith("_TLS_DIR")) value = join(pki, identity);
-        else if (v.startsWith("nats://")) value = natsUrl;
-        else if (v === "/data/store") value = store;
-        else if (v === "/data/out") value = out;
+        else if (k.endsWith("_TLS_DIR")) value = join(dirs.pki, identity);
+        else if (v.startsWith("nats://")) value = dirs.natsUrl;
+        else if (v === "/data/store") value = dirs.store;
+        else if (v === "/data/out") value = dirs.out;
         else {
           const peer = /^([a-z][a-z0-9-]*):(\d+)$/.exec(v);
           if (peer && services[peer[1]!]) value = `127.0.0.1:${await portFor(peer[1]!)}`;
         }
-        env[k] = value;
+        env[k] = rewrite(name, k, value);
         if (k.endsWith("_STATUS_LISTEN") || (k.endsWith("_LISTEN") && probed === undefined)) probed = value;
       }
+      Object.assign(env, extraEnv[name] ?? {});
       assert.ok(probed, `${name} listens somewhere`);
       const program = join(app, `${name.startsWith("stitcher") ? "stitcher" : name}.mjs`);
       const child = spawn(process.execPath, [program], { env, stdio: ["ignore", "ignore", "pipe"] });
       let log = "";
       child.stderr!.on("data", (d: Buffer) => {
-        log = (log + d.toString()).slice(-4000);
+        log += d.toString();
       });
-      child.once("exit", (code) => {
-        if (code !== null && code !== 0) log += `\n(exited ${code})`;
-      });
-      children.push(child);
+      launched.push({ name, child, log: () => log });
 
       // The service's healthcheck, as compose runs it, against the loopback address.
       const test = services[name]!.healthcheck!.test;
       const probeArgs = [join(app, "health-probe.mjs"), probed, ...test.slice(4)];
-      probeArgs[probeArgs.indexOf("--tls-dir") + 1] = join(pki, identity);
+      probeArgs[probeArgs.indexOf("--tls-dir") + 1] = join(dirs.pki, identity);
       const deadline = Date.now() + 90_000;
       let last: Awaited<ReturnType<typeof runCommand>> | undefined;
       while (Date.now() < deadline) {
@@ -580,8 +607,117 @@ describe("deploy - the image's programs", () => {
         if (last.code === 0 || child.exitCode !== null) break;
         await new Promise((res) => setTimeout(res, 500));
       }
-      assert.equal(last?.code, 0, `${name} is not healthy: ${last?.stderr}\n${log}`);
+      assert.equal(last?.code, 0, `${name} is not healthy: ${last?.stderr}\n${log.slice(-4000)}`);
     }
+  };
+
+  const freshDirs = async (tag: string) => {
+    const base = join(work, tag);
+    const dirs = { pki: join(base, "pki"), store: join(base, "store"), out: join(base, "out") };
+    mkdirSync(join(dirs.store, "data"), { recursive: true });
+    mkdirSync(dirs.out);
+    const made = await runCommand(process.execPath, [join(app, "make-pki.mjs"), dirs.pki]);
+    assert.equal(made.code, 0, made.stderr);
+    const nats: NatsServer = await startNatsServer();
+    cleanups.push(() => nats.stop());
+    return { ...dirs, natsUrl: nats.url };
+  };
+
+  it("deploy - bundles: the four services start from the bundles with compose's own environment and answer the healthcheck", async () => {
+    const { services } = await composeModel(["compose.yaml"]);
+    await startMesh(services, await freshDirs("base"));
+    await stopAll();
+  });
+
+  it("deploy - bundles: the demo's path (azurite, its container, the simulator, the mesh on azblob://) ends in a pcapng with decrypted HTTP", async () => {
+    const { services } = await composeModel(["compose.yaml", "compose.demo.yaml"]);
+    const dirs = await freshDirs("demo");
+    const azurite = await startAzurite({ accounts: [DEMO_ACCOUNT] });
+    cleanups.push(() => azurite.cleanup());
+    // Compose's connection string names azurite's service; here it listens on loopback.
+    const local = (v: string) =>
+      v.replace(/BlobEndpoint=http:\/\/azurite:\d+\//, `BlobEndpoint=http://127.0.0.1:${azurite.port}/`);
+    const jobEnv = (job: string): NodeJS.ProcessEnv => {
+      const env: NodeJS.ProcessEnv = { PATH: process.env.PATH ?? "" };
+      for (const [k, v] of Object.entries(services[job]!.environment ?? {})) if (v) env[k] = local(v);
+      return env;
+    };
+    const job = (name: string) =>
+      services[name] as ComposeService & { command: string[]; entrypoint?: string[] };
+
+    // demo-init: its entrypoint and command, the script from deploy/demo as the tools image has it.
+    const init = job("demo-init");
+    assert.deepEqual(init.entrypoint, ["node", "/app/create-container.mjs"]);
+    const created = await runCommand(
+      process.execPath,
+      [join(deployDir, "demo/create-container.mjs"), ...init.command],
+      {
+        env: jobEnv("demo-init"),
+      },
+    );
+    assert.equal(created.code, 0, created.stderr);
+    // demo-simulator: the tools image's entrypoint (the CLI) with the compose command; fewer connections.
+    const simulator = job("demo-simulator").command.map((a) =>
+      a.startsWith("--connections=") ? "--connections=30" : a,
+    );
+    const simulated = await runCommand(
+      process.execPath,
+      [join(app, "cloudtap.mjs"), ...simulator, "--json"],
+      {
+        env: jobEnv("demo-simulator"),
+        timeoutMs: 300_000,
+      },
+    );
+    assert.equal(simulated.code, 0, simulated.stderr);
+    const manifest = (JSON.parse(simulated.stdout) as { manifest: { connections: { protocol: string }[] } })
+      .manifest;
+    const http1 = manifest.connections.filter((c) => c.protocol === "https-h1").length;
+    assert.ok(http1 > 0, "the simulation has HTTP/1.1 over TLS");
+
+    // The mesh with the demo's environment, one-shot (FETCHER_ONCE: the demo runs continuously) so that the
+    // stitchers say when every shard's window is done.
+    await startMesh(services, dirs, (_name, _key, value) => local(value), {
+      fetcher: { FETCHER_ONCE: "true" },
+    });
+    const shardCount = Number(services["stitcher-a"]!.environment!.STITCHER_SHARD_COUNT);
+    const doneShards = () => {
+      const done = new Set<number>();
+      for (const l of launched.filter((x) => x.name.startsWith("stitcher")))
+        for (const line of l.log().split("\n")) {
+          if (!line.includes('"end of window"')) continue;
+          const entry = JSON.parse(line) as { shard: number; held: number };
+          if (entry.held === 0) done.add(entry.shard);
+        }
+      return done.size;
+    };
+    const deadline = Date.now() + 240_000;
+    while (doneShards() < shardCount && Date.now() < deadline) await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(
+      doneShards(),
+      shardCount,
+      `every shard's window is done\n${launched.map((l) => `${l.name}: ${l.log().slice(-1500)}`).join("\n")}`,
+    );
+    await stopAll();
+
+    // mirror-egress closed its rotating capture file on SIGTERM: the cleartext twins show every HTTP/1.1 request.
+    const files = readdirSync(dirs.out).filter((f) => f.endsWith(".pcapng"));
+    assert.ok(files.length > 0, `a pcapng in the output folder: ${readdirSync(dirs.out).join(", ")}`);
+    let requests = 0;
+    for (const f of files) {
+      const r = await runCommand("tshark", [
+        "-r",
+        join(dirs.out, f),
+        "-Y",
+        "http.request",
+        "-T",
+        "fields",
+        "-e",
+        "tcp.stream",
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      requests += r.stdout.split("\n").filter((l) => l.trim() !== "").length;
+    }
+    assert.ok(requests >= http1, `${requests} decrypted HTTP/1.1 requests for ${http1} HTTP/1.1 connections`);
   });
 });
 
