@@ -73,6 +73,12 @@ export const fetcherConfigSpec = {
     optional: true,
     doc: "host:port of the StatusService and health (unset: no status server)",
   },
+  metricsListen: {
+    env: "FETCHER_METRICS_LISTEN",
+    parse: parseHostPort,
+    optional: true,
+    doc: "host:port of the Prometheus scrape endpoint (GET /metrics, plain HTTP); unset: none",
+  },
   tlsDir: {
     env: "FETCHER_TLS_DIR",
     parse: parseString,

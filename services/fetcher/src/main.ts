@@ -2,13 +2,16 @@
  * The fetcher service: wiring only. Config, logger, NATS, the data store, the fetch stage, the status server,
  * and shutdown in order (status server, then the stage, then NATS).
  */
-import { connectBus } from "@cloudtap/bus";
+// First: the OpenTelemetry SDK starts before any other module is evaluated.
+import "@cloudtap/telemetry/register";
+import { connectBus, consumerPending, fetcherConsumer, StreamName } from "@cloudtap/bus";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { createFetchStage, type FetchMode, followReplays, replayHandlers, runCounters } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { ReplayService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
 import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { loadFetcherConfig, SERVICE } from "./config.js";
 
@@ -18,6 +21,15 @@ const { config, instance, log, shutdown, counters } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
+await startServiceTelemetry({
+  service: SERVICE,
+  instance,
+  read: () => counters.series?.() ?? [],
+  attributes: { [Attr.Run]: c.run },
+  metricsListen: c.metricsListen,
+  shutdown,
+  log,
+});
 
 const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
@@ -56,6 +68,19 @@ const stage = createFetchStage({
   ...(c.chunksMaxBytes === undefined ? {} : { streams: { chunksMaxBytes: c.chunksMaxBytes } }),
 });
 const running = stage.run();
+// JetStream's backlog of the work queue, for the lag metrics and the status alike.
+const pendingTimer = setInterval(() => {
+  const consumer = fetcherConsumer(c.run);
+  consumerPending(bus.jsm, StreamName.Blobs, consumer).then(
+    (p) => {
+      counters.gauge("jetstream_pending", { consumer }).set(p.pending);
+      counters.gauge("jetstream_ack_pending", { consumer }).set(p.ackPending);
+    },
+    () => {},
+  );
+}, 5000);
+pendingTimer.unref();
+shutdown.onShutdown("pending gauges", () => clearInterval(pendingTimer));
 shutdown.onShutdown("fetch stage", () => running.catch(() => {}));
 
 // Replays (docs/mesh.md): this fetcher's part of each replay is a one-shot stage over its window and run id.

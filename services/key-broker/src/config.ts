@@ -34,6 +34,12 @@ export const keyBrokerConfigSpec = {
   },
   prefix: { env: "KEY_BROKER_PREFIX", parse: parseString, default: "", doc: "store prefix above keys/" },
   natsUrl: { env: "KEY_BROKER_NATS_URL", parse: parseString, doc: "NATS server URL(s), comma-separated" },
+  metricsListen: {
+    env: "KEY_BROKER_METRICS_LISTEN",
+    parse: parseHostPort,
+    optional: true,
+    doc: "host:port of the Prometheus scrape endpoint (GET /metrics, plain HTTP); unset: none",
+  },
   tlsDir: {
     env: "KEY_BROKER_TLS_DIR",
     parse: parseString,

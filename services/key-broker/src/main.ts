@@ -4,7 +4,10 @@
  * for the stitcher and the CLI; health for any mesh certificate), all with mutual TLS. Shutdown in reverse:
  * RPC server first (graceful, then forced), then the watcher, then NATS.
  */
+// First: the OpenTelemetry SDK starts before any other module is evaluated.
+import "@cloudtap/telemetry/register";
 import { connectBus } from "@cloudtap/bus";
+import { registerCloudStores } from "@cloudtap/cloud-stores";
 import {
   createKeyBroker,
   createKeyLogWatcher,
@@ -12,11 +15,25 @@ import {
   openKvCursorStore,
   openNatsVault,
 } from "@cloudtap/key-vault";
-import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { openStore } from "@cloudtap/object-store";
 import { KeyService, StatusService } from "@cloudtap/proto";
-import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
+import {
+  createRpcServer,
+  registerService,
+  type ServiceHandlers,
+  ServiceIdentity,
+  serverCredentials,
+} from "@cloudtap/rpc";
 import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import {
+  Attr,
+  extractMetadata,
+  SpanKind,
+  SpanName,
+  seriesOfRecord,
+  startServiceTelemetry,
+  withSpan,
+} from "@cloudtap/telemetry";
 import { loadKeyBrokerConfig, SERVICE } from "./config.js";
 
 const { config, instance, log, shutdown } = bootService(
@@ -27,6 +44,17 @@ const { config, instance, log, shutdown } = bootService(
 const c = config.values;
 registerCloudStores();
 let state = "starting";
+/** The broker's and watcher's counters: what GetStatus returns and the metrics read (set once both exist). */
+let brokerCounters: () => Record<string, number> = () => ({});
+await startServiceTelemetry({
+  service: SERVICE,
+  instance,
+  read: () => seriesOfRecord(brokerCounters()),
+  attributes: { [Attr.Run]: c.run },
+  metricsListen: c.metricsListen,
+  shutdown,
+  log,
+});
 
 const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
@@ -58,13 +86,14 @@ const watcher = createKeyLogWatcher({
   onProblem: (key, err) => log.warn("key log not read", { keyLog: key, error: err }),
 });
 const watching = watcher.run(c.pollMs, shutdown.signal);
+brokerCounters = () => ({ ...counterNames("", broker.stats), ...counterNames("watcher_", watcher.stats) });
 shutdown.onShutdown("key-log watcher", () => watching);
 
 const server = await createRpcServer({
   address: formatHostPort(c.listen),
   credentials: await serverCredentials(c.tlsDir, ServiceIdentity.KeyBroker),
   services: [
-    registerService(KeyService, keyServiceHandlers(broker), {
+    registerService(KeyService, tracedKeyHandlers(keyServiceHandlers(broker)), {
       allowedIdentities: [ServiceIdentity.Stitcher],
     }),
     registerService(
@@ -75,7 +104,7 @@ const server = await createRpcServer({
           instance,
           pid: process.pid,
           state,
-          counters: { ...counterNames("", broker.stats), ...counterNames("watcher_", watcher.stats) },
+          counters: brokerCounters(),
           labels: { run: c.run, ...(watcher.cursor ? { cursor: watcher.cursor } : {}) },
         }),
       },
@@ -100,4 +129,44 @@ function counterNames(prefix: string, stats: Readonly<object>): Record<string, n
       v,
     ]),
   );
+}
+
+/** The key service's calls as server spans, children of the stitcher's lookup span (counts only, no keys). */
+function tracedKeyHandlers(handlers: ServiceHandlers<typeof KeyService>): ServiceHandlers<typeof KeyService> {
+  return {
+    lookupKeys: (request, context) =>
+      withSpan(
+        SpanName.KeyBrokerLookup,
+        {
+          parent: extractMetadata(context.metadata),
+          kind: SpanKind.SERVER,
+          attributes: { [Attr.KeysWanted]: request.clientRandoms.length },
+        },
+        async (span) => {
+          const r = await handlers.lookupKeys(request, context);
+          span.setAttribute(Attr.KeysFound, r.entries?.length ?? 0);
+          return r;
+        },
+      ),
+    waitForKeys: (request, context) =>
+      withSpan(
+        SpanName.KeyWait,
+        {
+          parent: extractMetadata(context.metadata),
+          kind: SpanKind.SERVER,
+          attributes: {
+            [Attr.KeysWanted]: request.clientRandoms.length,
+            [Attr.KeysWaitMs]: request.timeoutMs,
+          },
+        },
+        async (span) => {
+          const r = await handlers.waitForKeys(request, context);
+          span.setAttributes({
+            [Attr.KeysFound]: r.entries?.length ?? 0,
+            [Attr.KeysMissing]: r.missing?.length ?? 0,
+          });
+          return r;
+        },
+      ),
+  };
 }
