@@ -166,7 +166,7 @@ export class LocalMesh {
       name,
       command,
       args,
-      env: { ...this.plan.env, ...env },
+      env: { ...serviceEnvironment(service), ...this.plan.env, ...env },
       logFile: join(this.stateDir, "logs", `${name}.log`),
       onRestart: (n, exit) => {
         this.events.onRestart?.(n, exit);
@@ -180,7 +180,7 @@ export class LocalMesh {
   }
 
   /** Waits until a service answers its health check as SERVING. */
-  private async healthy(name: string, address: string, identity: string, timeoutMs = 30_000): Promise<void> {
+  private async healthy(name: string, address: string, identity: string, timeoutMs = 120_000): Promise<void> {
     const credentials = await clientCredentials(this.tlsDir, ServiceIdentity.Cli);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -226,7 +226,12 @@ export class LocalMesh {
       egressAddr,
       node,
       serviceCommand(root, "mirror-egress"),
-      { ...common, ...egressEnvironment(p.outputs, egressAddr, this.tlsDir, p.mtu) },
+      {
+        ...common,
+        ...egressEnvironment(p.outputs, egressAddr, this.tlsDir, p.mtu),
+        // A restarted egress resumes its capture files and drops the frames it wrote (docs/mesh.md).
+        MIRROR_EGRESS_STATE_DIR: join(this.stateDir, "egress"),
+      },
     );
     await this.healthy("mirror-egress", egressAddr, ServiceIdentity.MirrorEgress);
 
@@ -243,7 +248,10 @@ export class LocalMesh {
           ...common,
           KEY_BROKER_LISTEN: keyBrokerAddr,
           KEY_BROKER_KEYS_STORE: storeUrl(p.keys ?? p.source),
-          ...credentialsEnv("KEY_BROKER_KEYS_STORE_CREDENTIALS", p.keys ? p.keysCredentials : p.sourceCredentials),
+          ...credentialsEnv(
+            "KEY_BROKER_KEYS_STORE_CREDENTIALS",
+            p.keys ? p.keysCredentials : p.sourceCredentials,
+          ),
           ...(p.prefix ? { KEY_BROKER_PREFIX: p.prefix } : {}),
           KEY_BROKER_NATS_URL: this.natsUrl,
           KEY_BROKER_TLS_DIR: this.tlsDir,
@@ -359,6 +367,27 @@ export function egressEnvironment(
     ...(o.embedKeys === false ? { MIRROR_EGRESS_EMBED_KEYS: "false" } : {}),
     ...(mtu ? { MIRROR_EGRESS_MTU: String(mtu) } : {}),
   };
+}
+
+const SERVICE_PREFIX: Readonly<Record<MeshService, string | undefined>> = {
+  [MeshService.Nats]: undefined,
+  [MeshService.Fetcher]: "FETCHER_",
+  [MeshService.KeyBroker]: "KEY_BROKER_",
+  [MeshService.Stitcher]: "STITCHER_",
+  [MeshService.MirrorEgress]: "MIRROR_EGRESS_",
+};
+
+/**
+ * The variables of this process's environment that belong to a service (`STITCHER_ACK_WAIT=3s` for the
+ * stitchers, ...): settings a user tunes are passed on, while what the mesh wires itself (addresses, TLS,
+ * shards) is set by the plan and wins.
+ */
+function serviceEnvironment(service: MeshService): Record<string, string> {
+  const prefix = SERVICE_PREFIX[service];
+  if (!prefix) return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith(prefix) && v !== undefined) out[k] = v;
+  return out;
 }
 
 /** A store argument as a URL a service can open from any working directory. */

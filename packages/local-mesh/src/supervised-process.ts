@@ -16,7 +16,7 @@ export interface SupervisedProcessOptions {
   readonly logFile: string;
   /** Restart when it exits unexpectedly. Default true. */
   readonly restart?: boolean;
-  /** Called on every start after the first, with the exit that caused it. */
+  /** Called on every start after the first (the new process started), with the exit that caused it. */
   readonly onRestart?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
   /** Called when the process exits while no stop was asked (before any restart). */
   readonly onExit?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
@@ -68,8 +68,9 @@ export class SupervisedProcess {
         this.timer = setTimeout(() => {
           if (this.stopping) return;
           this.restarts++;
-          this.o.onRestart?.(this.o.name, { code, signal });
           this.start();
+          // After the start: the new pid is what the mesh state records.
+          this.o.onRestart?.(this.o.name, { code, signal });
         }, delay);
       });
     });

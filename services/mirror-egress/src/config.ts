@@ -52,6 +52,12 @@ export const mirrorEgressConfigSpec = {
     parse: parseHostPort,
     doc: "host:port of MirrorService, status and health",
   },
+  metricsListen: {
+    env: "MIRROR_EGRESS_METRICS_LISTEN",
+    parse: parseHostPort,
+    optional: true,
+    doc: "host:port of the Prometheus scrape endpoint (GET /metrics, plain HTTP); unset: none",
+  },
   tlsDir: {
     env: "MIRROR_EGRESS_TLS_DIR",
     parse: parseString,
@@ -145,6 +151,18 @@ export const mirrorEgressConfigSpec = {
     default: 30_000,
     doc: "a stitcher stream that sent nothing this long is not waited for by the time merge",
   },
+  stateDir: {
+    env: "MIRROR_EGRESS_STATE_DIR",
+    parse: parseString,
+    optional: true,
+    doc: "durable state (journal of file lengths and frame digests): a restarted egress resumes its capture files and drops frames it wrote (docs/mesh.md)",
+  },
+  dedupMaxEntries: {
+    env: "MIRROR_EGRESS_DEDUP_MAX_ENTRIES",
+    parse: integer({ min: 1 }),
+    default: 2_000_000,
+    doc: "most frame digests kept to drop copies of frames written (beyond it the flows that ended longest ago are forgotten, counted)",
+  },
   instance: { env: "MIRROR_EGRESS_INSTANCE", parse: parseString, optional: true, doc: "instance id" },
 } as const satisfies ConfigSpec;
 
@@ -155,12 +173,13 @@ export function loadMirrorEgressConfig(options?: LoadConfigOptions) {
 export type MirrorEgressConfig = ReturnType<typeof loadMirrorEgressConfig>["values"];
 
 /** The outputs of the configuration as an egress spec (checked when it is opened). */
-export function egressSpecOf(c: MirrorEgressConfig): EgressSpec {
+export function egressSpecOf(c: MirrorEgressConfig, resumeAt?: Readonly<Record<string, number>>): EgressSpec {
   const policy = c.policy ?? {};
+  const resume = (path: string) => (resumeAt ? { resumeAt: resumeAt[path] ?? 0 } : {});
   return {
     files: [
-      ...c.pcap.map((path) => ({ path, format: "pcap" as const })),
-      ...c.pcapng.map((path) => ({ path, format: "pcapng" as const })),
+      ...c.pcap.map((path) => ({ path, format: "pcap" as const, ...resume(path) })),
+      ...c.pcapng.map((path) => ({ path, format: "pcapng" as const, ...resume(path) })),
     ],
     ...(c.outDir === undefined
       ? {}
