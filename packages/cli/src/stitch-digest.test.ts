@@ -6,6 +6,9 @@
  * at commit 1236852 (issue 10), whose output changes on purpose: packets of all flows in time order (the
  * time-order stage), causal per-flow clocks, decrypted data stamped at the end of its chunk, a cleartext
  * twin with its own IPv4 ids, and in `both` the original flow started once its first bytes say TLS or not.
+ * Retaken again with the fingerprints of issue 10 (on purpose): the SYN and SYN-ACK carry the recorded TCP
+ * options (timestamps too), segments carry TCP timestamps when the tap recorded them, windows follow the
+ * recorded window scale, and a timestamp-carrying segment's payload is 12 bytes smaller.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -25,12 +28,12 @@ function cloudtap(...args: string[]): void {
 }
 
 const EXPECTED: Record<string, string> = {
-  "original.pcapng": "13abebb0a62fc8e0fc55a7d7dc2b0f11e598c8b0af7d775d0c93c02624bc8c82",
-  "cleartext.pcapng": "58a47361d1b727bf76a0403b74d08badf45fc4a3119c9aa0e1f4d85932ad5250",
-  "both.pcapng": "1126d849e3ff110694722d57542010299deabad3f75461676d966d48e34eaaf6",
-  "original-w2.pcap": "aa43cc4023995e83ed1c40a084d29a56076670621adc8b554423019c1d059039",
-  "cleartext-w2.pcap": "28940ee8efbe7f0ff5da946b02a417032afe05aa7e941fc12143211c95eac890",
-  "both-w2.pcap": "8f1cad2bbfef810c884f9543963c6107f10a180a28af7d255d7fdf1c0394364d",
+  "original.pcapng": "b7eda84fd28a477ab50eb39fff0aae9271171627655669191a561ac5d75e9b47",
+  "cleartext.pcapng": "b8b658941c9d5950d1d5af3e27d4390a7254993cacfdd472cb829373a2bef4fa",
+  "both.pcapng": "d4bb2ffdfd1d6e28907836a0984d4246fec4639c1f841914ed4710b9124da20e",
+  "original-w2.pcap": "475b0e19e48f862ea75e75c80ed0a62a707de5e4e140acbc7543b893c3bde1ae",
+  "cleartext-w2.pcap": "146634996351477d0e50467b43ec2eeb190adc17868f2ac7c2d56914c901fe98",
+  "both-w2.pcap": "53c0cf72a86e006157151d41b10be3233fc8eeacbd3f00600846fac0ce37cbdb",
 };
 
 describe("cli - stitch output is byte-identical to the recorded digests", () => {

@@ -250,7 +250,8 @@ function tupleHashOf(open: ConnOpenRecord): number {
   const t = `${open.transport} ${open.client.address} ${open.client.port} ${open.server.address} ${open.server.port}`;
   let h = 0x811c9dc5;
   for (let i = 0; i < t.length; i++) h = Math.imul(h ^ t.charCodeAt(i), 0x01000193);
-  return h >>> 0;
+  // Signed: a small integer in V8 (an unsigned value above 2^31 would be a boxed double in every flow).
+  return h | 0;
 }
 
 /** Re-insert a flow into the activity order at most once per this much record time (Map churn). */

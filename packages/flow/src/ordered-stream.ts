@@ -18,6 +18,13 @@ export interface StreamOutput {
   gap(direction: 0 | 1, offset: number, length: number, timestampNs: bigint): void;
 }
 
+interface StreamCounts {
+  duplicateBytes: number;
+  overlapMismatchBytes: number;
+  gapCount: number;
+  gapBytes: number;
+}
+
 interface Segment {
   start: number;
   bytes: Uint8Array;
@@ -34,12 +41,31 @@ export class OrderedStream {
   /** Next offset to release: everything below it has been released (as data or as gap). */
   next = 0;
   bufferedBytes = 0;
-  duplicateBytes = 0;
-  overlapMismatchBytes = 0;
-  gapCount = 0;
-  gapBytes = 0;
   /** Buffered segments, sorted by start, non-overlapping, all starting above `next`. Allocated on first use. */
   private pending: Segment[] | undefined;
+  /** Duplicates, mismatches and gaps, allocated on the first (an idle stream is two objects per flow). */
+  private counts: StreamCounts | undefined;
+
+  get duplicateBytes(): number {
+    return this.counts?.duplicateBytes ?? 0;
+  }
+
+  get overlapMismatchBytes(): number {
+    return this.counts?.overlapMismatchBytes ?? 0;
+  }
+
+  get gapCount(): number {
+    return this.counts?.gapCount ?? 0;
+  }
+
+  get gapBytes(): number {
+    return this.counts?.gapBytes ?? 0;
+  }
+
+  private count(): StreamCounts {
+    this.counts ??= { duplicateBytes: 0, overlapMismatchBytes: 0, gapCount: 0, gapBytes: 0 };
+    return this.counts;
+  }
 
   /** Bytes released as data: everything below `next` that was not a gap. */
   get releasedBytes(): number {
@@ -74,11 +100,11 @@ export class OrderedStream {
     let b = bytes;
     const end = start + b.length;
     if (end <= this.next) {
-      this.duplicateBytes += b.length;
+      this.count().duplicateBytes += b.length;
       return 0;
     }
     if (start < this.next) {
-      this.duplicateBytes += this.next - start;
+      this.count().duplicateBytes += this.next - start;
       b = b.subarray(this.next - start);
       start = this.next;
     }
@@ -132,8 +158,9 @@ export class OrderedStream {
 
   private skipTo(offset: number, timestampNs: bigint, out: StreamOutput): void {
     const length = offset - this.next;
-    this.gapCount++;
-    this.gapBytes += length;
+    const c = this.count();
+    c.gapCount++;
+    c.gapBytes += length;
     out.gap(this.direction, this.next, length, timestampNs);
     this.next = offset;
   }
@@ -175,8 +202,9 @@ export class OrderedStream {
       const oEnd = Math.min(end, sEnd);
       let mismatch = 0;
       for (let k = oStart; k < oEnd; k++) if (b[k - start] !== s.bytes[k - s.start]) mismatch++;
-      this.overlapMismatchBytes += mismatch;
-      this.duplicateBytes += Math.max(0, oEnd - oStart);
+      const c = this.count();
+      c.overlapMismatchBytes += mismatch;
+      c.duplicateBytes += Math.max(0, oEnd - oStart);
       cursor = Math.max(cursor, sEnd);
       i++;
     }

@@ -498,15 +498,14 @@ export class Stitcher {
   }
 
   /** The sink for one flow's frames: the shared sink, or its per-flow view when the sink routes flows. */
-  private sinkFor(
+  private targetFor(
     open: ConnOpenRecord,
     variant: "original" | "cleartext",
     serverPort: number,
     plain = false,
-  ): FrameSink {
+  ): FrameSink & { end?(): void } {
     const sink = this.options.sink;
-    const order = this.order;
-    if (!isFlowAware(sink)) return order ? order.view(open.connId, sink) : sink;
+    if (!isFlowAware(sink)) return sink;
     const context: FrameFlowContext = {
       connId: open.connId,
       variant,
@@ -517,8 +516,7 @@ export class Stitcher {
       attributes: open.attributes,
       ...(plain ? { plain: true } : {}),
     };
-    const flowSink = sink.forFlow(context);
-    return order ? order.view(open.connId, flowSink) : flowSink;
+    return sink.forFlow(context);
   }
 
   private create(flow: FlowInfo): FlowStream | undefined {
@@ -547,12 +545,15 @@ export class Stitcher {
     if (tcp) {
       this.stats.flowsTcp++;
       const t = open.tcp;
+      // A mid-stream connection gets no handshake, so no analyzer would know a window scale: unscaled.
+      const scale = !open.midstream;
       const handshake = {
         ...(t.clientMss === undefined ? {} : { clientMss: saneMss(t.clientMss) }),
         ...(t.serverMss === undefined ? {} : { serverMss: saneMss(t.serverMss) }),
-        ...(t.clientWindowScale === undefined ? {} : { clientWindowScale: t.clientWindowScale }),
-        ...(t.serverWindowScale === undefined ? {} : { serverWindowScale: t.serverWindowScale }),
+        ...(t.clientWindowScale === undefined || !scale ? {} : { clientWindowScale: t.clientWindowScale }),
+        ...(t.serverWindowScale === undefined || !scale ? {} : { serverWindowScale: t.serverWindowScale }),
         ...(t.sackPermitted ? { sackPermitted: true } : {}),
+        ...(t.timestamps ? { timestamps: true } : {}),
       };
       const connId = open.connId;
       const openNs = open.timestampNs;
@@ -568,8 +569,10 @@ export class Stitcher {
         variant: "original" | "cleartext",
         plain = false,
       ): TcpSynth => {
+        const target = this.targetFor(open, variant, serverPort, plain);
+        const order = this.order;
         const synth = new TcpSynth(
-          this.sinkFor(open, variant, serverPort, plain),
+          order ?? target,
           {
             templates: tmpl,
             clientPort: ep.clientPort,
@@ -580,6 +583,9 @@ export class Stitcher {
             // The cleartext twin is a flow of its own: its own IPv4 id sequence.
             ipIds: variant === "cleartext" && !plain ? twinIpIds : ipIds,
             handshake,
+            ...(order ? { flow: order.open(connId, target) } : {}),
+            // Each flow (the cleartext twin too) its own timestamp clock offset.
+            tsOffset: hash32(connId, variant === "cleartext" && !plain ? 11 : 10),
           },
           this.stats.tcp,
         );
@@ -638,13 +644,14 @@ export class Stitcher {
     this.stats.flowsUdp++;
     // UDP is written as tapped (never decrypted): with a cleartext feed, it is plain and goes to it too.
     const udpVariant = this.options.tls?.variant ?? "original";
+    const udpTarget = this.targetFor(
+      open,
+      udpVariant === "cleartext" ? "cleartext" : "original",
+      ep.serverPort,
+      udpVariant !== "original",
+    );
     const synth = new UdpSynth(
-      this.sinkFor(
-        open,
-        udpVariant === "cleartext" ? "cleartext" : "original",
-        ep.serverPort,
-        udpVariant !== "original",
-      ),
+      this.order ? this.order.view(open.connId, udpTarget) : udpTarget,
       { templates, clientPort: ep.clientPort, serverPort: ep.serverPort, ipMtu: this.ipMtu, ipIds },
       this.stats.udp,
     );
