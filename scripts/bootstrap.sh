@@ -48,6 +48,27 @@ if [ "${#apt_missing[@]}" -gt 0 ]; then
   $sudo apt-get install -y -qq "${apt_missing[@]}" >/dev/null
 fi
 
+# Suricata 7 judges the cleartext output (integration-tests/src/suricata.test.ts). Bookworm ships 6; its
+# backports have 7: the bookworm-backports source is added when missing (on the mirror the machine's own
+# bookworm source names), and suricata installed from it, only when suricata is absent.
+if ! command -v suricata >/dev/null 2>&1 && grep -qs '^VERSION_CODENAME=bookworm' /etc/os-release; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    [ -n "$mirror" ] || mirror=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' /etc/apt/sources.list 2>/dev/null || true)
+    if [ -n "$mirror" ]; then
+      echo "bootstrap: adding the bookworm-backports source" >&2
+      printf 'Types: deb\nURIs: %s\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' "$mirror" |
+        $sudo tee /etc/apt/sources.list.d/bookworm-backports.sources >/dev/null
+    fi
+  fi
+  echo "bootstrap: installing suricata from bookworm-backports" >&2
+  $sudo apt-get update -qq >/dev/null || true
+  $sudo apt-get install -y -qq -t bookworm-backports suricata >/dev/null
+fi
+
 if [ ! -d node_modules/.pnpm ] || [ pnpm-lock.yaml -nt node_modules/.modules.yaml ]; then
   echo "bootstrap: installing workspace packages" >&2
   pnpm install --frozen-lockfile --reporter=silent
