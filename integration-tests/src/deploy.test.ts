@@ -302,6 +302,7 @@ describe("deploy - Dockerfile", () => {
 
 describe("deploy - Kubernetes", () => {
   let objects: KubeObject[] = [];
+  let withCredentials: KubeObject[] = [];
   let kubectl = true;
   before(async () => {
     const r = await runCommand("kubectl", ["kustomize", join(deployDir, "k8s")]);
@@ -311,12 +312,32 @@ describe("deploy - Kubernetes", () => {
     }
     assert.equal(r.code, 0, `kubectl kustomize failed:\n${r.stderr}`);
     objects = readYamlStream(r.stdout) as KubeObject[];
+    const o = await runCommand("kubectl", ["kustomize", join(deployDir, "k8s/overlays/store-credentials")]);
+    assert.equal(o.code, 0, `kubectl kustomize of the credentials overlay failed:\n${o.stderr}`);
+    withCredentials = readYamlStream(o.stdout) as KubeObject[];
   });
 
   it("deploy - Kubernetes: kustomize renders, and every object validates against its schema", async (t) => {
     if (!kubectl) return t.skip("kubectl is not installed");
     assert.ok(objects.length >= 25, `${objects.length} objects`);
-    for (const obj of objects) await validateKubeObject(obj);
+    for (const obj of [...objects, ...withCredentials]) await validateKubeObject(obj);
+    // The overlay gives the fetcher and the key-broker their credential files, and changes nothing else.
+    assert.equal(withCredentials.length, objects.length);
+    const envOf = (list: KubeObject[], name: string) =>
+      (
+        list.find((x) => x.kind === "Deployment" && x.metadata.name === name)!.spec as {
+          template: { spec: { containers: { env: { name: string; value?: string }[] }[] } };
+        }
+      ).template.spec.containers[0]!.env;
+    assert.equal(
+      envOf(withCredentials, "fetcher").find((e) => e.name === "FETCHER_SOURCE_CREDENTIALS")?.value,
+      "/credentials/store.json",
+    );
+    assert.equal(
+      envOf(withCredentials, "key-broker").find((e) => e.name === "KEY_BROKER_KEYS_STORE_CREDENTIALS")?.value,
+      "/credentials/store.json",
+    );
+    assert.ok(!envOf(objects, "fetcher").some((e) => e.name === "FETCHER_SOURCE_CREDENTIALS"));
     const kinds = new Set(objects.map((o) => o.kind));
     for (const k of ["Deployment", "Service", "NetworkPolicy", "ScaledObject", "Certificate", "Issuer"])
       assert.ok(kinds.has(k), k);
