@@ -178,3 +178,29 @@ export async function createAzuriteContainer(
   );
   await client.createIfNotExists();
 }
+
+/**
+ * A container SAS token (without the leading `?`) signed with the account's key, granting only
+ * `permissions` (Azure's letters: `r` read, `l` list, `c` create, `w` write, `d` delete) for an hour.
+ * Azurite enforces a SAS's permissions, so a token with `l` alone is a real per-blob read denial.
+ */
+export async function azuriteContainerSas(
+  account: AzuriteAccount,
+  container: string,
+  permissions: string,
+): Promise<string> {
+  const sdk = await import("@azure/storage-blob");
+  const now = Date.now();
+  return sdk
+    .generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        permissions: sdk.ContainerSASPermissions.parse(permissions),
+        startsOn: new Date(now - 5 * 60_000),
+        expiresOn: new Date(now + 60 * 60_000),
+        protocol: sdk.SASProtocol.HttpsAndHttp,
+      },
+      new sdk.StorageSharedKeyCredential(account.name, account.key),
+    )
+    .toString();
+}

@@ -9,7 +9,13 @@ export type {
   S3rver,
   S3rverOptions,
 } from "./cloud-servers.js";
-export { createAzuriteContainer, freePort, startAzurite, startS3rver } from "./cloud-servers.js";
+export {
+  azuriteContainerSas,
+  createAzuriteContainer,
+  freePort,
+  startAzurite,
+  startS3rver,
+} from "./cloud-servers.js";
 export type { CorpusCapture } from "./corpus.js";
 export { corpusCaptures, corpusDir } from "./corpus.js";
 export type { FaultProxy } from "./fault-proxy.js";
