@@ -152,6 +152,60 @@ describe("tap-format - hostile input", () => {
     );
     assert.equal(items.at(-1)?.type, "blob-end");
   });
+
+  for (const [what, edit] of [
+    [
+      "bytes removed inside a frame body",
+      (b: Uint8Array, at: number) => concat(b.subarray(0, at), b.subarray(at + 7)),
+    ],
+    [
+      "bytes added inside a frame body",
+      (b: Uint8Array, at: number) => concat(b.subarray(0, at), new Uint8Array(9), b.subarray(at)),
+    ],
+  ] as const) {
+    it(`resync - ${what}: one problem, and every frame after it is still read`, async () => {
+      const records = sampleRecords();
+      const blob = await encode(records);
+      const dv = new DataView(blob.buffer, blob.byteOffset);
+      const first = dv.getUint32(12, true);
+      const bodyLength = dv.getUint32(first + 4, true);
+      const damaged = edit(blob, first + Frame.headerBytes + Math.floor(bodyLength / 2));
+      const items = await collect(readCtapBytes(damaged, { onCorruption: "resync" }));
+      const corruptions = items.filter((i) => i.type === "corruption");
+      assert.equal(corruptions.length, 1, JSON.stringify(corruptions));
+      const read = items.filter(
+        (i) => i.type !== "header" && i.type !== "blob-end" && i.type !== "corruption",
+      );
+      assert.equal(read.length, records.length - 1, "only the damaged frame's record is lost");
+      assert.equal(items.at(-1)?.type, "blob-end");
+    });
+  }
+
+  it("resync - a frame that lost more bytes than follow it (its length runs past the end): the blob-end is still found", async () => {
+    const sample = sampleRecords();
+    const data = sample.find((r) => r.type === "data")!;
+    const records = [...sample, { ...data, payload: new Uint8Array(2000).fill(7) }];
+    const blob = await encode(records);
+    const dv = new DataView(blob.buffer, blob.byteOffset);
+    // Walk to the last record frame (the one before the blob-end frame).
+    let at = dv.getUint32(12, true);
+    let last = at;
+    for (;;) {
+      const size = Frame.headerBytes + dv.getUint32(at + 4, true);
+      if (at + size >= blob.length) break;
+      last = at;
+      at += size;
+    }
+    const blobEndSize = blob.length - at;
+    const lastBody = dv.getUint32(last + 4, true);
+    assert.ok(lastBody > blobEndSize + 8, "a record frame longer than the blob-end frame");
+    const cut = last + Frame.headerBytes + 2;
+    const damaged = concat(blob.subarray(0, cut), blob.subarray(cut + blobEndSize + 4));
+    const items = await collect(readCtapBytes(damaged, { onCorruption: "resync" }));
+    const read = items.filter((i) => i.type !== "header" && i.type !== "blob-end" && i.type !== "corruption");
+    assert.equal(read.length, records.length - 1, "only the damaged frame's record is lost");
+    assert.equal(items.at(-1)?.type, "blob-end", "not reported as a truncated blob");
+  });
 });
 
 describe("tap-format - tapper ids", () => {

@@ -340,6 +340,12 @@ async function* readFrames(
   let frameIndex = 0;
   const corruptionsBefore = stats.corruptions;
 
+  /** Whether a valid frame header (or the end of the input) follows the `size` bytes at the queue's front. */
+  async function nextFrameAt(size: number): Promise<boolean> {
+    if (!(await input.ensure(size + Frame.headerBytes))) return q.available === size;
+    return isValidFrameHeader(q.peek(size + Frame.headerBytes), size, maxFrameBytes);
+  }
+
   // Resync mode only: skip forward from a bad frame header to the next plausible frame. The search for the
   // sync word is synchronous over the bytes at hand (a small constant per byte, whatever the bytes); only
   // pulling more input, and turning the event loop now and then, awaits.
@@ -402,15 +408,15 @@ async function* readFrames(
     if (!(await input.ensure(size))) {
       const err = new TruncatedFrameError(q.available, size, at);
       if (!resync) throw err;
-      stats.corruptions++;
-      stats.skippedBytes += q.available;
-      yield { type: "corruption", error: err, skippedBytes: q.available };
-      q.skip(q.available);
-      continue; // reports the missing trailer next
+      // The length may be what is wrong (bytes removed inside the frame): the frames after it are searched
+      // for in what is left, as after a bad frame header (the missing trailer, if it is, comes next).
+      yield* scan(err);
+      continue;
     }
-    const body = q.take(size).subarray(Frame.headerBytes);
+    const body = q.peek(size).subarray(Frame.headerBytes);
     const type = head.type;
     if (select !== undefined && type !== FrameType.BlobEnd && !select(type, body)) {
+      q.skip(size);
       stats.notSelected++;
       frameIndex++;
       stats.frames++;
@@ -419,11 +425,19 @@ async function* readFrames(
     if (crc32(body) !== head.bodyCrc) {
       const err = new ChecksumMismatchError("frame body", at);
       if (!resync) throw err;
-      stats.corruptions++;
-      stats.skippedBytes += size;
-      yield { type: "corruption", error: err, skippedBytes: size, withinFrame: true };
+      if (await nextFrameAt(size)) {
+        // The body is damaged, its length is not: the next frame starts where the header says.
+        q.skip(size);
+        stats.corruptions++;
+        stats.skippedBytes += size;
+        yield { type: "corruption", error: err, skippedBytes: size, withinFrame: true };
+      } else {
+        // Bytes were added or removed inside the frame: the next frame is searched for from here.
+        yield* scan(err);
+      }
       continue;
     }
+    q.skip(size);
     const bodyAt = at + Frame.headerBytes;
     let item: TapRecord | BlobEndRecord | undefined;
     try {

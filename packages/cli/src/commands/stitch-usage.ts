@@ -30,12 +30,17 @@ export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys 
   handshakes, sequence numbers, ACKs and checksums. Missing bytes stay visible as sequence jumps.
   --filter rules are ordered, first match wins: "accept port=443", "reject user=*@example.com",
   "accept src=10.0.0.0/8,proto=tcp", "reject any" (keys: user tenant app policy device identity port src dst proto).
+  Globs match the whole value; with any rule, a flow whose attribute holds a control character (a newline)
+  is refused.
   TLS: key logs are read from <keys>/keys/ (default: the source store). --variant cleartext writes, for each
   connection that decrypts, a TCP flow carrying exactly its decrypted application data, server port mapped
   (443->80, 8443->8080, 465->25, 993->143, 995->110, other TLS ports->80; --cleartext-port 9443:8080 adds to
   the map); flows that are not TLS pass through unchanged. --variant both writes the original flows too.
-  A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets (the file is
-  then created mode 0600); --no-embed-keys leaves them out.
+  A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets, only keys
+  a record of the flow authenticated (a client random logged twice: the secrets that decrypt); --no-embed-keys
+  leaves them out. Connections that do not decrypt are named (connection id, flow) in the problems.
+  Modes: every output with keys or decrypted content is created 0600 whatever its format (a cleartext --pcap
+  too), and so are --upload objects in a directory store; other outputs follow the umask.
   Tunnels: segments are sized so that every packet fits each target's MTU after encapsulation (the outer
   packet is never fragmented); both directions of a connection share one outer 5-tuple. A target that does
   not receive (port closed, route gone) is counted in the report; the run goes on. The policy's rules route
