@@ -89,6 +89,8 @@ export {
   SlowClientPolicy,
 } from "./pcap-over-ip-policy.js";
 export { burstFor, Pacer, TokenBucket } from "./send-schedule.js";
+export type { SinkCounters } from "./sink-counters.js";
+export { sinkCountersOf } from "./sink-counters.js";
 export type { TunnelOutputOptions } from "./tunnel-output.js";
 export { createTunnelOutput, DEFAULT_BATCH_BYTES, TunnelOutput } from "./tunnel-output.js";
 export type { VxlanHeader } from "./vxlan.js";

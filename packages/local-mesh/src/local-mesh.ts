@@ -6,8 +6,13 @@
  * its health check); stop order is the reverse of the data flow, so nothing is in flight when a stage goes:
  * fetchers, key-broker, stitchers, mirror-egress (which flushes and closes its sinks), nats-server.
  *
- * The state folder holds `mesh.json` (every instance: service, status address, pid, restarts), the logs of
- * every process, the PKI and JetStream's files; `cloudtap status` reads `mesh.json`.
+ * The state folder holds `mesh.json` (every instance: service, status address, metrics URL, pid, restarts),
+ * the logs of every process, the PKI and JetStream's files; `cloudtap status` reads `mesh.json`.
+ *
+ * Telemetry: every service instance serves Prometheus metrics on a free loopback port of its own
+ * (`<SERVICE>_METRICS_LISTEN`, listed in `mesh.json`), and gets this process's `OTEL_*` variables with its
+ * own `OTEL_SERVICE_NAME`, so traces go wherever `OTEL_EXPORTER_OTLP_ENDPOINT` (or the plan's
+ * `otlpEndpoint`) points; without one, no spans leave the processes.
  */
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -79,6 +84,8 @@ export interface LocalMeshPlan {
   readonly natsUrl?: string;
   /** Extra environment for every service (log levels, …). */
   readonly env?: Readonly<Record<string, string>>;
+  /** OTLP/HTTP endpoint for traces (OTEL_EXPORTER_OTLP_ENDPOINT); default: this process's variable. */
+  readonly otlpEndpoint?: string;
 }
 
 export interface MeshInstance {
@@ -86,6 +93,8 @@ export interface MeshInstance {
   readonly name: string;
   /** host:port of its StatusService and health ("" for nats-server). */
   readonly address: string;
+  /** Its Prometheus scrape URL (absent for nats-server). */
+  readonly metrics?: string;
   readonly pid: number | undefined;
   readonly restarts: number;
 }
@@ -95,6 +104,8 @@ export interface MeshState {
   readonly tlsDir: string;
   readonly natsUrl: string;
   readonly startedAt: string;
+  /** Where the services send traces over OTLP/HTTP (absent: traces off). */
+  readonly otlpEndpoint?: string;
   readonly instances: readonly MeshInstance[];
 }
 
@@ -108,6 +119,7 @@ export const MESH_STATE_FILE = "mesh.json";
 interface Running {
   readonly service: MeshService;
   readonly address: string;
+  readonly metrics?: string;
   readonly process: SupervisedProcess;
 }
 
@@ -128,15 +140,18 @@ export class LocalMesh {
   }
 
   get state(): MeshState {
+    const otlpEndpoint = this.otlpEndpoint;
     return {
       stateDir: this.stateDir,
       tlsDir: this.tlsDir,
       natsUrl: this.natsUrl,
       startedAt: this.startedAt,
+      ...(otlpEndpoint ? { otlpEndpoint } : {}),
       instances: this.running.map((r) => ({
         service: r.service,
         name: r.process.name,
         address: r.address,
+        ...(r.metrics ? { metrics: `http://${r.metrics}${METRICS_PATH}` } : {}),
         pid: r.process.pid,
         restarts: r.process.restarts,
       })),
@@ -146,6 +161,10 @@ export class LocalMesh {
   /** The supervised process of an instance (chaos tests signal it). */
   instance(name: string): SupervisedProcess | undefined {
     return this.running.find((r) => r.process.name === name)?.process;
+  }
+
+  private get otlpEndpoint(): string | undefined {
+    return this.plan.otlpEndpoint || process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] || undefined;
   }
 
   private writeState(): void {
@@ -161,12 +180,19 @@ export class LocalMesh {
     command: string,
     args: string[],
     env: Record<string, string>,
+    /** host:port of its metrics endpoint (services only). */
+    metrics?: string,
   ) {
+    const prefix = SERVICE_PREFIX[service];
+    const telemetry =
+      prefix && metrics
+        ? { ...telemetryEnvironment(service, this.otlpEndpoint), [`${prefix}METRICS_LISTEN`]: metrics }
+        : {};
     const process = new SupervisedProcess({
       name,
       command,
       args,
-      env: { ...serviceEnvironment(service), ...this.plan.env, ...env },
+      env: { ...serviceEnvironment(service), ...telemetry, ...this.plan.env, ...env },
       logFile: join(this.stateDir, "logs", `${name}.log`),
       onRestart: (n, exit) => {
         this.events.onRestart?.(n, exit);
@@ -174,7 +200,7 @@ export class LocalMesh {
       },
     });
     process.start();
-    this.running.push({ service, address, process });
+    this.running.push({ service, address, ...(metrics ? { metrics } : {}), process });
     this.writeState();
     return process;
   }
@@ -232,6 +258,7 @@ export class LocalMesh {
         // A restarted egress resumes its capture files and drops the frames it wrote (docs/mesh.md).
         MIRROR_EGRESS_STATE_DIR: join(this.stateDir, "egress"),
       },
+      await loopback(),
     );
     await this.healthy("mirror-egress", egressAddr, ServiceIdentity.MirrorEgress);
 
@@ -258,6 +285,7 @@ export class LocalMesh {
           KEY_BROKER_VAULT_KEY: vaultKey,
           KEY_BROKER_POLL_MS: "1000",
         },
+        await loopback(),
       );
       await this.healthy("key-broker", keyBrokerAddr, ServiceIdentity.KeyBroker);
     }
@@ -268,41 +296,59 @@ export class LocalMesh {
       const last = Math.min(p.shardCount, first + per) - 1;
       if (first > last) break;
       const addr = await loopback();
-      this.spawn(MeshService.Stitcher, `stitcher-${i + 1}`, addr, node, serviceCommand(root, "stitcher"), {
-        ...common,
-        STITCHER_NATS_URL: this.natsUrl,
-        STITCHER_SHARD_COUNT: String(p.shardCount),
-        STITCHER_SHARDS: `${first}-${last}`,
-        MIRROR_EGRESS_ADDR: egressAddr,
-        ...(keyBrokerAddr ? { KEY_BROKER_ADDR: keyBrokerAddr } : {}),
-        STITCHER_TLS_DIR: this.tlsDir,
-        STITCHER_VARIANT: p.variant,
-        STITCHER_STATUS_LISTEN: addr,
-        STITCHER_INSTANCE: `stitcher-${i + 1}`,
-        // Continuous: a quiet shard does not hold the egress's time merge back (a window's end closes it).
-        ...(p.once ? {} : { STITCHER_IDLE_AFTER: "2s" }),
-        ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
-        ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
-      });
+      const metrics = await loopback();
+      this.spawn(
+        MeshService.Stitcher,
+        `stitcher-${i + 1}`,
+        addr,
+        node,
+        serviceCommand(root, "stitcher"),
+        {
+          ...common,
+          STITCHER_NATS_URL: this.natsUrl,
+          STITCHER_SHARD_COUNT: String(p.shardCount),
+          STITCHER_SHARDS: `${first}-${last}`,
+          MIRROR_EGRESS_ADDR: egressAddr,
+          ...(keyBrokerAddr ? { KEY_BROKER_ADDR: keyBrokerAddr } : {}),
+          STITCHER_TLS_DIR: this.tlsDir,
+          STITCHER_VARIANT: p.variant,
+          STITCHER_STATUS_LISTEN: addr,
+          STITCHER_INSTANCE: `stitcher-${i + 1}`,
+          // Continuous: a quiet shard does not hold the egress's time merge back (a window's end closes it).
+          ...(p.once ? {} : { STITCHER_IDLE_AFTER: "2s" }),
+          ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
+          ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
+        },
+        metrics,
+      );
       await this.healthy(`stitcher-${i + 1}`, addr, ServiceIdentity.Stitcher);
     }
 
     for (let i = 0; i < p.fetchers; i++) {
       const addr = await loopback();
-      this.spawn(MeshService.Fetcher, `fetcher-${i + 1}`, addr, node, serviceCommand(root, "fetcher"), {
-        ...common,
-        FETCHER_SOURCE: storeUrl(p.source),
-        ...credentialsEnv("FETCHER_SOURCE_CREDENTIALS", p.sourceCredentials),
-        ...(p.prefix ? { FETCHER_PREFIX: p.prefix } : {}),
-        FETCHER_NATS_URL: this.natsUrl,
-        FETCHER_SHARDS: String(p.shardCount),
-        FETCHER_ONCE: String(p.once),
-        ...(p.sinceNs === undefined ? {} : { FETCHER_SINCE: String(p.sinceNs) }),
-        ...(p.untilNs === undefined ? {} : { FETCHER_UNTIL: String(p.untilNs) }),
-        FETCHER_STATUS_LISTEN: addr,
-        FETCHER_TLS_DIR: this.tlsDir,
-        FETCHER_INSTANCE: `fetcher-${i + 1}`,
-      });
+      const metrics = await loopback();
+      this.spawn(
+        MeshService.Fetcher,
+        `fetcher-${i + 1}`,
+        addr,
+        node,
+        serviceCommand(root, "fetcher"),
+        {
+          ...common,
+          FETCHER_SOURCE: storeUrl(p.source),
+          ...credentialsEnv("FETCHER_SOURCE_CREDENTIALS", p.sourceCredentials),
+          ...(p.prefix ? { FETCHER_PREFIX: p.prefix } : {}),
+          FETCHER_NATS_URL: this.natsUrl,
+          FETCHER_SHARDS: String(p.shardCount),
+          FETCHER_ONCE: String(p.once),
+          ...(p.sinceNs === undefined ? {} : { FETCHER_SINCE: String(p.sinceNs) }),
+          ...(p.untilNs === undefined ? {} : { FETCHER_UNTIL: String(p.untilNs) }),
+          FETCHER_STATUS_LISTEN: addr,
+          FETCHER_TLS_DIR: this.tlsDir,
+          FETCHER_INSTANCE: `fetcher-${i + 1}`,
+        },
+        metrics,
+      );
     }
     for (const r of this.running.filter((x) => x.service === MeshService.Fetcher))
       await this.healthy(r.process.name, r.address, ServiceIdentity.Fetcher);
@@ -387,6 +433,24 @@ function serviceEnvironment(service: MeshService): Record<string, string> {
   if (!prefix) return {};
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith(prefix) && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** The path of every service's Prometheus endpoint. */
+export const METRICS_PATH = "/metrics";
+
+/**
+ * A service's OpenTelemetry environment: this process's `OTEL_*` variables (sampler, exporters, headers),
+ * the endpoint, and the service's own name.
+ */
+function telemetryEnvironment(
+  service: MeshService,
+  otlpEndpoint: string | undefined,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (k.startsWith("OTEL_") && v !== undefined) out[k] = v;
+  if (otlpEndpoint) out["OTEL_EXPORTER_OTLP_ENDPOINT"] = otlpEndpoint;
+  out["OTEL_SERVICE_NAME"] = service;
   return out;
 }
 

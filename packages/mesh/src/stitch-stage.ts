@@ -282,11 +282,22 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       counters.gauge("stitcher_late_records", labels).set(t.lateRecords);
       counters.gauge("stitcher_gaps", labels).set(t.gaps);
       counters.gauge("stitcher_gap_bytes", labels).set(t.gapBytes);
+      counters.gauge("stitcher_duplicate_bytes", labels).set(t.duplicateBytes);
+      // Items the flow table and the UDP path dropped, each reason in its own unit's count.
+      counters.gauge("stitcher_dropped", { ...labels, reason: "flow_table_full" }).set(t.droppedNewFlows);
+      counters
+        .gauge("stitcher_dropped", { ...labels, reason: "duplicate_datagram" })
+        .set(t.duplicateDatagrams);
+      counters.gauge("stitcher_dropped", { ...labels, reason: "ignored_record" }).set(t.recordsIgnored);
+      counters
+        .gauge("stitcher_dropped", { ...labels, reason: "oversized_datagram" })
+        .set(stitcher.stats.udp.oversizedDatagrams);
       counters.gauge("stitcher_flows", labels).set(t.flows);
       counters.gauge("stitcher_held_messages", labels).set(held.length);
       const st = stitcher.stats;
       counters.gauge("stitcher_flows_tcp", labels).set(st.flowsTcp);
       counters.gauge("stitcher_flows_udp", labels).set(st.flowsUdp);
+      counters.gauge("stitcher_packets", labels).set(st.packets);
       for (const [outcome, n] of Object.entries(st.tls.outcomes))
         counters.gauge("stitcher_tls_outcome", { ...labels, outcome }).set(n);
     };

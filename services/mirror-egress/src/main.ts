@@ -5,6 +5,7 @@
  */
 // First: the OpenTelemetry SDK starts before any other module is evaluated.
 import "@cloudtap/telemetry/register";
+import { sinkCountersOf } from "@cloudtap/egress";
 import { openEgress } from "@cloudtap/egress/node";
 import { EgressJournal, FlowDedup, mirrorEndpoint, statusHandlers } from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
@@ -82,10 +83,28 @@ shutdown.onShutdown("sinks", async () => {
   for (const chunk of egress.egress.flush()) await egress.egress.write(chunk);
   if (durable) await commit();
   await egress.close();
+  sinkGauges();
   await durable?.journal.close();
   closed = true;
   for (const o of egress.egress.report().outputs) log.info("output closed", { output: o });
 });
+
+/** Per sink: packets and bytes written or sent, drops by reason, read from the outputs' own reports. */
+function sinkGauges() {
+  for (const output of egress.egress.report().outputs) {
+    for (const s of sinkCountersOf(output)) {
+      const labels = { sink: s.sink, sink_kind: s.sinkKind };
+      if (s.packets !== undefined) counters.gauge("egress_sink_packets", labels).set(s.packets);
+      if (s.bytes !== undefined) counters.gauge("egress_sink_bytes", labels).set(s.bytes);
+      for (const [reason, n] of Object.entries(s.drops))
+        counters.gauge("egress_sink_drops", { ...labels, reason }).set(n);
+    }
+  }
+}
+sinkGauges();
+const sinkTimer = setInterval(sinkGauges, 2000);
+sinkTimer.unref();
+shutdown.onShutdown("sink gauges", () => clearInterval(sinkTimer));
 
 const server = await createRpcServer({
   address: formatHostPort(c.listen),

@@ -118,6 +118,7 @@ ${STORE_HELP}`,
       await mesh.start();
       say(`up: mesh running, state in ${mesh.state.stateDir}`);
       for (const i of mesh.state.instances) say(`  ${describe(i)}`);
+      say(`up: ${tracesLine(mesh.state.otlpEndpoint)}`);
       if (!plan.once) {
         say("up: continuous; Ctrl-C stops it");
         await new Promise<void>((resolve) =>
@@ -139,6 +140,10 @@ ${STORE_HELP}`,
       if (values.json) io.stdout.write(`${toJson({ stateDir: mesh.state.stateDir, instances: summary })}\n`);
       else {
         io.stdout.write(`window done; every sink flushed (state in ${mesh.state.stateDir})\n`);
+        io.stdout.write(`${tracesLine(mesh.state.otlpEndpoint)}\n`);
+        io.stdout.write(
+          "metrics: each service's /metrics while it runs (URLs in mesh.json, logs in logs/)\n",
+        );
         const outcomes: Record<string, number> = {};
         for (const s of summary.filter((x) => x.service === "stitcher"))
           for (const [k, v] of Object.entries((s.counters ?? {}) as Record<string, number>)) {
@@ -171,5 +176,12 @@ ${STORE_HELP}`,
 };
 
 function describe(i: MeshInstance): string {
-  return `${i.name.padEnd(14)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address}`;
+  return `${i.name.padEnd(14)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address}${i.metrics ? `  metrics ${i.metrics}` : ""}`;
+}
+
+/** Where the run's traces went (OTLP/HTTP), or how to send them. */
+function tracesLine(otlpEndpoint: string | undefined): string {
+  return otlpEndpoint
+    ? `traces: OTLP/HTTP to ${otlpEndpoint} (Jaeger from deploy/compose.observability.yaml: http://127.0.0.1:16686)`
+    : "traces: off (set OTEL_EXPORTER_OTLP_ENDPOINT, e.g. http://127.0.0.1:4318, to send them to a collector or Jaeger)";
 }
