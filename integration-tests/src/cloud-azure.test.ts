@@ -17,7 +17,14 @@ import {
   startAzurite,
   startFaultProxy,
 } from "@cloudtap/test-harness";
-import { type CloudStores, credentialArgs, inventory, simulateInto, stitchDigest } from "./cloud-run.js";
+import {
+  type CloudStores,
+  checkResumedReads,
+  credentialArgs,
+  inventory,
+  simulateInto,
+  stitchDigest,
+} from "./cloud-run.js";
 
 describe("cloud stores - azure (azurite)", { timeout: 900_000 }, () => {
   let azurite: Azurite;
@@ -63,7 +70,7 @@ describe("cloud stores - azure (azurite)", { timeout: 900_000 }, () => {
 
   const viaProxy = (u: string) => u.replace(`127.0.0.1:${azurite.port}`, `127.0.0.1:${proxy.port}`);
   /** A read of one data blob (not a listing, not a container call). */
-  const dataBlobGet = (req: { method?: string; url?: string }) =>
+  const dataBlobGet = (req: { method?: string | undefined; url?: string | undefined }) =>
     req.method === "GET" && /^\/tapdata\/tap-data\/t1\//.test(req.url ?? "");
 
   test("cloud stores - azure: stitch equals the directory run packet for packet; inspect the same inventory", async () => {
@@ -159,5 +166,14 @@ describe("cloud stores - azure (azurite)", { timeout: 900_000 }, () => {
     const denied = (text.match(/permission denied: get/g) ?? []).length;
     assert.ok(denied >= 2, `per-blob problems: ${denied}`);
     assert.doesNotMatch(text, /sig=/);
+  });
+
+  test("cloud stores - azure: a large blob cut mid-body resumes from the last byte; replaced meanwhile, an error (If-Match)", async () => {
+    await checkResumedReads({
+      url: stores.dataUrl,
+      viaProxy: viaProxy(stores.dataUrl),
+      credentialsFile: stores.dataCredentials,
+      proxy,
+    });
   });
 });

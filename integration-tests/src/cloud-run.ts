@@ -5,11 +5,14 @@
  * The CLI runs as a child process without blocking this one (the GCS stand-in and the fault proxy answer
  * from this process).
  */
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
-import { openStore } from "@cloudtap/object-store";
+import { ObjectNotFoundError, openStore } from "@cloudtap/object-store";
+import type { FaultProxy } from "@cloudtap/test-harness";
 import { type CaptureDigest, digestCapture } from "./capture-compare.js";
 
 const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
@@ -116,4 +119,79 @@ export async function inventory(args: readonly string[]): Promise<{ run: CliRun;
     return v;
   };
   return { run, report: strip(JSON.parse(run.stdout)) };
+}
+
+/**
+ * A large object (4 MiB, so the break comes after the read has started yielding, not inside the SDK's
+ * first response) read through the fault proxy, its connection cut after 1 MiB: the read resumes from the
+ * last byte and returns every byte once. Then the same cut with the object replaced while the read is
+ * suspended: the resumed read asks for the first version (ETag, generation) and fails with "replaced
+ * while read" instead of splicing two versions. `url` reaches the store directly, `viaProxy` through the
+ * proxy; the object is `zz-resume/blob` under the store's root, deleted at the end.
+ */
+export async function checkResumedReads(options: {
+  readonly url: string;
+  readonly viaProxy: string;
+  readonly credentialsFile: string;
+  readonly proxy: FaultProxy;
+  /**
+   * false for a server that ignores conditional reads (s3rver answers a GET with If-Match whatever the
+   * ETag): then the check is that the resumed request asks for the first version.
+   */
+  readonly serverChecksVersion?: boolean;
+}): Promise<void> {
+  registerCloudStores();
+  const key = "zz-resume/blob";
+  const direct = openStore(options.url, { credentialsFile: options.credentialsFile });
+  const source = openStore(options.viaProxy, { credentialsFile: options.credentialsFile, readOnly: true });
+  const original = randomBytes(4 << 20);
+  const match = (req: { method?: string | undefined; url?: string | undefined }) =>
+    req.method === "GET" && /zz-resume/.test(req.url ?? "");
+  await direct.write(key, original);
+  try {
+    const resetsBefore = options.proxy.injected.reset;
+    options.proxy.resetMidBody(1, 1 << 20, match);
+    const whole = Buffer.from(await source.readBytes(key));
+    assert.equal(options.proxy.injected.reset, resetsBefore + 1, "the read was cut");
+    assert.equal(whole.length, original.length);
+    assert.ok(whole.equals(original), "every byte once, in order, after the resumption");
+
+    options.proxy.resetMidBody(1, 1 << 20, match);
+    if (options.serverChecksVersion === false) {
+      const resumed: (string | undefined)[] = [];
+      options.proxy.deny((req) => {
+        if (match(req) && req.headers.range) resumed.push(req.headers["if-match"] as string | undefined);
+        return false;
+      });
+      // The ETag of a single-part upload (4 MiB is under the part size) is the MD5 of the bytes.
+      const etag = `"${createHash("md5").update(original).digest("hex")}"`;
+      try {
+        await source.readBytes(key);
+      } finally {
+        options.proxy.deny(undefined);
+      }
+      assert.equal(options.proxy.injected.reset, resetsBefore + 2, "the second read was cut");
+      assert.equal(resumed.length, 1, "one resumed request");
+      assert.equal(resumed[0], etag, "the resumed GET asks for the first version (If-Match)");
+      return;
+    }
+    const got: Uint8Array[] = [];
+    await assert.rejects(
+      async () => {
+        for await (const chunk of source.read(key)) {
+          // The read is suspended here: the object is replaced before the read meets the cut.
+          if (got.length === 0) await direct.write(key, randomBytes(4 << 20));
+          got.push(chunk);
+        }
+      },
+      (err: Error) => err instanceof ObjectNotFoundError && /replaced while read|not found/.test(err.message),
+    );
+    assert.equal(options.proxy.injected.reset, resetsBefore + 2, "the second read was cut");
+    const read = Buffer.concat(got);
+    assert.ok(read.length > 0 && read.length <= 1 << 20, `bytes before the cut: ${read.length}`);
+    assert.ok(read.equals(original.subarray(0, read.length)), "only the first version's bytes came out");
+  } finally {
+    options.proxy.resetMidBody(0, 0);
+    await direct.delete(key);
+  }
 }

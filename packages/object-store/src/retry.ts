@@ -192,8 +192,12 @@ export async function* resumableRead(options: ResumableReadOptions): AsyncGenera
         position += chunk.length;
         yield chunk;
       }
+      // A short body is a connection cut cleanly (a proxy, a server restart): the code makes every
+      // backend's classifier retry it as it does a reset.
       if (expected !== undefined && received < expected)
-        throw new Error(`the body ended after ${received} of ${expected} bytes`);
+        throw Object.assign(new Error(`the body ended after ${received} of ${expected} bytes`), {
+          code: "ERR_STREAM_PREMATURE_CLOSE",
+        });
       return;
     } catch (err) {
       if (options.signal?.aborted) throw options.signal.reason;

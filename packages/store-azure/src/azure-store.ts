@@ -194,7 +194,17 @@ class AzureStore implements ObjectStore {
             }),
           };
       }
-      return classifyCommonFailure(err, timedOut, context, {
+      // A body cut mid-stream surfaces from the SDK's download stream as an AbortError (the response's
+      // "aborted" event: the socket closed before the end) or as its "received less data than required"
+      // check; neither is the caller's abort (handled before) nor our timeout: a broken connection.
+      const broken =
+        !timedOut && (e.name === "AbortError" || /received less data than required/.test(e.message ?? ""))
+          ? Object.assign(new Error(`connection closed mid-body (${e.message})`), {
+              code: "ECONNRESET",
+              cause: err,
+            })
+          : err;
+      return classifyCommonFailure(broken, timedOut, context, {
         status,
         code,
         timeoutMs: this.policy.callTimeoutMs,
