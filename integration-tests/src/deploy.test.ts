@@ -600,7 +600,11 @@ describe("deploy - the image's programs", () => {
         else if (v.startsWith("nats://")) value = dirs.natsUrl;
         else if (v === "/data/store") value = dirs.store;
         else if (v === "/data/out") value = dirs.out;
-        else {
+        else if (v.startsWith("/")) {
+          // Any other path in the container (a volume: the egress journal, ...) gets a folder of the run.
+          value = join(dirs.out, "..", "volumes", v.replace(/^\/+/, ""));
+          mkdirSync(value, { recursive: true });
+        } else {
           const peer = /^([a-z][a-z0-9-]*):(\d+)$/.exec(v);
           if (peer && services[peer[1]!]) value = `127.0.0.1:${await portFor(peer[1]!)}`;
         }
