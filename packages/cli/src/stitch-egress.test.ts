@@ -196,7 +196,11 @@ describe("cli - stitch to several outputs at once", () => {
       (e) => e.group === "Checksum" || e.group === "Malformed",
     );
     assert.deepEqual(bad, [], "remapped frames carry valid checksums");
-    const innerPackets = execFileSync("tshark", ["-n", "-r", outer.file, "-Y", "tcp"], { encoding: "utf8" });
+    // Summary lines carry TSval/TSecr now (the recorded timestamps option): more than the default 1 MiB.
+    const innerPackets = execFileSync("tshark", ["-n", "-r", outer.file, "-Y", "tcp"], {
+      encoding: "utf8",
+      maxBuffer: 2 ** 28,
+    });
     assert.ok(
       innerPackets.split("\n").length > 1000,
       "the checksums were checked on the tunnelled TCP packets",
