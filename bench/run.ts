@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { benchEgress } from "../packages/egress/src/egress.bench.js";
 import type { BenchResult } from "./bench-result.js";
+import { benchMesh } from "./mesh.bench.js";
 import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
 import { benchTls } from "./tls.bench.js";
@@ -16,6 +17,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   stitch: benchStitch,
   tls: benchTls,
   egress: benchEgress,
+  mesh: benchMesh,
 };
 
 const wanted = process.argv.slice(2);
