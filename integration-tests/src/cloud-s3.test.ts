@@ -5,14 +5,17 @@
  * from the test harness's fault proxy in front of it (the answer S3 gives when a policy withholds it).
  */
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { registerCloudStores } from "@cloudtap/cloud-stores";
+import { openStore } from "@cloudtap/object-store";
 import { type FaultProxy, type S3rver, startFaultProxy, startS3rver } from "@cloudtap/test-harness";
 import {
   type CloudStores,
   checkResumedReads,
+  cloudtapAsync,
   credentialArgs,
   inventory,
   simulateInto,
@@ -37,7 +40,7 @@ describe("cloud stores - s3 (s3rver)", { timeout: 900_000 }, () => {
     work = mkdtempSync(join(tmpdir(), "cloudtap-s3-"));
     const data = { accessKeyId: "DATAWRITER0000000001", secretAccessKey: "data-secret-0001" };
     const keys = { accessKeyId: "KEYSWRITER0000000001", secretAccessKey: "keys-secret-0001" };
-    s3 = await startS3rver({ buckets: ["tap-data", "tap-keys"], keyPairs: [data, keys] });
+    s3 = await startS3rver({ buckets: ["tap-data", "tap-keys", "tap-out"], keyPairs: [data, keys] });
     proxy = await startFaultProxy({ host: "127.0.0.1", port: s3.port });
     stores = {
       dataUrl: url("tap-data", s3.endpoint),
@@ -162,5 +165,51 @@ describe("cloud stores - s3 (s3rver)", { timeout: 900_000 }, () => {
       // s3rver ignores If-Match on a GET: the check is that the resumed GET carries the first ETag.
       serverChecksVersion: false,
     });
+  });
+
+  test("cloud stores - s3: rotating files are uploaded with --upload-credentials, equal to the local files", async () => {
+    const outDir = join(work, "rotated");
+    const outUrl = url("tap-out", s3.endpoint).replace("/t1?", "/caps/?");
+    const run = await cloudtapAsync([
+      "stitch",
+      "--source",
+      stores.dataUrl,
+      "--keys",
+      stores.keysUrl,
+      ...credentialArgs(stores),
+      "--out-dir",
+      outDir,
+      "--rotate-size",
+      "64KiB",
+      "--upload",
+      outUrl,
+      "--upload-credentials",
+      stores.keysCredentials,
+      "--json",
+    ]);
+    assert.equal(run.status, 0, run.stderr);
+    const local = readdirSync(outDir)
+      .filter((f) => f.endsWith(".pcapng"))
+      .sort();
+    assert.ok(local.length >= 2, `rotated files: ${local.length}`);
+    registerCloudStores();
+    const out = openStore(outUrl, { credentialsFile: stores.keysCredentials, readOnly: true });
+    const uploaded: string[] = [];
+    for await (const o of out.list("")) uploaded.push(o.key);
+    assert.deepEqual(uploaded.sort(), local);
+    for (const name of local)
+      assert.ok(Buffer.from(await out.readBytes(name)).equals(readFileSync(join(outDir, name))), name);
+
+    const misplaced = await cloudtapAsync([
+      "stitch",
+      "--source",
+      dir,
+      "--pcap",
+      join(work, "x.pcap"),
+      "--upload-credentials",
+      stores.keysCredentials,
+    ]);
+    assert.equal(misplaced.status, 2, misplaced.stderr);
+    assert.match(misplaced.stderr, /--upload-credentials goes with --upload/);
   });
 });

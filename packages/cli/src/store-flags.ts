@@ -8,6 +8,7 @@
  */
 import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { type ObjectStore, openStore } from "@cloudtap/object-store";
+import { parseSize } from "./units.js";
 import { UsageError } from "./usage-error.js";
 
 /** `parseArgs` options of the credential flags. */
@@ -90,4 +91,29 @@ export function openDataAndKeyStores(
     values["keys-credentials"] ??
     (schemeOf(flags.keys) === schemeOf(flags.data) && !isLocal(flags.keys) ? values.credentials : undefined);
   return { data, keys: openStoreWithCredentials(flags.keysFlag, flags.keys, keysCredentials, options) };
+}
+
+/** `parseArgs` options of stitch's remote-store flags: the upload's credentials, the read-ahead budget. */
+export const STITCH_STORE_OPTIONS = {
+  "upload-credentials": { type: "string" },
+  "read-ahead": { type: "string" },
+} as const;
+
+/** The read-ahead of a remote source: many blobs in flight, bounded in bytes (64 MiB unless given). */
+export const REMOTE_READ_AHEAD_DEPTH = 64;
+export const REMOTE_READ_AHEAD_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The stitch job's read-ahead for a source: a cloud store has latency per read, so up to 64 blobs are read
+ * at once within the byte budget (`--read-ahead SIZE`, default 64 MiB); a directory keeps the job's default
+ * (2 blobs ahead, no byte budget) unless `--read-ahead` is given.
+ */
+export function readAheadFor(
+  sourceUrl: string,
+  value: string | undefined,
+): { readonly prefetch?: number; readonly prefetchBudgetBytes?: number } {
+  const budget = value === undefined ? undefined : parseSize("--read-ahead", value);
+  if (isLocal(sourceUrl))
+    return budget === undefined ? {} : { prefetch: REMOTE_READ_AHEAD_DEPTH, prefetchBudgetBytes: budget };
+  return { prefetch: REMOTE_READ_AHEAD_DEPTH, prefetchBudgetBytes: budget ?? REMOTE_READ_AHEAD_BYTES };
 }

@@ -9,6 +9,12 @@
  *
  * A read that fails is not thrown here: it is thrown by that blob's `chunks()` / `whole()` when its turn
  * comes, so the caller reports it with the blob's name and goes on.
+ *
+ * Bounds: at most `depth` blobs ahead of the one handed out, and, with `budgetBytes`, at most that many
+ * bytes of whole reads in flight or waiting ahead of it (a blob that does not fit waits until earlier ones
+ * are handed out; the next blob is always read, whatever its size). A remote store has latency per read, so
+ * many small reads in flight keep it busy (e.g. depth 64, 64 MiB); a directory needs few (depth 2, the
+ * default, with no byte bound).
  */
 import type { BlobSource } from "./blob-source.js";
 
@@ -17,6 +23,11 @@ export interface ReadAheadOptions {
   readonly depth?: number;
   /** Only blobs of a known size up to this many bytes are read ahead whole (default 64 MiB). */
   readonly maxBytes?: number;
+  /**
+   * The bytes (known sizes) of whole reads ahead of the one handed out: in flight or done, not yet handed
+   * out. Default: no bound beyond `depth` blobs of at most `maxBytes` each.
+   */
+  readonly budgetBytes?: number;
   /** Read every blob whole, whatever its size (the worker threads share whole buffers). Default false. */
   readonly alwaysWhole?: boolean;
   /**
@@ -80,33 +91,64 @@ export async function* readAhead(
         spare.push(buffer);
     });
   const iterator = Symbol.asyncIterator in blobs ? blobs[Symbol.asyncIterator]() : blobs[Symbol.iterator]();
-  const ahead: { blob: BlobSource; bytes: Promise<Uint8Array[]> | undefined; pooled: boolean }[] = [];
+  const budget = options.budgetBytes ?? Number.POSITIVE_INFINITY;
+  interface Ahead {
+    readonly blob: BlobSource;
+    /** Read whole (started when the budget allows), or streamed when its turn comes. */
+    readonly whole: boolean;
+    readonly pooled: boolean;
+    /** The bytes this entry holds against the budget once started. */
+    readonly cost: number;
+    bytes: Promise<Uint8Array[]> | undefined;
+  }
+  const ahead: Ahead[] = [];
+  /** Bytes of the started whole reads in `ahead`. */
+  let aheadBytes = 0;
   let exhausted = false;
+  const start = (entry: Ahead) => {
+    const { blob } = entry;
+    entry.bytes = blob.readBytes ? blob.readBytes({ allocate }).then((b) => [b]) : collect(blob.read());
+    entry.bytes.catch(() => {}); // thrown when the blob's turn comes
+    aheadBytes += entry.cost;
+  };
+  /** Starts waiting whole reads in order while they fit the budget (the first one always). */
+  const startWithinBudget = () => {
+    for (let i = 0; i < ahead.length; i++) {
+      const entry = ahead[i]!;
+      if (!entry.whole || entry.bytes) continue;
+      if (i > 0 && aheadBytes + entry.cost > budget) return;
+      start(entry);
+    }
+  };
   const fill = async () => {
     while (!exhausted && ahead.length <= depth) {
       const r = await iterator.next();
       if (r.done) {
         exhausted = true;
-        return;
+        break;
       }
       const blob = r.value;
       const whole =
         options.alwaysWhole === true || (depth > 0 && blob.size !== undefined && blob.size <= maxAhead);
-      const pooled = whole && blob.readBytes !== undefined;
-      const bytes = whole
-        ? blob.readBytes
-          ? blob.readBytes({ allocate }).then((b) => [b])
-          : collect(blob.read())
-        : undefined;
-      bytes?.catch(() => {}); // thrown when the blob's turn comes
-      ahead.push({ blob, bytes, pooled });
+      ahead.push({
+        blob,
+        whole,
+        pooled: whole && blob.readBytes !== undefined,
+        cost: whole ? (blob.size ?? 0) : 0,
+        bytes: undefined,
+      });
+      startWithinBudget();
     }
+    startWithinBudget();
   };
   try {
     for (;;) {
       await fill();
       const next = ahead.shift();
       if (!next) return;
+      // The first entry is always started (startWithinBudget); handed out, it leaves the budget.
+      if (next.whole && !next.bytes) start(next);
+      if (next.bytes) aheadBytes -= next.cost;
       options.signal?.throwIfAborted();
       const { blob, bytes, pooled } = next;
       let released = false;

@@ -47,6 +47,8 @@ export interface StitchJobOptions {
   /** Blobs read ahead while the current one is stitched (default 2), each at most `prefetchMaxBytes` (64 MiB). */
   readonly prefetch?: number;
   readonly prefetchMaxBytes?: number;
+  /** Bytes read ahead at most (whole reads in flight or waiting; default: no bound beyond `prefetch`). */
+  readonly prefetchBudgetBytes?: number;
   /**
    * Receives each key log met among the blobs (kind "keys"), whole and decompressed, when it lands; the job
    * then tells the stitcher (`keysAdded`) so connections waiting for those keys continue.
@@ -153,6 +155,7 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
   for await (const next of readAhead(source, {
     depth: o.prefetch ?? 2,
     ...(o.prefetchMaxBytes === undefined ? {} : { maxBytes: o.prefetchMaxBytes }),
+    ...(o.prefetchBudgetBytes === undefined ? {} : { budgetBytes: o.prefetchBudgetBytes }),
     ...(o.signal ? { signal: o.signal } : {}),
   })) {
     const blob = next.blob;

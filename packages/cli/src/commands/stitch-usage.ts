@@ -4,7 +4,7 @@ import { STORE_HELP } from "../store-flags.js";
 export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys <store>] [--credentials FILE] [--keys-credentials FILE] [--prefix P]
                 [--variant original|cleartext|both] [--no-embed-keys] [--cleartext-port TLS:CLEAR ...]
                 [--since T] [--until T] [--mtu 1500] [--filter RULE ...] [--on-corrupt resync|skip-rest]
-                [--no-fin-on-timeout] [--workers auto|N] [--json] [--quiet]
+                [--no-fin-on-timeout] [--workers auto|N] [--read-ahead SIZE] [--json] [--quiet]
                 [--follow [--poll 5s] [--lateness 2m] [--state FILE]]
   OUTPUT, at least one, any number at once:
     --pcap FILE | --pcapng FILE        a capture file (each may be given several times)
@@ -23,7 +23,8 @@ export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys 
       [--pcap-over-ip-resolution microsecond|nanosecond]   time stamps on the stream (nanosecond: magic
                                        a1b23c4d, read by tshark and Wireshark; default microsecond)
     --out-dir DIR [--out-format pcap|pcapng] [--rotate-size S] [--rotate-time T] [--out-prefix P]
-                  [--upload <store>]   rotating capture files (S: 1GiB, T: 1h), optionally uploaded when complete
+                  [--upload <store> [--upload-credentials FILE]]   rotating capture files (S: 1GiB, T: 1h),
+                                       optionally uploaded when complete (FILE: that store's credentials)
 
   Lists the data blobs of the window (T: ISO 8601, Unix seconds, or -2h), decodes them, orders and
   de-duplicates each connection's bytes across blobs, and writes Ethernet/IP/TCP|UDP packets with correct
@@ -39,6 +40,8 @@ export const STITCH_USAGE = `cloudtap stitch --source <store> OUTPUT... [--keys 
   A pcapng embeds each original TLS flow's keys in a Decryption Secrets Block before its packets, only keys
   a record of the flow authenticated (a client random logged twice: the secrets that decrypt); --no-embed-keys
   leaves them out. Connections that do not decrypt are named (connection id, flow) in the problems.
+  --read-ahead SIZE: from a cloud store, up to 64 blobs are fetched at once, at most SIZE bytes of them
+  (default 64MiB), while earlier ones are stitched; from a directory, 2 blobs ahead unless given.
   Modes: every output with keys or decrypted content is created 0600 whatever its format (a cleartext --pcap
   too), and so are --upload objects in a directory store; other outputs follow the umask.
   Tunnels: segments are sized so that every packet fits each target's MTU after encapsulation (the outer

@@ -3,7 +3,6 @@ import { type EgressSpec, isEgressError, SlowClientPolicy } from "@cloudtap/egre
 import { captureFileOutput, openEgress } from "@cloudtap/egress/node";
 import { DEFAULT_FOLLOW_LATENESS_NS, listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { createFlowFilter } from "@cloudtap/flow";
-import { openStore } from "@cloudtap/object-store";
 import {
   addKeyLogs,
   createStitcherFromSettings,
@@ -21,7 +20,13 @@ import type { Command } from "../command.js";
 import { egressSpecFromFlags, OUTPUT_FLAG_OPTIONS, parseCleartextPorts } from "../output-flags.js";
 import { createProgressLine } from "../progress.js";
 import { writeStitchSummary } from "../stitch-summary.js";
-import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS } from "../store-flags.js";
+import {
+  openDataAndKeyStores,
+  openStoreWithCredentials,
+  readAheadFor,
+  STITCH_STORE_OPTIONS,
+  STORE_CREDENTIAL_OPTIONS,
+} from "../store-flags.js";
 import { requireExistingStore } from "../store-path.js";
 import { parseTime } from "../time.js";
 import { parseDuration } from "../units.js";
@@ -40,6 +45,7 @@ export const stitchCommand: Command = {
         source: { type: "string" },
         keys: { type: "string" },
         ...STORE_CREDENTIAL_OPTIONS,
+        ...STITCH_STORE_OPTIONS,
         prefix: { type: "string", default: "" },
         since: { type: "string" },
         until: { type: "string" },
@@ -61,6 +67,9 @@ export const stitchCommand: Command = {
       },
     });
     if (!values.source) throw new UsageError("--source is required");
+    if (values["upload-credentials"] !== undefined && values.upload === undefined)
+      throw new UsageError("--upload-credentials goes with --upload");
+    const readAhead = readAheadFor(values.source, values["read-ahead"]);
     const onCorruption = values["on-corrupt"];
     if (onCorruption !== "resync" && onCorruption !== "skip-rest")
       throw new UsageError("--on-corrupt is resync or skip-rest");
@@ -214,7 +223,8 @@ export const stitchCommand: Command = {
     }
 
     const opened = await openEgress(spec, {
-      openUploadStore: (url) => openStore(url),
+      openUploadStore: (url) =>
+        openStoreWithCredentials("--upload", url, values["upload-credentials"], { readOnly: false }),
       signal: io.signal,
     }).catch((err: unknown) => {
       throw isEgressError(err) ? new UsageError(err.message) : err;
@@ -242,6 +252,7 @@ export const stitchCommand: Command = {
         sink: egress,
         onCorruption,
         signal: io.signal,
+        ...readAhead,
         ...(progress.active
           ? {
               onProgress: (p) =>
