@@ -63,6 +63,12 @@ export interface MirrorHandlerOptions {
    */
   readonly commit?: () => Promise<void>;
   readonly commitEveryMs?: number;
+  /**
+   * A sink refused a write, or a commit failed (a full disk, a failing device): nothing of it was acked.
+   * mirror-egress exits then, so that it restarts from its journal once the sink works again (a capture
+   * file keeps its first write error); the stitchers hold their messages meanwhile and JetStream the backlog.
+   */
+  readonly onSinkFailure?: (err: unknown, sink: string) => void;
   readonly counters: CounterRegistry;
   readonly log: Logger;
 }
@@ -174,6 +180,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
         batches: ready.length,
         error: err instanceof Error ? err.message : String(err),
       });
+      options.onSinkFailure?.(err, "commit");
       scheduleCommit(1000);
       return;
     }
@@ -253,7 +260,11 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
     }
     for (const b of completed) b.end();
     gauges();
-    if (failed) throw failed.failure;
+    if (failed) {
+      counters.counter("egress_sink_failures", { sink: failed.output.name }).add(1);
+      options.onSinkFailure?.(failed.failure, failed.output.name);
+      throw failed.failure;
+    }
   };
   const silence = setInterval(() => {
     const now = Date.now();

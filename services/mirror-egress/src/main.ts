@@ -69,6 +69,15 @@ const commit = async () => {
 let closed = false;
 const mirror = mirrorEndpoint({
   dedup,
+  // With a journal, crash-only on a failed sink: nothing unacked is lost, the restart resumes from it.
+  ...(durable
+    ? {
+        onSinkFailure: (err: unknown, sink: string) => {
+          log.error("sink failed: exiting to restart from the journal", { sink, error: err });
+          process.exit(1);
+        },
+      }
+    : {}),
   ...(durable ? { commit } : {}),
   egress,
   maxInFlight: c.maxInFlight,

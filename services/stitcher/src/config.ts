@@ -111,6 +111,12 @@ export const stitcherConfigSpec = {
     optional: true,
     doc: "continuous mode: a shard without messages this long tells mirror-egress not to wait for it (unset: never)",
   },
+  latenessMs: {
+    env: "STITCHER_LATENESS",
+    parse: parseDurationMs,
+    default: 120_000,
+    doc: "record-time lateness bound: timeouts, gap waits and the time order act at the newest record time less this (docs/mesh.md)",
+  },
   ackWaitMs: { env: "STITCHER_ACK_WAIT", parse: parseDurationMs, default: 30_000, doc: "JetStream ack wait" },
   statusListen: {
     env: "STITCHER_STATUS_LISTEN",

@@ -124,6 +124,7 @@ stage = await startStitchStage({
   flowTraceRatio: c.flowTraceRatio,
   ackWaitMs: c.ackWaitMs,
   ...(c.idleAfterMs === undefined ? {} : { idleAfterMs: c.idleAfterMs }),
+  latenessNs: BigInt(c.latenessMs) * 1_000_000n,
   counters,
   log,
   signal: shutdown.signal,
