@@ -118,3 +118,36 @@ test("plan - failover needs a second tapper, and the same seed plans the same ru
   assert.equal(json(plan("same", 50).plans), json(plan("same", 50).plans));
   assert.notEqual(json(plan("same", 50).plans), json(plan("other", 50).plans));
 });
+
+test("plan - a connection-id salt (another clock start) changes the ids only", () => {
+  const draw = (connIdSalt?: string) => {
+    const root = createPrng("salted");
+    const population = createPopulation(root.fork("population"));
+    return planConnections(root.fork("plan"), population, {
+      connections: 40,
+      startNs: START,
+      meanInterArrivalNs: 50e6,
+      tapperIds: ["gw-fra-1", "gw-ams-2"],
+      ...(connIdSalt === undefined ? {} : { connIdSalt }),
+    });
+  };
+  const plain = draw();
+  assert.deepEqual(
+    draw().map((p) => p.connId),
+    plain.map((p) => p.connId),
+    "no salt: the seed's ids",
+  );
+  const salted = draw("start-1");
+  const other = draw("start-2");
+  const ids = new Set(plain.map((p) => p.connId));
+  for (const p of [...salted, ...other]) {
+    assert.match(p.connId, /^[0-9a-f]{32}$/);
+    assert.ok(!ids.has(p.connId), "a salted id differs from every unsalted one");
+  }
+  assert.ok(
+    salted.every((p, i) => p.connId !== other[i]!.connId),
+    "two salts, two sets of ids",
+  );
+  const shape = (ps: typeof plain) => ps.map((p) => ({ ...p, connId: "" }));
+  assert.deepEqual(shape(salted), shape(plain), "everything else as the seed draws it");
+});

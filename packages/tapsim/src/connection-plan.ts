@@ -3,6 +3,7 @@
  * and application exchanges, drawn from the seed before any socket opens. Executing a plan is deterministic
  * up to what the platform randomises (TLS key material) and how the kernel chunks reads.
  */
+import { createHash } from "node:crypto";
 import type { Endpoint, TcpOptionsSeen } from "@cloudtap/tap-format";
 import {
   type DnsQueryPlan,
@@ -78,6 +79,17 @@ export interface PlanOptions {
   readonly startNs: bigint;
   readonly meanInterArrivalNs: number;
   readonly tapperIds: readonly string[];
+  /**
+   * Mixed into every connection id when given: runs of one seed at other clock starts (`--start`) land in
+   * the same store without two connections sharing an id. Absent, the ids are the seed's alone.
+   */
+  readonly connIdSalt?: string;
+}
+
+/** The connection id drawn from the seed, or its salted hash (same length) when the run has a salt. */
+function saltedConnId(drawn: string, salt: string | undefined): string {
+  if (salt === undefined) return drawn;
+  return createHash("sha256").update(`${salt}/${drawn}`).digest("hex").slice(0, drawn.length);
 }
 
 function pickProtocol(prng: Prng): ApplicationProtocol {
@@ -142,8 +154,8 @@ export function planConnections(prng: Prng, population: Population, options: Pla
     nextPort.set(device, port + p.int(0, 3));
     tuples.add(tupleKey(client, server, transport));
 
-    let connId = p.hex(16);
-    while (connIds.has(connId)) connId = p.hex(16);
+    let connId = saltedConnId(p.hex(16), options.connIdSalt);
+    while (connIds.has(connId)) connId = saltedConnId(p.hex(16), options.connIdSalt);
     connIds.add(connId);
 
     const rttNs = Math.round(clamp(p.logNormal(device.medianRttMs, 0.45), 0.8, 400) * 1e6);

@@ -39,6 +39,7 @@ export {
   DEFAULT_MEAN_INTER_ARRIVAL_NS,
   DEFAULT_START_NS,
   DEFAULT_TAPPER_IDS,
+  MAX_START_NS,
   runSimulation,
 } from "./simulation.js";
 export type { TlsSuiteProfile, TlsVersion } from "./tls-profiles.js";

@@ -106,6 +106,8 @@ export interface SimulationResult {
 export const DEFAULT_BLOB_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_BLOB_AGE_NS = 5_000_000_000n;
 export const DEFAULT_START_NS = BigInt(Date.UTC(2025, 2, 14, 9, 0, 0)) * 1_000_000n;
+/** The latest `startNs`: a day before the signed 64-bit nanosecond range ends. */
+export const MAX_START_NS = 2n ** 63n - 1n - 86_400n * 1_000_000_000n;
 export const DEFAULT_MEAN_INTER_ARRIVAL_NS = 50_000_000;
 export const DEFAULT_TAPPER_IDS: readonly string[] = ["gw-fra-1", "gw-ams-2"];
 export const DEFAULT_CONCURRENCY = 24;
@@ -158,6 +160,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
       throw new InvalidSimulationOptionsError("tapperIds", `"${id}" is not a valid tapper id`);
   }
   const startNs = options.startNs ?? DEFAULT_START_NS;
+  // A day before the end of the signed 64-bit nanosecond range (2262): every record time must fit in it.
+  if (startNs < 0n || startNs > MAX_START_NS)
+    throw new InvalidSimulationOptionsError("startNs", "must be between 1970 and 2262 (Unix ns)");
   const meanInterArrivalNs = options.meanInterArrivalNs ?? DEFAULT_MEAN_INTER_ARRIVAL_NS;
   if (!(meanInterArrivalNs >= 0))
     throw new InvalidSimulationOptionsError("meanInterArrivalNs", "must be >= 0");
@@ -206,6 +211,8 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
     startNs,
     meanInterArrivalNs,
     tapperIds,
+    // The default start keeps the seed's connection ids (seeded outputs unchanged); another start salts them.
+    ...(startNs === DEFAULT_START_NS ? {} : { connIdSalt: `start-${startNs}` }),
   });
   const gap = faults.gap ? gapRule(plans) : undefined;
 

@@ -1,7 +1,8 @@
 import { parseArgs } from "node:util";
-import { runSimulation, type SimulationFaults } from "@cloudtap/tapsim";
+import { DEFAULT_START_NS, MAX_START_NS, runSimulation, type SimulationFaults } from "@cloudtap/tapsim";
 import type { Command } from "../command.js";
 import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
+import { parseTime } from "../time.js";
 import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
@@ -17,7 +18,7 @@ export const simulateCommand: Command = {
   name: "simulate",
   summary: "make real TLS/HTTP/DNS traffic on loopback and tap it into CTAP blobs, key logs and a manifest",
   usage: `cloudtap simulate --out <store> [--keys-out <store>] [--credentials FILE] [--keys-credentials FILE]
-                  [--connections 200] [--seed 1]
+                  [--connections 200] [--seed 1] [--start 2025-03-14T09:00:00Z|now|TIME]
                   [--blob-size 4MiB] [--blob-age 5s] [--prefix P] [--gzip] [--concurrency 24]
                   [--fault duplicate-blobs|shuffle|gap|truncate-last|late-keys ...] [--json]
 
@@ -28,6 +29,11 @@ export const simulateCommand: Command = {
   The manifest (<store>/manifest/<run>.json) lists every connection's 5-tuple, protocol, TLS version and
   suite, and the SHA-256 and length of each direction's raw and decrypted bytes. The same seed gives the
   same connections and manifest, except the fields it lists as not deterministic (TLS randomness).
+  --start sets the virtual clock's first connection: "now" (the wall clock), an ISO 8601 date-time, Unix
+  seconds, or a time relative to now ("-2h"). The default is a fixed date, so seeded outputs repeat byte for
+  byte; another start moves every record, blob key and key-log key to it and mixes it into the connection
+  ids, so runs of one seed at other starts land in the same store side by side (a simulator in a loop with
+  --start now keeps landing new traffic for a continuous mesh).
   Examples: --out s3://tap-data/run1 --credentials aws.json --keys-out s3://tap-keys/run1 --keys-credentials
   aws-keys.json; --out gs://tap-data/run1 --credentials sa.json; --out azblob://acct/netskope/run1
   --credentials azure.json.
@@ -41,6 +47,7 @@ ${STORE_HELP}`,
         ...STORE_CREDENTIAL_OPTIONS,
         connections: { type: "string", default: "200" },
         seed: { type: "string", default: "1" },
+        start: { type: "string" },
         "blob-size": { type: "string" },
         "blob-age": { type: "string" },
         prefix: { type: "string", default: "" },
@@ -64,6 +71,7 @@ ${STORE_HELP}`,
     if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
       throw new UsageError("--concurrency must be a positive integer");
     }
+    const startNs = values.start === undefined ? DEFAULT_START_NS : parseStart(values.start);
     const { data: dataStore, keys: keyStore } = openDataAndKeyStores(
       { data: values.out, keys: values["keys-out"], dataFlag: "--out", keysFlag: "--keys-out" },
       values,
@@ -75,6 +83,7 @@ ${STORE_HELP}`,
       keyStore,
       connections,
       seed: values.seed,
+      startNs,
       prefix: values.prefix,
       compression: values.gzip ? "gzip" : "none",
       faults,
@@ -118,6 +127,7 @@ ${STORE_HELP}`,
         `protocols: ${list(byProtocol)}`,
         `tls:       ${list(byTls)}`,
         `blobs:     ${m.blobs.data.length} data blob(s) in ${dataStore.url}, ${m.blobs.keyLogs.length} key log(s) in ${keyStore.url}`,
+        `clock:     first connection at ${new Date(Number(startNs / 1_000_000n)).toISOString()}${values.start === undefined ? " (the default start; --start moves it)" : ""}`,
         `faults:    ${applied.length ? applied.join(", ") : "none"}`,
         `manifest:  ${result.manifestKey}`,
       ].join("\n") + "\n",
@@ -125,3 +135,10 @@ ${STORE_HELP}`,
     return 0;
   },
 };
+
+/** --start: "now" is the wall clock; otherwise a time as --since takes it. */
+function parseStart(text: string): bigint {
+  const ns = text === "now" ? BigInt(Date.now()) * 1_000_000n : parseTime("--start", text);
+  if (ns < 0n || ns > MAX_START_NS) throw new UsageError("--start must be between 1970 and 2262");
+  return ns;
+}
