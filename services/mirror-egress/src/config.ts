@@ -102,6 +102,12 @@ export const mirrorEgressConfigSpec = {
     default: SlowClientPolicy.Drop,
     doc: "a PCAP-over-IP client that does not keep up: drop or disconnect",
   },
+  pcapOverIpWait: {
+    env: "MIRROR_EGRESS_PCAP_OVER_IP_WAIT",
+    parse: integer({ min: 0, max: 16 }),
+    default: 0,
+    doc: "PCAP-over-IP clients to wait for before the first packet (the egress is not healthy until then)",
+  },
   outDir: { env: "MIRROR_EGRESS_OUT_DIR", parse: parseString, optional: true, doc: "rotating capture files" },
   outFormat: {
     env: "MIRROR_EGRESS_OUT_FORMAT",
@@ -191,7 +197,9 @@ export function egressSpecOf(c: MirrorEgressConfig, resumeAt?: Readonly<Record<s
             ...(c.rotateMs === undefined ? {} : { rotateNs: BigInt(c.rotateMs) * 1_000_000n }),
           },
         }),
-    ...(c.pcapOverIp ? { pcapOverIp: { ...c.pcapOverIp, slowClient: c.pcapOverIpSlow } } : {}),
+    ...(c.pcapOverIp
+      ? { pcapOverIp: { ...c.pcapOverIp, slowClient: c.pcapOverIpSlow, waitForClients: c.pcapOverIpWait } }
+      : {}),
     policy: { ...policy, targets: [...(policy.targets ?? []), ...c.vxlan, ...c.geneve] },
     ...(c.remapLog === undefined ? {} : { remapLog: c.remapLog }),
     embedKeys: c.embedKeys,
