@@ -44,7 +44,7 @@ interface MeshJson {
   readonly instances: readonly { service: string; name: string; pid?: number; restarts: number }[];
 }
 
-interface StatusJson {
+export interface StatusJson {
   readonly instances: readonly {
     readonly instance: { readonly name: string; readonly service: string; readonly restarts: number };
     readonly status?: {
@@ -56,14 +56,14 @@ interface StatusJson {
   }[];
 }
 
-function status(stateDir: string): StatusJson | undefined {
+export function status(stateDir: string): StatusJson | undefined {
   const r = cloudtap("status", "--state-dir", stateDir, "--json");
   if (r.status !== 0) return undefined;
   return JSON.parse(r.stdout) as StatusJson;
 }
 
 /** A counter summed over the instances of a service (every label set; live run only). */
-function sum(s: StatusJson, service: string, name: string): number {
+export function sum(s: StatusJson, service: string, name: string): number {
   let n = 0;
   for (const i of s.instances.filter((x) => x.instance.service === service))
     for (const [k, v] of Object.entries(i.status?.counters ?? {}))
@@ -71,14 +71,14 @@ function sum(s: StatusJson, service: string, name: string): number {
   return n;
 }
 
-function filesUnder(dir: string, suffix: string): string[] {
+export function filesUnder(dir: string, suffix: string): string[] {
   return (readdirSync(dir, { recursive: true }) as string[])
     .map(String)
     .filter((f) => f.endsWith(suffix))
     .sort();
 }
 
-function land(fromRoot: string, toRoot: string, files: readonly string[]): void {
+export function land(fromRoot: string, toRoot: string, files: readonly string[]): void {
   for (const f of files) {
     const to = join(toRoot, f);
     mkdirSync(dirname(to), { recursive: true });
@@ -88,7 +88,7 @@ function land(fromRoot: string, toRoot: string, files: readonly string[]): void 
 }
 
 /** The parent pid of a process (from /proc), to signal only the processes `up` started. */
-function parentOf(pid: number): number | undefined {
+export function parentOf(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
@@ -97,9 +97,9 @@ function parentOf(pid: number): number | undefined {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
+export async function until<T>(what: string, timeoutMs: number, probe: () => T | undefined): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = probe();
@@ -199,6 +199,11 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
         ...process.env,
         // Short ack waits, so what a killed instance held comes back within the test's time.
         STITCHER_ACK_WAIT: "4s",
+        // The simulator's record time spans about 30 s: with the default 2-min lateness the stitchers' time
+        // order would release nothing before the stop, and the faults would meet an idle egress. 10 s keeps
+        // frames flowing and still covers the disorder a killed fetcher causes (its blob comes back after
+        // FETCHER_ACK_WAIT, behind blobs of later record time).
+        STITCHER_LATENESS: "10s",
         FETCHER_ACK_WAIT: "6s",
         FETCHER_POLL: "2s",
       },

@@ -100,8 +100,8 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
         {
           stdio: ["ignore", "pipe", "pipe"],
           // A short lateness: the simulator's 30 s of record time would otherwise stay in the stitchers' time
-        // order until the stop (2 min by default), and the NDR would never see the traffic before it.
-        env: { ...process.env, STITCHER_ACK_WAIT: "4s", STITCHER_LATENESS: "2s", FETCHER_POLL: "2s" },
+          // order until the stop (2 min by default), and the NDR would never see the traffic before it.
+          env: { ...process.env, STITCHER_ACK_WAIT: "4s", STITCHER_LATENESS: "2s", FETCHER_POLL: "2s" },
         },
       );
       let upLog = "";
