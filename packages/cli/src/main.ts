@@ -75,4 +75,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+const status = await main(process.argv.slice(2));
+process.exitCode = status;
+// Interrupted: the command flushed or removed its outputs before returning. A read still blocked in the
+// thread pool (a pipe nobody writes to, as `ingest --pcap /dev/stdin` of a stalled tcpdump) must not keep
+// the process alive after that.
+if (status === 130) process.exit(status);

@@ -1,5 +1,6 @@
-import { createReadStream } from "node:fs";
+import { createReadStream, open } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
+import { Socket } from "node:net";
 import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { ingestCapture } from "@cloudtap/ingest";
@@ -58,9 +59,7 @@ ${STORE_HELP}`,
       quiet: values.quiet,
     });
     const summary = await ingestCapture({
-      capture: counted(createReadStream(values.pcap, { highWaterMark: 1 << 20 }), (n) =>
-        progress.update({ bytes: n }),
-      ),
+      capture: counted(await openCapture(values.pcap, io.signal), (n) => progress.update({ bytes: n })),
       captureName: basename(values.pcap),
       ...(keyLog === undefined ? {} : { keyLog }),
       dataStore,
@@ -96,6 +95,28 @@ ${STORE_HELP}`,
 };
 
 /** The capture's chunks as they pass, with the bytes so far (for the progress line). */
+/**
+ * The capture's bytes. A pipe (`tcpdump -w -` into a FIFO, /dev/stdin) is read as a socket, not with the
+ * file reads of the thread pool: a read there that waits for data nobody writes cannot be cancelled, and
+ * SIGTERM must end the run at once. The signal ends the open (a pipe waits for its writer) and the read.
+ */
+async function openCapture(path: string, signal: AbortSignal): Promise<AsyncIterable<Uint8Array>> {
+  if (!(await stat(path)).isFIFO()) return createReadStream(path, { highWaterMark: 1 << 20, signal });
+  signal.throwIfAborted();
+  const aborted = new Promise<never>((_, reject) =>
+    signal.addEventListener("abort", () => reject(signal.reason), { once: true }),
+  );
+  aborted.catch(() => {});
+  // A plain descriptor (not a FileHandle, which would close it when collected): the socket owns it.
+  const opening = new Promise<number>((resolve, reject) =>
+    open(path, "r", (err, fd) => (err ? reject(err) : resolve(fd))),
+  );
+  const fd = await Promise.race([opening, aborted]);
+  const socket = new Socket({ fd, readable: true, writable: false });
+  signal.addEventListener("abort", () => socket.destroy(signal.reason as Error), { once: true });
+  return socket;
+}
+
 async function* counted(
   source: AsyncIterable<Uint8Array>,
   onBytes: (bytes: number) => void,
