@@ -1,4 +1,5 @@
 import { mkdirSync, mkdtempSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -129,6 +130,8 @@ ${STORE_HELP}`,
       }
       await mesh.waitUntilDone({ signal: io.signal });
       const statuses = await mesh.statuses();
+      const metricsDir = join(mesh.state.stateDir, "metrics");
+      const scraped = await saveMetrics(mesh.state.instances, metricsDir);
       await mesh.stop();
       const summary = statuses.map((s) => ({
         name: s.instance.name,
@@ -137,12 +140,15 @@ ${STORE_HELP}`,
         state: s.status?.["state"],
         counters: s.status?.["counters"],
       }));
-      if (values.json) io.stdout.write(`${toJson({ stateDir: mesh.state.stateDir, instances: summary })}\n`);
+      if (values.json)
+        io.stdout.write(
+          `${toJson({ stateDir: mesh.state.stateDir, metricsFiles: scraped.saved, instances: summary })}\n`,
+        );
       else {
         io.stdout.write(`window done; every sink flushed (state in ${mesh.state.stateDir})\n`);
         io.stdout.write(`${tracesLine(mesh.state.otlpEndpoint)}\n`);
         io.stdout.write(
-          "metrics: each service's /metrics while it runs (URLs in mesh.json, logs in logs/)\n",
+          `metrics: the last scrape of each service in ${metricsDir}/ (Prometheus text, ${scraped.saved.length} files${scraped.failed.length ? `; not scraped: ${scraped.failed.join(", ")}` : ""}); live at each service's /metrics while it runs (URLs in mesh.json, logs in logs/)\n`,
         );
         const outcomes: Record<string, number> = {};
         for (const s of summary.filter((x) => x.service === "stitcher"))
@@ -177,6 +183,34 @@ ${STORE_HELP}`,
 
 function describe(i: MeshInstance): string {
   return `${i.name.padEnd(14)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address}${i.metrics ? `  metrics ${i.metrics}` : ""}`;
+}
+
+/**
+ * The last Prometheus scrape of every instance with a metrics endpoint, into `<dir>/<instance>.prom`, before
+ * the mesh stops (a --once run's metrics outlive it there). An instance that does not answer is named.
+ */
+async function saveMetrics(
+  instances: readonly MeshInstance[],
+  dir: string,
+): Promise<{ saved: string[]; failed: string[] }> {
+  mkdirSync(dir, { recursive: true });
+  const saved: string[] = [];
+  const failed: string[] = [];
+  await Promise.all(
+    instances.map(async (i) => {
+      if (!i.metrics) return;
+      try {
+        const res = await fetch(i.metrics, { signal: AbortSignal.timeout(5_000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        const file = join(dir, `${i.name}.prom`);
+        await writeFile(file, await res.text());
+        saved.push(file);
+      } catch (err) {
+        failed.push(`${i.name} (${(err as Error).message})`);
+      }
+    }),
+  );
+  return { saved: saved.sort(), failed: failed.sort() };
 }
 
 /** Where the run's traces went (OTLP/HTTP), or how to send them. */
