@@ -309,10 +309,12 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
     const stitcher = sumCounters(finals.map((f) => f.stitcher));
     const table = sumCounters(finals.map((f) => f.table));
     let unknownFrames = 0;
+    const shardProblems: BlobProblem[] = [];
     for (const f of finals) {
       unknownFrames += f.unknownFrames;
-      problems.push(...f.problems);
+      shardProblems.push(...f.problems);
     }
+    problems.push(...mergeShardProblems(shardProblems));
     const problemCounts: Record<string, number> = {};
     for (const p of problems) problemCounts[p.kind] = (problemCounts[p.kind] ?? 0) + 1;
     return { ...progress, packets, problems, problemCounts, unknownFrames, stitcher, table, workers: n };
@@ -320,4 +322,30 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
     await Promise.allSettled(writes);
     await Promise.all(workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * Problems that each worker reports of its own frames, as one problem per blob: out-of-range records of a blob
+ * met by several workers are one `time-out-of-range` problem with their counts added (the first worker's
+ * example kept), as the one-thread run reports it.
+ */
+export function mergeShardProblems(problems: readonly BlobProblem[]): BlobProblem[] {
+  const out: BlobProblem[] = [];
+  const outOfRange = new Map<string, { index: number; count: number; rest: string }>();
+  for (const p of problems) {
+    const m = p.kind === "time-out-of-range" ? /^(\d+) (record\(s\) .*)$/s.exec(p.message) : null;
+    if (!m) {
+      out.push(p);
+      continue;
+    }
+    const seen = outOfRange.get(p.blob);
+    if (!seen) {
+      outOfRange.set(p.blob, { index: out.length, count: Number(m[1]), rest: m[2]! });
+      out.push(p);
+      continue;
+    }
+    seen.count += Number(m[1]);
+    out[seen.index] = { ...out[seen.index]!, message: `${seen.count} ${seen.rest}` };
+  }
+  return out;
 }

@@ -14,7 +14,14 @@ import { type BlobSource, listBlobs, sortBlobsByTime } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
 import { type CaptureItem, createPcapngEncoder, readCapture } from "@cloudtap/pcap";
 import { MERGED_TIME_ORDER, runStitchJob, Stitcher } from "@cloudtap/stitch";
-import { keysPrefix } from "@cloudtap/tap-format";
+import {
+  createCtapWriter,
+  Direction,
+  dataBlobKey,
+  keysPrefix,
+  MemorySink,
+  Transport,
+} from "@cloudtap/tap-format";
 import { runSimulation } from "@cloudtap/tapsim";
 import { tshark } from "@cloudtap/test-harness";
 import { createKeyStore } from "@cloudtap/tls";
@@ -175,6 +182,52 @@ describe("stitch-workers - connections sharded over threads, merged by time", ()
       one.report.problems.map((p) => `${p.blob} ${p.kind}`).sort(),
     );
     assert.equal(par.packets, one.stats.packets);
+  });
+});
+
+describe("stitch-workers - problems counted once", () => {
+  const dir = mkdtempSync(join(tmpdir(), "cloudtap-workers-problems-"));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("records stamped out of their blob's range in connections of every shard: one problem, every record counted", async () => {
+    const T0 = 1_764_000_000_000_000_000n;
+    const store = openStore(dir);
+    const sink = new MemorySink();
+    const w = createCtapWriter(sink, { tapperId: "gw-time", sequence: 0n, startNs: T0 });
+    for (let i = 1; i <= 16; i++) {
+      const connId = i.toString(16).padStart(32, "0");
+      // Every other connection's conn-open is stamped 2^64 - 1: out of range, in both workers' shards.
+      await w.write({
+        type: "conn-open",
+        connId,
+        timestampNs: i % 2 === 0 ? 2n ** 64n - 1n : T0 + BigInt(i),
+        transport: Transport.Tcp,
+        ipVersion: 4,
+        client: { address: "10.0.0.1", port: 40000 + i },
+        server: { address: "192.0.2.1", port: 80 },
+        midstream: false,
+        tcp: {},
+        attributes: {},
+      });
+      await w.write({
+        type: "data",
+        connId,
+        direction: Direction.ClientToServer,
+        offset: 0,
+        timestampNs: T0 + 1000n + BigInt(i),
+        spanNs: 0,
+        payload: new Uint8Array(100).fill(i),
+      });
+    }
+    await w.finish(T0 + 1_000_000_000n);
+    await store.write(dataBlobKey("", "gw-time", T0, 0n), sink.bytes());
+    const one = await oneThread(dir, join(dir, "t1.pcapng"), []);
+    const par = await workers(dir, join(dir, "t2.pcapng"), [], 2);
+    const brief = (ps: readonly { kind: string; message: string }[]) =>
+      ps.map((p) => `${p.kind} ${/^\d+ record/.exec(p.message)?.[0] ?? ""}`);
+    assert.deepEqual(brief(one.report.problems), ["time-out-of-range 8 record"]);
+    assert.deepEqual(brief(par.problems), ["time-out-of-range 8 record"]);
+    assert.deepEqual(par.problemCounts, { "time-out-of-range": 1 });
   });
 });
 

@@ -243,7 +243,9 @@ export async function runStitchJob(o: StitchJobOptions): Promise<StitchJobReport
         });
     }
     const outOfRange = guard?.describe();
-    if (outOfRange) problems.push({ blob: blob.key, kind: "time-out-of-range", message: outOfRange });
+    // Only the records of frames this job selected: with several jobs per blob, each reports its own.
+    if (outOfRange)
+      problems.push({ blob: blob.key, kind: "time-out-of-range", message: outOfRange, withinFrame: true });
     unknownFrames += stats.unknownFrames;
     progress.blobs++;
     progress.blobBytes += bytes;
