@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { benchEgress } from "../packages/egress/src/egress.bench.js";
 import type { BenchResult } from "./bench-result.js";
+import { benchCloudStores } from "./cloud-stores.bench.js";
 import { benchMesh } from "./mesh.bench.js";
 import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
@@ -18,6 +19,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   tls: benchTls,
   egress: benchEgress,
   mesh: benchMesh,
+  "cloud-stores": benchCloudStores,
 };
 
 const wanted = process.argv.slice(2);
