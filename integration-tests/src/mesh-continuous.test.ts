@@ -242,18 +242,15 @@ describe("mesh - cloudtap up continuous, a replay beside it, SIGTERM", () => {
     }
     process.stdout.write(`# replay ${replayed.runId}: blobs ${listed.blobsDone} of ${blobs.length}\n`);
 
-    // SIGTERM: everything stops in order, the sinks flushed; exit 0.
-    let decrypted = 0;
-    for (const i of status(stateDir).instances.filter((x) => x.instance.service === "stitcher"))
-      for (const [k, v] of Object.entries(i.status?.counters ?? {}))
-        if (k.startsWith("stitcher_tls_outcome{outcome=decrypted,shard=")) decrypted += v;
+    // SIGTERM: everything stops in order, the sinks flushed; exit 0. (The stitchers' decryption counters are
+    // not read here: in continuous mode the newest connections stay open until newer traffic or the stop, so a
+    // count taken before SIGTERM misses them. Decryption is judged on the output below instead.)
     up.kill("SIGTERM");
     assert.equal(await exited, 0, upLog);
 
     // Every connection, decrypted, as the one-process stitch of the whole store writes it.
     const tlsConnections = manifest.connections.filter((c) => (c as { tls?: unknown }).tls != null).length;
     assert.ok(tlsConnections > 10);
-    assert.equal(decrypted, tlsConnections, "every TLS connection decrypted");
     assertTcpMatchesManifest(manifest, livePcapng, { atLeast: 15 });
     const fullFile = join(dir, "full.pcapng");
     const full = cloudtap(
@@ -268,6 +265,14 @@ describe("mesh - cloudtap up continuous, a replay beside it, SIGTERM", () => {
       "both",
     );
     assert.equal(full.status, 0, full.stderr);
+    // The reference decrypted every TLS connection, and the live output carries the same clear-text twins
+    // (the stream comparison below covers both variants): so the mesh decrypted every one too.
+    const referenceDecrypted = Number(/\bdecrypted (\d+)/.exec(full.stdout)?.[1] ?? -1);
+    assert.equal(
+      referenceDecrypted,
+      tlsConnections,
+      `every TLS connection decrypted by the reference\n${full.stdout}`,
+    );
     const [live, reference] = await Promise.all([digestCapture(livePcapng), digestCapture(fullFile)]);
     assert.deepEqual(live.udpDigests, reference.udpDigests);
     assert.deepEqual(live.keyLogLines, reference.keyLogLines);
