@@ -124,5 +124,46 @@ export async function benchTapFormat(): Promise<BenchResult[]> {
       target: "at least 1000 MB/s",
     });
   }
+  results.push(await resyncOverJunk());
   return results;
+}
+
+/**
+ * Issue 11's bound: resync over 8 MiB of one repeated byte value (0xC7, the sync word's first byte, so every
+ * position is a candidate) between a blob's header and its frames, in 64 KiB chunks. Target: under a second.
+ */
+async function resyncOverJunk(): Promise<BenchResult> {
+  const sink = new MemorySink();
+  const w = createCtapWriter(sink, { tapperId: "bench", sequence: 0n, startNs: 0n });
+  for (const r of records(1460).records.slice(0, 64)) await w.write(r);
+  await w.finish(1n);
+  const good = sink.bytes();
+  const headerBytes = new DataView(good.buffer, good.byteOffset).getUint32(12, true);
+  const junk = new Uint8Array(8 * 1024 * 1024).fill(0xc7);
+  const blob = new Uint8Array(good.length + junk.length);
+  blob.set(good.subarray(0, headerBytes), 0);
+  blob.set(junk, headerBytes);
+  blob.set(good.subarray(headerBytes), headerBytes + junk.length);
+  const chunks: Uint8Array[] = [];
+  for (let p = 0; p < blob.length; p += 65536) chunks.push(blob.subarray(p, p + 65536));
+  const scan = async () => {
+    let corruptions = 0;
+    for await (const item of readCtap(
+      (async function* () {
+        yield* chunks;
+      })(),
+      { onCorruption: "resync" },
+    ))
+      if (item.type === "corruption") corruptions++;
+    if (corruptions !== 1) throw new Error(`${corruptions} corruptions, expected 1`);
+  };
+  await scan(); // warm-up
+  const s = await median(3, scan);
+  return {
+    name: "ctap resync over 8 MiB of 0xC7",
+    value: s * 1000,
+    unit: "ms",
+    detail: "64 KiB chunks, median of 3",
+    target: "under 1000 ms",
+  };
 }

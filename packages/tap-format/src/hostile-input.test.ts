@@ -71,16 +71,14 @@ describe("tap-format - hostile input", () => {
       },
     ],
   ] as const) {
-    it(`resync over 8 MiB of ${what} takes under a second, then reads on`, async () => {
+    // Its cost (issue 11: under a second for 8 MiB) is measured by `pnpm bench tap-format`, not timed here.
+    it(`resync over 8 MiB of ${what} skips exactly the junk, then reads on`, async () => {
       const junk = new Uint8Array(8 * 1024 * 1024);
       fill(junk);
       const blob = await junkThenFrames(junk);
       for (const source of [[blob], inChunks(blob, 65536)]) {
         const stats = new CtapReadStats();
-        const t0 = performance.now();
         const items = await collect(readCtap(source, { onCorruption: "resync", stats }));
-        const ms = performance.now() - t0;
-        assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
         assert.equal(stats.corruptions, 1);
         assert.equal(stats.skippedBytes, junk.length);
         assert.equal(items.filter((i) => i.type !== "corruption" && i.type !== "header").length, 7);
@@ -93,8 +91,8 @@ describe("tap-format - hostile input", () => {
     const blob = await junkThenFrames(junk);
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error("interrupted")), 20);
-    const t0 = performance.now();
-    // Many chunks of memory already at hand: without turns, no timer could fire until the blob's end.
+    // Many chunks of memory already at hand: without turns, no timer could fire until the blob's end, and the
+    // read would then resolve instead of rejecting.
     const source = (async function* () {
       for (let round = 0; round < 8; round++) yield* inChunks(blob, 1 << 20);
     })();
@@ -102,7 +100,6 @@ describe("tap-format - hostile input", () => {
       collect(readCtap(source, { onCorruption: "resync", signal: controller.signal })),
       /interrupted/,
     );
-    assert.ok(performance.now() - t0 < 1000);
   });
 
   it("bytes after the end of a gzip blob are ignored, as after a plain blob's blob-end frame", async () => {
