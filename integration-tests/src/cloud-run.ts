@@ -70,8 +70,15 @@ export function credentialArgs(s: CloudStores): string[] {
   return ["--credentials", s.dataCredentials, "--keys-credentials", s.keysCredentials];
 }
 
-/** simulate into the cloud stores, and the same objects into `<work>/dir`: returns the directory. */
-export async function simulateInto(s: CloudStores, work: string): Promise<string> {
+/**
+ * simulate into the cloud stores, and the same objects into `<work>/dir`: returns the directory. The
+ * default simulation is 16 connections in 48 KiB blobs; a test that splits blobs over workers asks for more.
+ */
+export async function simulateInto(
+  s: CloudStores,
+  work: string,
+  options: { readonly connections?: number; readonly blobSize?: string } = {},
+): Promise<string> {
   const sim = await cloudtapAsync([
     "simulate",
     "--out",
@@ -80,11 +87,11 @@ export async function simulateInto(s: CloudStores, work: string): Promise<string
     s.keysUrl,
     ...credentialArgs(s),
     "--connections",
-    "16",
+    String(options.connections ?? 16),
     "--seed",
     "13",
     "--blob-size",
-    "48KiB",
+    options.blobSize ?? "48KiB",
     "--json",
   ]);
   if (sim.status !== 0) throw new Error(`simulate failed: ${sim.stderr}`);
