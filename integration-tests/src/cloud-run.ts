@@ -72,12 +72,12 @@ export function credentialArgs(s: CloudStores): string[] {
 
 /**
  * simulate into the cloud stores, and the same objects into `<work>/dir`: returns the directory. The
- * default simulation is 16 connections in 48 KiB blobs; a test that splits blobs over workers asks for more.
+ * default simulation is 16 connections (in 48 KiB blobs); a test may ask for more connections.
  */
 export async function simulateInto(
   s: CloudStores,
   work: string,
-  options: { readonly connections?: number; readonly blobSize?: string } = {},
+  options: { readonly connections?: number } = {},
 ): Promise<string> {
   const sim = await cloudtapAsync([
     "simulate",
@@ -91,7 +91,7 @@ export async function simulateInto(
     "--seed",
     "13",
     "--blob-size",
-    options.blobSize ?? "48KiB",
+    "48KiB",
     "--json",
   ]);
   if (sim.status !== 0) throw new Error(`simulate failed: ${sim.stderr}`);

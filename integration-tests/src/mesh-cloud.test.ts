@@ -103,8 +103,8 @@ function meshOnCloud(name: string, start: (work: string) => Promise<Emulated>): 
       work = mkdtempSync(join(tmpdir(), "cloudtap-mesh-cloud-"));
       emulated = await start(work);
       stores = emulated.stores;
-      // 24 connections in 16 KiB blobs: enough blobs for both fetchers to take some.
-      dir = await simulateInto(stores, work, { connections: 24, blobSize: "16KiB" });
+      // 24 connections in about 300 blobs of 48 KiB: enough for both fetchers to take some.
+      dir = await simulateInto(stores, work, { connections: 24 });
       manifest = storeManifest(dir);
     });
     after(async () => {
@@ -154,6 +154,14 @@ function meshOnCloud(name: string, start: (work: string) => Promise<Emulated>): 
       for (const s of stitchers)
         assert.ok((s.counters?.["stitcher_records"] ?? 0) > 0, `${s.name} took no record`);
       for (const i of summary.instances) assert.equal(i.restarts, 0, `${i.name} restarted`);
+      process.stdout.write(
+        `# ${name}: ${manifest.connections.length} connections in ${blobs.length} blobs; split: ${[
+          ...fetchers,
+          ...stitchers,
+        ]
+          .map((i) => `${i.name} ${i.counters?.["blobs_done"] ?? i.counters?.["stitcher_records"]}`)
+          .join(", ")} (fetchers: blobs, stitchers: records)\n`,
+      );
       assert.equal(
         sumCounter(summary.instances, "fetcher", "records_published"),
         sumCounter(summary.instances, "stitcher", "stitcher_records"),
