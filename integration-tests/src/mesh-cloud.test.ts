@@ -39,6 +39,8 @@ interface Emulated {
   readonly stores: CloudStores;
   /** Strings of the key store's credential and location that must not reach a fetcher. */
   readonly keySecrets: readonly string[];
+  /** The SDK environment that opens both stores without a credentials file (its default chain). */
+  readonly chainEnv?: Readonly<Record<string, string>>;
   readonly cleanup: () => Promise<void>;
 }
 
@@ -98,6 +100,8 @@ function meshOnCloud(name: string, start: (work: string) => Promise<Emulated>): 
     let stores: CloudStores;
     let dir: string;
     let manifest: ManifestTcpView;
+    /** The one-process stitch of the first test, the reference of the second. */
+    let oneFile: string | undefined;
 
     before(async () => {
       work = mkdtempSync(join(tmpdir(), "cloudtap-mesh-cloud-"));
@@ -181,7 +185,7 @@ function meshOnCloud(name: string, start: (work: string) => Promise<Emulated>): 
       assertTcpMatchesManifest(manifest, meshFile, { atLeast: 10 });
 
       // The same packets, UDP datagrams, keys and TCP flows as the one-process stitch of the same stores.
-      const oneFile = join(work, "one.pcapng");
+      oneFile = join(work, "one.pcapng");
       const one = await cloudtapAsync(["stitch", ...storeArgs, "--pcapng", oneFile, "--variant", "both"]);
       assert.equal(one.status, 0, one.stderr);
       const [mesh, reference] = await Promise.all([digestCapture(meshFile), digestCapture(oneFile)]);
@@ -224,6 +228,47 @@ function meshOnCloud(name: string, start: (work: string) => Promise<Emulated>): 
       );
       for (const s of forbidden) assert.ok(!config.includes(s), `the fetcher's config holds ${s}`);
     });
+
+    test(`mesh on cloud stores - ${name}: without credentials files the services open the stores by the SDK's environment`, async (t) => {
+      if (!emulated?.chainEnv)
+        return t.skip("one set of SDK variables cannot open both stores of this emulator");
+      assert.ok(oneFile, "the first test's reference stitch ran");
+      const meshFile = join(work, "chain.pcapng");
+      const stateDir = join(work, "state-chain");
+      const args = [
+        "up",
+        "--source",
+        stores.dataUrl,
+        "--keys",
+        stores.keysUrl,
+        "--once",
+        "--variant",
+        "both",
+      ];
+      args.push("--pcapng", meshFile, "--state-dir", stateDir, "--json");
+      const saved = { ...process.env };
+      Object.assign(process.env, emulated.chainEnv);
+      let watched: Awaited<ReturnType<typeof upWatchingEnvironments>>;
+      try {
+        watched = await upWatchingEnvironments(args, stateDir);
+      } finally {
+        for (const k of Object.keys(emulated.chainEnv)) {
+          if (saved[k] === undefined) delete process.env[k];
+          else process.env[k] = saved[k];
+        }
+      }
+      assert.equal(watched.run.status, 0, watched.run.stderr);
+      for (const [k, v] of Object.entries(emulated.chainEnv)) {
+        assert.equal(watched.environments.get("fetcher-1")?.[k], v, `the fetcher's ${k}`);
+        assert.equal(watched.environments.get("key-broker")?.[k], v, `the key-broker's ${k}`);
+      }
+      const [mesh, reference] = await Promise.all([digestCapture(meshFile), digestCapture(oneFile)]);
+      assert.ok(reference.keyLogLines.length > 0);
+      assert.equal(mesh.packets, reference.packets);
+      assert.deepEqual(mesh.udpDigests, reference.udpDigests);
+      assert.deepEqual(mesh.keyLogLines, reference.keyLogLines);
+      assert.deepEqual(byEndpoints(followStreams(meshFile)), byEndpoints(followStreams(oneFile)));
+    });
   });
 }
 
@@ -253,6 +298,8 @@ meshOnCloud("s3 (s3rver)", async (work) => {
       }),
     },
     keySecrets: [keys.accessKeyId, keys.secretAccessKey, "mesh-keys"],
+    // s3rver scopes no key pair to a bucket: the data writer's pair opens both.
+    chainEnv: { AWS_ACCESS_KEY_ID: data.accessKeyId, AWS_SECRET_ACCESS_KEY: data.secretAccessKey },
     cleanup: () => s3.cleanup(),
   };
 });

@@ -279,6 +279,7 @@ export class LocalMesh {
             "KEY_BROKER_KEYS_STORE_CREDENTIALS",
             p.keys ? p.keysCredentials : p.sourceCredentials,
           ),
+          ...defaultChainEnvironment(p.keys ?? p.source, p.keys ? p.keysCredentials : p.sourceCredentials),
           ...(p.prefix ? { KEY_BROKER_PREFIX: p.prefix } : {}),
           KEY_BROKER_NATS_URL: this.natsUrl,
           KEY_BROKER_TLS_DIR: this.tlsDir,
@@ -337,6 +338,7 @@ export class LocalMesh {
           ...common,
           FETCHER_SOURCE: storeUrl(p.source),
           ...credentialsEnv("FETCHER_SOURCE_CREDENTIALS", p.sourceCredentials),
+          ...defaultChainEnvironment(p.source, p.sourceCredentials),
           ...(p.prefix ? { FETCHER_PREFIX: p.prefix } : {}),
           FETCHER_NATS_URL: this.natsUrl,
           FETCHER_SHARDS: String(p.shardCount),
@@ -510,6 +512,20 @@ export async function queryStatuses(
       }
     }),
   );
+}
+
+/**
+ * A cloud store opened without a credentials file uses its SDK's environment and default chain (the CLI's
+ * store help): the service that opens it gets this process's variables of those chains. A store with a
+ * file gets none of them, so a fetcher given --credentials holds nothing the key-broker's chain would use.
+ */
+function defaultChainEnvironment(store: string, file: string | undefined): Record<string, string> {
+  if (file !== undefined || !/^[a-z][a-z0-9+.-]*:\/\//i.test(store) || /^(file|memory):/i.test(store))
+    return {};
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && /^(AWS_|AZURE_|GOOGLE_|GCE_|STORAGE_EMULATOR_HOST$|HOME$)/.test(k)) out[k] = v;
+  return out;
 }
 
 /** A service's credentials-file variable, the path made absolute (services run in their own folder). */
