@@ -59,6 +59,26 @@ function environOf(pid: number): Record<string, string> | undefined {
 }
 
 /**
+ * After an `up` that failed or was killed: ends the mesh processes it left (the pids of its mesh.json that
+ * still run one of the mesh's programs), so a failing test leaves nothing running.
+ */
+function stopLeftovers(stateDir: string): void {
+  const file = join(stateDir, "mesh.json");
+  if (!existsSync(file)) return;
+  const state = JSON.parse(readFileSync(file, "utf8")) as MeshStateFile;
+  for (const i of state.instances) {
+    if (!i.pid) continue;
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${i.pid}/cmdline`, "latin1");
+    } catch {
+      continue;
+    }
+    if (/nats-server|services\/[a-z-]+\/src\/main\.ts/.test(cmdline)) process.kill(i.pid, "SIGKILL");
+  }
+}
+
+/**
  * Runs `up` and, while it runs, reads the environment of every fetcher and key-broker process listed in
  * the state folder's mesh.json (each process is alive from its start until the mesh stops).
  */
@@ -90,6 +110,7 @@ async function upWatchingEnvironments(args: readonly string[], stateDir: string)
   const run = await cloudtapAsync(args);
   running = false;
   await watch;
+  if (run.status !== 0) stopLeftovers(stateDir);
   return { run, environments };
 }
 
