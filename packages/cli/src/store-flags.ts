@@ -87,10 +87,23 @@ export function openDataAndKeyStores(
       );
     return { data, keys: data };
   }
-  const keysCredentials =
-    values["keys-credentials"] ??
-    (schemeOf(flags.keys) === schemeOf(flags.data) && !isLocal(flags.keys) ? values.credentials : undefined);
+  const keysCredentials = keysCredentialsFor(flags.data, flags.keys, values);
   return { data, keys: openStoreWithCredentials(flags.keysFlag, flags.keys, keysCredentials, options) };
+}
+
+/**
+ * The key store's credentials file: `--keys-credentials`, else `--credentials` when both stores are remote
+ * stores of the same scheme (one account holding both buckets), else none (the SDK's own chain).
+ */
+export function keysCredentialsFor(
+  dataUrl: string,
+  keysUrl: string,
+  values: { readonly credentials?: string | undefined; readonly "keys-credentials"?: string | undefined },
+): string | undefined {
+  return (
+    values["keys-credentials"] ??
+    (schemeOf(keysUrl) === schemeOf(dataUrl) && !isLocal(keysUrl) ? values.credentials : undefined)
+  );
 }
 
 /** `parseArgs` options of stitch's remote-store flags: the upload's credentials, the read-ahead budget. */

@@ -8,7 +8,7 @@ import { LocalMesh, type LocalMeshPlan, type MeshInstance } from "@cloudtap/loca
 import { DEFAULT_MTU } from "@cloudtap/stitch";
 import type { Command } from "../command.js";
 import { egressSpecFromFlags, meshOutputsOf, OUTPUT_FLAG_OPTIONS } from "../output-flags.js";
-import { STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
+import { keysCredentialsFor, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { parseTime } from "../time.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
@@ -93,7 +93,13 @@ ${STORE_HELP}`,
       source: values.source,
       ...(values.keys ? { keys: values.keys } : {}),
       ...(values.credentials ? { sourceCredentials: values.credentials } : {}),
-      ...(values["keys-credentials"] ? { keysCredentials: values["keys-credentials"] } : {}),
+      ...(() => {
+        // The same rule as stitch: --keys-credentials, else --credentials for a key store of the same scheme.
+        const file = values.keys
+          ? keysCredentialsFor(values.source, values.keys, values)
+          : values["keys-credentials"];
+        return file ? { keysCredentials: file } : {};
+      })(),
       ...(values.prefix ? { prefix: values.prefix } : {}),
       ...(values.since ? { sinceNs: parseTime("--since", values.since) } : {}),
       ...(values.until ? { untilNs: parseTime("--until", values.until) } : {}),
