@@ -23,8 +23,13 @@ export type {
   WaitForKeysResult,
 } from "./key-broker.js";
 export { createKeyBroker, DEFAULT_KEY_BROKER_OPTIONS } from "./key-broker.js";
-export type { MergeResult, SecretsByLabel } from "./key-log-lines.js";
-export { formatKeyLogLines, groupByClientRandom, mergeSecrets, parseKeyLogLines } from "./key-log-lines.js";
+export type { MergeResult, SecretCandidates } from "./key-log-lines.js";
+export {
+  formatKeyLogLines,
+  groupByClientRandom,
+  mergeKeyLogLines,
+  parseKeyLogLines,
+} from "./key-log-lines.js";
 export type { KeyLogWatcher, KeyLogWatcherOptions, KeyLogWatcherStats } from "./key-log-watcher.js";
 export { createKeyLogWatcher, DEFAULT_KEY_LOG_LATENESS_NS } from "./key-log-watcher.js";
 export { keyServiceHandlers } from "./key-service.js";

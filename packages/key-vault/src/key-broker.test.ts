@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { createKeyStore } from "@cloudtap/tls";
+import { createKeyStore, TlsOptionError } from "@cloudtap/tls";
 import { BadClientRandomError, TooManyWaitersError } from "./errors.js";
 import { createKeyBroker } from "./key-broker.js";
 import { createMemoryVault } from "./secret-vault.js";
@@ -37,19 +37,50 @@ describe("key-vault - key broker", () => {
     assert.equal(broker.stats.lookupMisses, 1);
   });
 
-  test("key-vault - merge: labels from two key logs join, a conflicting value keeps the first", async () => {
+  test("key-vault - merge: labels from two key logs join; another value is a candidate set, as the key store keeps it", async () => {
     const broker = createKeyBroker({ vault: createMemoryVault() });
     const lines = tls13(5).split("\n");
     await broker.ingest(`${lines[0]}\n${lines[1]}\n`);
     await broker.ingest(`${lines[2]}\n${lines[3]}\n`);
+    // Within one log as across logs: the second value of a label is kept as a further candidate.
     const merged = await broker.ingest(tls12(5, 9) + tls12(5, 10));
     assert.equal(merged.added, 1);
-    assert.equal(merged.conflicts, 0); // within one log the first value wins silently
-    const again = await broker.ingest(tls12(5, 11));
-    assert.equal(again.conflicts, 1);
+    assert.equal(merged.conflicts, 1);
+    const again = await broker.ingest(tls12(5, 11) + tls12(5, 9) + tls12(5, 10));
+    assert.equal(again.conflicts, 1, "the two known values are duplicates, the new one a candidate");
+    assert.equal(again.added, 0);
+    // The bound is the key store's: 4 sets, a fifth value is dropped and counted.
+    const full = await broker.ingest(tls12(5, 12) + tls12(5, 13));
+    assert.deepEqual([full.conflicts, full.candidatesDropped], [1, 1]);
+    assert.deepEqual(
+      [broker.stats.conflicts, broker.stats.candidatesDropped, broker.stats.secretsAdded],
+      [3, 1, 5],
+    );
     const [entry] = await broker.lookup([random(5)]);
-    assert.equal(entry?.keyLogLines.split("\n").filter(Boolean).length, 5);
-    assert.ok(entry?.keyLogLines.includes(secret(9, 48)));
+    const got = entry!.keyLogLines.split("\n").filter(Boolean);
+    assert.equal(got.length, 8, "four TLS 1.3 lines, then four CLIENT_RANDOM values");
+    // The stitcher's key store parses the lines back into the same sets, the first value first.
+    const store = createKeyStore();
+    const parsed = store.addKeyLog(entry!.keyLogLines, 0);
+    assert.deepEqual([parsed.added, parsed.conflicts, parsed.candidatesDropped], [5, 3, 0]);
+    const sets = store.candidates(random(5));
+    assert.deepEqual(
+      sets.map((s) => Buffer.from(s.CLIENT_RANDOM!).toString("hex")),
+      [9, 10, 11, 12].map((n) => secret(n, 48)),
+    );
+    for (const s of sets)
+      assert.equal(s.SERVER_TRAFFIC_SECRET_0?.length, 32, "each set has the other labels");
+    // A merge into the stored sets again changes nothing.
+    const same = await broker.ingest(entry!.keyLogLines);
+    assert.deepEqual([same.added, same.conflicts, same.candidatesDropped], [0, 0, 0]);
+    assert.equal((await broker.lookup([random(5)]))[0]?.keyLogLines, entry!.keyLogLines);
+  });
+
+  test("key-vault - maxCandidates is the key store's bound: 1 keeps only the first value, 0 is refused", async () => {
+    const broker = createKeyBroker({ vault: createMemoryVault(), maxCandidates: 1 });
+    const r = await broker.ingest(tls12(6, 1) + tls12(6, 2));
+    assert.deepEqual([r.added, r.conflicts, r.candidatesDropped], [1, 0, 1]);
+    assert.throws(() => createKeyBroker({ vault: createMemoryVault(), maxCandidates: 0 }), TlsOptionError);
   });
 
   test("key-vault - waitForKeys: resolves as soon as the keys land, or at the timeout with missing", async () => {

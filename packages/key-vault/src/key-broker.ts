@@ -2,8 +2,10 @@
  * The key-broker's domain: key logs in, secrets by client random out.
  *
  * `ingest(text)` parses a key log with the project's one parser (@cloudtap/tls `parseKeyLog`), merges each
- * client random's lines into the vault (first value of a label wins; conflicts counted) and wakes the
- * waiters of those client randoms. `lookup` answers from the vault; `waitForKeys` answers at once with what
+ * client random's lines into the vault with the one-process key store's rule (a client random logged again
+ * with another secret keeps it as a further candidate set, up to `maxCandidates` sets; conflicts and
+ * candidates dropped counted; see key-log-lines.ts) and wakes the waiters of those client randoms. The
+ * stitcher gets every candidate set in the lines and tries them in turn, as `cloudtap stitch` does. `lookup` answers from the vault; `waitForKeys` answers at once with what
  * is there, and otherwise waits until every asked client random has keys or the wait ends (timeout, signal),
  * then answers with what arrived and the rest as `missing`. A client random counts as present once it has
  * any key-log line: a key log carries all of a session's lines, and they are merged before anyone is woken.
@@ -12,15 +14,15 @@
  * (`maxClientRandoms`), and the wait (`maxWaitMs`). Nothing here logs, and no error message carries key
  * material: skipped lines are reported by line number and problem only.
  */
-import { type KeyLogSkippedLine, parseKeyLog } from "@cloudtap/tls";
-import { BadClientRandomError, KeyVaultError, KeyVaultErrorCode, TooManyWaitersError } from "./errors.js";
 import {
-  formatKeyLogLines,
-  groupByClientRandom,
-  mergeSecrets,
-  parseKeyLogLines,
-  type SecretsByLabel,
-} from "./key-log-lines.js";
+  createKeyStore,
+  DEFAULT_KEY_STORE_OPTIONS,
+  type KeyLogEntry,
+  type KeyLogSkippedLine,
+  parseKeyLog,
+} from "@cloudtap/tls";
+import { BadClientRandomError, KeyVaultError, KeyVaultErrorCode, TooManyWaitersError } from "./errors.js";
+import { groupByClientRandom, mergeKeyLogLines } from "./key-log-lines.js";
 import type { SecretVault } from "./secret-vault.js";
 
 export interface KeyBrokerOptions {
@@ -33,6 +35,8 @@ export interface KeyBrokerOptions {
   readonly defaultWaitMs?: number;
   /** Longest wait granted. Default 5 min. */
   readonly maxWaitMs?: number;
+  /** Secret sets kept per client random, as the one-process key store keeps them. Default 4. */
+  readonly maxCandidates?: number;
 }
 
 export const DEFAULT_KEY_BROKER_OPTIONS = {
@@ -40,6 +44,7 @@ export const DEFAULT_KEY_BROKER_OPTIONS = {
   maxClientRandoms: 4096,
   defaultWaitMs: 10_000,
   maxWaitMs: 300_000,
+  maxCandidates: DEFAULT_KEY_STORE_OPTIONS.maxCandidates,
 } as const satisfies Required<Omit<KeyBrokerOptions, "vault">>;
 
 export interface KeyEntry {
@@ -56,7 +61,10 @@ export interface WaitForKeysResult {
 export interface IngestResult {
   readonly clientRandoms: number;
   readonly added: number;
+  /** Secrets of a label that had another value: kept as a further candidate set. */
   readonly conflicts: number;
+  /** Conflicting secrets beyond `maxCandidates` sets: not kept. */
+  readonly candidatesDropped: number;
   readonly skippedLines: readonly KeyLogSkippedLine[];
   readonly skippedLineCount: number;
 }
@@ -64,7 +72,10 @@ export interface IngestResult {
 export interface KeyBrokerStats {
   keyLogsIngested: number;
   secretsAdded: number;
+  /** Secrets of a label that had another value: kept as a further candidate set. */
   conflicts: number;
+  /** Conflicting secrets beyond `maxCandidates` sets: not kept. */
+  candidatesDropped: number;
   linesSkipped: number;
   lookups: number;
   lookupHits: number;
@@ -108,11 +119,14 @@ export function createKeyBroker(options: KeyBrokerOptions): KeyBroker {
   const maxClientRandoms = options.maxClientRandoms ?? DEFAULT_KEY_BROKER_OPTIONS.maxClientRandoms;
   const defaultWaitMs = options.defaultWaitMs ?? DEFAULT_KEY_BROKER_OPTIONS.defaultWaitMs;
   const maxWaitMs = options.maxWaitMs ?? DEFAULT_KEY_BROKER_OPTIONS.maxWaitMs;
+  const maxCandidates = options.maxCandidates ?? DEFAULT_KEY_BROKER_OPTIONS.maxCandidates;
+  createKeyStore({ maxCandidates }); // a bad bound is the key store's TlsOptionError, now rather than at ingest
   const waitersByRandom = new Map<string, Set<Waiter>>();
   const stats: KeyBrokerStats = {
     keyLogsIngested: 0,
     secretsAdded: 0,
     conflicts: 0,
+    candidatesDropped: 0,
     linesSkipped: 0,
     lookups: 0,
     lookupHits: 0,
@@ -170,13 +184,15 @@ export function createKeyBroker(options: KeyBrokerOptions): KeyBroker {
       const grouped = groupByClientRandom(parsed.entries);
       let added = 0;
       let conflicts = 0;
-      const merge = async (hex: string, incoming: SecretsByLabel) => {
+      let candidatesDropped = 0;
+      const merge = async (hex: string, incoming: readonly KeyLogEntry[]) => {
         const stored = await vault.get(hex);
-        const merged = mergeSecrets(stored === undefined ? new Map() : parseKeyLogLines(stored), incoming);
+        const merged = mergeKeyLogLines(hex, stored, incoming, maxCandidates);
         added += merged.added;
         conflicts += merged.conflicts;
-        const lines = formatKeyLogLines(hex, merged.secrets);
-        if (merged.added > 0 || stored === undefined) await vault.put(hex, lines);
+        candidatesDropped += merged.candidatesDropped;
+        const lines = merged.lines;
+        if (merged.added + merged.conflicts > 0 || stored === undefined) await vault.put(hex, lines);
         for (const w of waitersByRandom.get(hex) ?? []) {
           w.found.set(hex, lines);
           if (w.found.size === w.wanted.size) w.wake();
@@ -191,11 +207,13 @@ export function createKeyBroker(options: KeyBrokerOptions): KeyBroker {
       stats.keyLogsIngested++;
       stats.secretsAdded += added;
       stats.conflicts += conflicts;
+      stats.candidatesDropped += candidatesDropped;
       stats.linesSkipped += parsed.stats.skippedLines;
       return {
         clientRandoms: grouped.size,
         added,
         conflicts,
+        candidatesDropped,
         skippedLines: parsed.skippedLines,
         skippedLineCount: parsed.stats.skippedLines,
       };

@@ -276,6 +276,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     let mirrorFailure: unknown;
     let stopPulling: (() => Promise<void>) | undefined;
 
+    /** TLS connection problems logged so far (the stitcher lists the first 100; all are counted). */
+    let tlsNamed = 0;
     const tableGauges = () => {
       const t = flowTableCountersOf(stitcher);
       const labels = { shard: String(shard) };
@@ -300,6 +302,20 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       counters.gauge("stitcher_packets", labels).set(st.packets);
       for (const [outcome, n] of Object.entries(st.tls.outcomes))
         counters.gauge("stitcher_tls_outcome", { ...labels, outcome }).set(n);
+      // Connections decrypted with a later candidate set (their client random was logged with other secrets
+      // too), and each listed TLS connection problem named once, by id and flow, as `cloudtap stitch` names it.
+      counters.gauge("stitcher_tls_candidate_rejections", labels).set(st.tls.candidateRejections);
+      for (; tlsNamed < st.tls.connections.length; tlsNamed++) {
+        const c = st.tls.connections[tlsNamed]!;
+        log.warn("tls connection problem", {
+          shard,
+          connection: c.connId,
+          flow: c.flow,
+          outcome: c.outcome,
+          ...(c.detail === undefined ? {} : { detail: c.detail }),
+          candidatesRejected: c.candidatesRejected,
+        });
+      }
     };
     const gaugeTimer = setInterval(tableGauges, 1000);
     gaugeTimer.unref?.();

@@ -252,6 +252,12 @@ export const METRICS: readonly MetricDeclaration[] = [
   counter("cloudtap.stitcher.tls.outcomes", "{flow}", "TLS decryption outcomes, per shard", [
     one("stitcher_tls_outcome"),
   ]),
+  counter(
+    "cloudtap.stitcher.tls.candidate_rejections",
+    "{flow}",
+    "TLS connections where a candidate secret set failed (a client random logged with other secrets too)",
+    [one("stitcher_tls_candidate_rejections")],
+  ),
   counter("cloudtap.stitcher.keys", "{key}", "Key-broker answers: hits, misses, failed lookups", [
     one("stitcher_key_hits", { [Attr.KeysResult]: "hit" }),
     one("stitcher_key_misses", { [Attr.KeysResult]: "miss" }),
@@ -282,9 +288,18 @@ export const METRICS: readonly MetricDeclaration[] = [
   counter("cloudtap.keybroker.secrets_added", "{secret}", "Secrets added to the vault (counts only)", [
     one("secrets_added"),
   ]),
-  counter("cloudtap.keybroker.conflicts", "{secret}", "Secrets that disagreed with the vault", [
-    one("conflicts"),
-  ]),
+  counter(
+    "cloudtap.keybroker.conflicts",
+    "{secret}",
+    "Secrets that disagreed with the vault (kept as another candidate set)",
+    [one("conflicts")],
+  ),
+  counter(
+    "cloudtap.keybroker.candidates_dropped",
+    "{secret}",
+    "Conflicting secrets beyond the candidate sets kept per client random (not kept)",
+    [one("candidates_dropped")],
+  ),
   counter("cloudtap.keybroker.lines_skipped", "{line}", "Key-log lines skipped as malformed", [
     one("lines_skipped"),
   ]),

@@ -80,6 +80,7 @@ const watcher = createKeyLogWatcher({
       clientRandoms: r.clientRandoms,
       added: r.added,
       conflicts: r.conflicts,
+      candidatesDropped: r.candidatesDropped,
       skippedLines: r.skippedLineCount,
     });
   },

@@ -27,7 +27,11 @@ export type KeyLogEntry = Message<"cloudtap.keys.v1.KeyLogEntry"> & {
 
   /**
    * The NSS key-log lines of that client random, every label, newline-terminated, so the stitcher's key
-   * store parses them with the same parser as a key-log file.
+   * store parses them with the same parser as a key-log file. A client random logged with other secrets
+   * too has further candidate sets: after the first set's lines come, set by set, the lines of the labels
+   * where a later set differs (a line naming a label again, as in a key-log file). The stitcher tries the
+   * sets in turn until a record authenticates; a reader that keeps the first value of a label gets the
+   * first set, as before.
    *
    * @generated from field: string key_log_lines = 2;
    */
