@@ -21,6 +21,14 @@ import { writeSyntheticStore } from "./synthetic-store.js";
 const TOTAL = Number(process.env["MESH_BENCH_BYTES"] ?? 96 * 1024 * 1024);
 const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
 const TICK = 100; // clock ticks per second (CLK_TCK on Linux)
+/** Stitcher counts to run (`MESH_BENCH_STITCHERS=1,2`); default 1, 2 and 4. */
+const STITCHER_COUNTS = (process.env["MESH_BENCH_STITCHERS"] ?? "1,2,4").split(",").map(Number);
+/**
+ * A profiling run (`MESH_BENCH_PROFILE=<folder>`): each service writes a CPU profile per process there
+ * (`<folder>/<stitchers>/<service>-<pid>.cpuprofile`; summed by `bench/profile-summary.ts`). The profiler
+ * costs CPU, so the figures of such a run are not the benchmark's.
+ */
+const PROFILE_DIR = process.env["MESH_BENCH_PROFILE"];
 
 interface ProcSample {
   readonly cpuSeconds: number;
@@ -91,7 +99,21 @@ async function meshOnce(dir: string, store: string, stitchers: number): Promise<
       "--state-dir",
       stateDir,
     ],
-    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, LOG_LEVEL: "info" } },
+    {
+      stdio: ["ignore", "ignore", "pipe"],
+      env: {
+        ...process.env,
+        LOG_LEVEL: "info",
+        ...(PROFILE_DIR
+          ? Object.fromEntries(
+              ["FETCHER_", "STITCHER_", "MIRROR_EGRESS_"].map((p) => [
+                `${p}CPU_PROF_DIR`,
+                join(PROFILE_DIR, String(stitchers)),
+              ]),
+            )
+          : {}),
+      },
+    },
   );
   let stderr = "";
   up.stderr.on("data", (d) => {
@@ -181,7 +203,7 @@ export async function benchMesh(): Promise<BenchResult[]> {
         detail: `${mib.toFixed(0)} MiB of blobs (${blobs}), ${oneReport.seconds.toFixed(2)} s (its own seconds)`,
       },
     ];
-    for (const stitchers of [1, 2, 4]) {
+    for (const stitchers of STITCHER_COUNTS) {
       const r = await meshOnce(dir, store, stitchers);
       const rate = mb / r.seconds;
       const cpu = Object.entries(r.services)
@@ -218,6 +240,7 @@ export async function benchMesh(): Promise<BenchResult[]> {
     }
     // Lag in continuous mode, with a 1 s poll and a 1 s lateness (the default 2 min holds the newest
     // 2 min of record time in the stitchers until newer records come: a floor, not a measurement).
+    if (process.env["MESH_BENCH_LAG"] === "0") return results;
     const lag = await measureLag(dir, { pollMs: 1000, latenessMs: 1000 });
     results.push({
       name: "mesh, continuous: lag blob landed -> packet out (p50)",

@@ -6,14 +6,24 @@
 import "@cloudtap/telemetry/register";
 import { connectBus, consumerPending, fetcherConsumer, StreamName } from "@cloudtap/bus";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
-import { createFetchStage, type FetchMode, followReplays, replayHandlers, runCounters } from "@cloudtap/mesh";
-import { openStore } from "@cloudtap/object-store";
+import {
+  createFetchStage,
+  type FetchMode,
+  followReplays,
+  replayHandlers,
+  runCounters,
+  startCpuProfileFromEnv,
+} from "@cloudtap/mesh";
+import { asStoreCannotOpen, isStoreCannotOpen, openCheckedStore, openStore } from "@cloudtap/object-store";
 import { ReplayService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import { bootService, formatHostPort, recordExitReason, ServiceExitCode } from "@cloudtap/service-kit";
 import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { loadFetcherConfig, SERVICE } from "./config.js";
+
+// Profiling runs only: FETCHER_CPU_PROF_DIR set, a .cpuprofile of this process at its exit.
+startCpuProfileFromEnv("FETCHER_CPU_PROF_DIR", SERVICE);
 
 const { config, instance, log, shutdown, counters } = bootService(
   SERVICE,
@@ -53,7 +63,18 @@ const mode: FetchMode = c.once
       ...(c.sinceNs === undefined ? {} : { sinceNs: c.sinceNs }),
     };
 registerCloudStores();
-const store = openStore(c.source, { credentialsFile: c.sourceCredentials, readOnly: true });
+// A store that cannot be opened ends the process with its own exit code and reason (not a restart loop).
+const store = await openCheckedStore(
+  c.source,
+  () => openStore(c.source, { credentialsFile: c.sourceCredentials, readOnly: true }),
+  c.prefix,
+).catch(async (err: unknown) => {
+  if (!isStoreCannotOpen(err)) throw err;
+  log.error("data store cannot be opened", { store: c.source, error: err });
+  recordExitReason(err.message);
+  await shutdown.shutdown("data store cannot be opened", ServiceExitCode.StoreCannotOpen);
+  throw err;
+});
 const stage = createFetchStage({
   bus,
   store,
@@ -140,5 +161,10 @@ if (c.statusListen) {
 
 running.catch((err: unknown) => {
   log.error("fetch stage failed", { error: err });
-  void shutdown.shutdown("fetch stage failed", 1);
+  const cannotOpen = asStoreCannotOpen(c.source, err);
+  if (cannotOpen) recordExitReason(cannotOpen.message);
+  void shutdown.shutdown(
+    "fetch stage failed",
+    cannotOpen ? ServiceExitCode.StoreCannotOpen : ServiceExitCode.Failed,
+  );
 });

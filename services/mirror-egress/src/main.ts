@@ -7,7 +7,13 @@
 import "@cloudtap/telemetry/register";
 import { sinkCountersOf } from "@cloudtap/egress";
 import { openEgress } from "@cloudtap/egress/node";
-import { EgressJournal, FlowDedup, mirrorEndpoint, statusHandlers } from "@cloudtap/mesh";
+import {
+  EgressJournal,
+  FlowDedup,
+  mirrorEndpoint,
+  startCpuProfileFromEnv,
+  statusHandlers,
+} from "@cloudtap/mesh";
 import { openStore } from "@cloudtap/object-store";
 import { MirrorService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
@@ -15,6 +21,9 @@ import { bootService, formatHostPort } from "@cloudtap/service-kit";
 import { startServiceTelemetry } from "@cloudtap/telemetry";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { egressSpecOf, loadMirrorEgressConfig, SERVICE } from "./config.js";
+
+// Profiling runs only: MIRROR_EGRESS_CPU_PROF_DIR set, a .cpuprofile of this process at its exit.
+startCpuProfileFromEnv("MIRROR_EGRESS_CPU_PROF_DIR", SERVICE);
 
 const { config, instance, log, shutdown, counters } = bootService(
   SERVICE,

@@ -15,6 +15,7 @@ import {
   replayShardsDone,
   runCounters,
   settleReplay,
+  startCpuProfileFromEnv,
   startStitchStage,
   statusHandlers,
 } from "@cloudtap/mesh";
@@ -32,6 +33,9 @@ import { bootService, formatHostPort, parseHostPort } from "@cloudtap/service-ki
 import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { loadStitcherConfig, SERVICE } from "./config.js";
+
+// Profiling runs only: STITCHER_CPU_PROF_DIR set, a .cpuprofile of this process at its exit.
+startCpuProfileFromEnv("STITCHER_CPU_PROF_DIR", SERVICE);
 
 const { config, instance, log, shutdown, counters } = bootService(
   SERVICE,
