@@ -100,51 +100,54 @@ describe("mirror - frame batches", () => {
     assert.ok(a.equals(b), "the same pcapng bytes");
   });
 
-  it("takeBatches cuts at event boundaries under the cap, and the replay of the parts is the whole", () => {
-    const recorder = new FrameBatchRecorder();
-    const flow = recorder.forFlow({
-      connId: "ab".repeat(16),
-      variant: "original",
-      transport: "tcp",
-      ipVersion: 4,
-      client: { address: "10.0.0.1", port: 1 },
-      server: { address: "10.0.0.2", port: 2 },
-      attributes: {},
+  for (const chunkBytes of [undefined, 8192, 20_000]) {
+    it(`takeBatches cuts at event boundaries under the cap, and the replay of the parts is the whole (buffers of ${chunkBytes ?? "default"} bytes)`, () => {
+      const recorder = new FrameBatchRecorder(chunkBytes === undefined ? {} : { chunkBytes });
+      const flow = recorder.forFlow({
+        connId: "ab".repeat(16),
+        variant: "original",
+        transport: "tcp",
+        ipVersion: 4,
+        client: { address: "10.0.0.1", port: 1 },
+        server: { address: "10.0.0.2", port: 2 },
+        attributes: {},
+      });
+      for (let i = 0; i < 100; i++) {
+        flow.begin(1000).fill(i);
+        flow.commit(BigInt(i));
+      }
+      flow.end();
+      recorder.connectionEnded("ab".repeat(16));
+      const batches = recorder.takeBatches(10_000);
+      assert.ok(batches.length >= 10);
+      for (const b of batches) assert.ok(b.bytes.length <= 10_000, `${b.bytes.length}`);
+      assert.equal(
+        batches.reduce((n, b) => n + b.frames, 0),
+        100,
+      );
+      assert.deepEqual(batches.at(-1)!.endedConnections, ["ab".repeat(16)]);
+      const seen: number[] = [];
+      const replayer = new FrameBatchReplayer({
+        begin: () => new Uint8Array(0),
+        commit: () => {},
+        forFlow: () => {
+          let buf = new Uint8Array(0);
+          return {
+            begin: (n: number) => {
+              buf = new Uint8Array(n);
+              return buf;
+            },
+            commit: () => seen.push(buf[0]!),
+            end: () => seen.push(-1),
+          };
+        },
+      });
+      for (const b of batches) replayer.replay(b.bytes);
+      assert.deepEqual(seen, [...Array.from({ length: 100 }, (_, i) => i), -1]);
+      assert.deepEqual(recorder.takeBatches(10_000), []);
+      assert.equal(recorder.size, 0);
     });
-    for (let i = 0; i < 100; i++) {
-      flow.begin(1000).fill(i);
-      flow.commit(BigInt(i));
-    }
-    flow.end();
-    recorder.connectionEnded("ab".repeat(16));
-    const batches = recorder.takeBatches(10_000);
-    assert.ok(batches.length >= 10);
-    for (const b of batches) assert.ok(b.bytes.length <= 10_000, `${b.bytes.length}`);
-    assert.equal(
-      batches.reduce((n, b) => n + b.frames, 0),
-      100,
-    );
-    assert.deepEqual(batches.at(-1)!.endedConnections, ["ab".repeat(16)]);
-    const seen: number[] = [];
-    const replayer = new FrameBatchReplayer({
-      begin: () => new Uint8Array(0),
-      commit: () => {},
-      forFlow: () => {
-        let buf = new Uint8Array(0);
-        return {
-          begin: (n: number) => {
-            buf = new Uint8Array(n);
-            return buf;
-          },
-          commit: () => seen.push(buf[0]!),
-          end: () => seen.push(-1),
-        };
-      },
-    });
-    for (const b of batches) replayer.replay(b.bytes);
-    assert.deepEqual(seen, [...Array.from({ length: 100 }, (_, i) => i), -1]);
-    assert.deepEqual(recorder.takeBatches(10_000), []);
-  });
+  }
 
   it("a malformed batch is a FrameBatchError, never a partial frame", () => {
     const recorder = new FrameBatchRecorder();

@@ -34,13 +34,25 @@ export interface RecordedBatch {
   readonly endedConnections: readonly string[];
 }
 
-/** A frame sink that records; `take()` returns the batch so far and starts the next. */
+/** Default size of a recorder's buffers: batches up to this size leave it without a copy. */
+export const DEFAULT_RECORDER_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * A frame sink that records; `take()` returns the batch so far and starts the next. Events are recorded into
+ * buffers of `chunkBytes`: when one is full it is sealed as it is and recording goes on in a new one, so a
+ * large output (a time-order stage releasing a window at once) is never copied to grow a buffer, and
+ * `takeBatches` hands the sealed buffers out as batches without copying them.
+ */
 export class FrameBatchRecorder implements FlowAwareFrameSink {
-  private buf = new Uint8Array(1 << 20);
-  private view = new DataView(this.buf.buffer);
+  private readonly chunkBytes: number;
+  private buf: Uint8Array;
+  private view: DataView;
   private at = 0;
   private frameAt = -1;
   private frames = 0;
+  /** Full buffers, sealed (bytes and frame counts), oldest first. */
+  private sealed: { bytes: Uint8Array; frames: number }[] = [];
+  private sealedBytes = 0;
   private nextRef = 0;
   private ended: string[] = [];
   private newest: bigint | undefined;
@@ -48,13 +60,21 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   private readonly openFlows = new Map<string, number>();
   private readonly encoder = new TextEncoder();
 
+  constructor(options: { readonly chunkBytes?: number } = {}) {
+    this.chunkBytes = Math.max(4096, options.chunkBytes ?? DEFAULT_RECORDER_CHUNK_BYTES);
+    this.buf = new Uint8Array(this.chunkBytes);
+    this.view = new DataView(this.buf.buffer);
+  }
+
   /** Bytes recorded since the last `take()`. */
   get size(): number {
-    return this.at;
+    return this.sealedBytes + this.at;
   }
 
   get frameCount(): number {
-    return this.frames;
+    let n = this.frames;
+    for (const c of this.sealed) n += c.frames;
+    return n;
   }
 
   /** The latest timestamp of any frame recorded so far (undefined: none yet); a stream's watermark. */
@@ -62,12 +82,17 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     return this.newest;
   }
 
+  /** Room for an event of `n` bytes: the current buffer, or a new one once the current one is sealed. */
   private reserve(n: number): void {
     if (this.at + n <= this.buf.length) return;
-    const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.at + n + (1 << 16)));
-    bigger.set(this.buf.subarray(0, this.at));
-    this.buf = bigger;
-    this.view = new DataView(bigger.buffer);
+    if (this.at > 0) {
+      this.sealed.push({ bytes: this.buf.subarray(0, this.at), frames: this.frames });
+      this.sealedBytes += this.at;
+      this.at = 0;
+      this.frames = 0;
+    }
+    this.buf = new Uint8Array(Math.max(this.chunkBytes, n));
+    this.view = new DataView(this.buf.buffer);
   }
 
   private beginFrame(ref: number, length: number): Uint8Array {
@@ -155,42 +180,70 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
 
   /**
    * The batches recorded so far, cut at event boundaries so that none is above `maxBytes` (but for a single
-   * event that is bigger), and a fresh start. Connections that ended go with the last batch.
+   * event that is bigger), and a fresh start. Connections that ended go with the last batch. The sealed
+   * buffers are handed out as they are; only the open one's bytes are copied.
    */
   takeBatches(maxBytes: number): RecordedBatch[] {
-    if (this.at <= maxBytes) {
-      const one = this.take();
-      return one.bytes.length === 0 ? [] : [one];
-    }
-    const all = this.take();
-    const bytes = all.bytes;
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const parts = this.sealed;
+    if (this.at > 0) parts.push({ bytes: this.buf.slice(0, this.at), frames: this.frames });
+    const endedConnections = this.ended;
+    this.sealed = [];
+    this.sealedBytes = 0;
+    this.at = 0;
+    this.frames = 0;
+    this.ended = [];
     const out: RecordedBatch[] = [];
-    let start = 0;
-    let at = 0;
-    let frames = 0;
-    while (at < bytes.length) {
-      const size = eventSize(bytes, view, at);
-      if (at > start && at + size - start > maxBytes) {
-        out.push({ bytes: bytes.slice(start, at), frames, endedConnections: [] });
-        start = at;
-        frames = 0;
-      }
-      if (bytes[at] === FrameBatchEvent.Frame) frames++;
-      at += size;
+    for (const part of parts) {
+      if (part.bytes.length <= maxBytes)
+        out.push({ bytes: part.bytes, frames: part.frames, endedConnections: [] });
+      else out.push(...split(part.bytes, maxBytes));
     }
-    out.push({ bytes: bytes.slice(start), frames, endedConnections: all.endedConnections });
+    if (out.length > 0) {
+      const last = out[out.length - 1]!;
+      out[out.length - 1] = { bytes: last.bytes, frames: last.frames, endedConnections };
+    }
     return out;
   }
 
   /** The batch recorded so far (a copy), and a fresh start. */
   take(): RecordedBatch {
-    const batch = { bytes: this.buf.slice(0, this.at), frames: this.frames, endedConnections: this.ended };
+    const parts = this.sealed.map((c) => c.bytes);
+    parts.push(this.buf.subarray(0, this.at));
+    const bytes = new Uint8Array(this.size);
+    let at = 0;
+    for (const p of parts) {
+      bytes.set(p, at);
+      at += p.length;
+    }
+    const batch = { bytes, frames: this.frameCount, endedConnections: this.ended };
+    this.sealed = [];
+    this.sealedBytes = 0;
     this.at = 0;
     this.frames = 0;
     this.ended = [];
     return batch;
   }
+}
+
+/** One buffer of events cut at event boundaries into batches of at most `maxBytes` (but for a bigger event). */
+function split(bytes: Uint8Array, maxBytes: number): RecordedBatch[] {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out: RecordedBatch[] = [];
+  let start = 0;
+  let at = 0;
+  let frames = 0;
+  while (at < bytes.length) {
+    const size = eventSize(bytes, view, at);
+    if (at > start && at + size - start > maxBytes) {
+      out.push({ bytes: bytes.subarray(start, at), frames, endedConnections: [] });
+      start = at;
+      frames = 0;
+    }
+    if (bytes[at] === FrameBatchEvent.Frame) frames++;
+    at += size;
+  }
+  out.push({ bytes: bytes.subarray(start), frames, endedConnections: [] });
+  return out;
 }
 
 /** The size of the event at `at` (its type byte included); throws `FrameBatchError` on an unknown type. */
