@@ -11,6 +11,7 @@ import { UnsupportedStoreUrlError } from "./errors.js";
 import { MemoryStore } from "./memory-store.js";
 import type { ObjectStore } from "./object-store.js";
 import { readOnlyStore } from "./read-only-store.js";
+import type { RetryPolicy } from "./retry.js";
 
 /** How a store is opened, besides its URL. */
 export interface OpenStoreOptions {
@@ -21,6 +22,8 @@ export interface OpenStoreOptions {
   readonly credentialsFile?: string | undefined;
   /** A source store: only list and get; a write or delete throws `ReadOnlyStoreError`. */
   readonly readOnly?: boolean | undefined;
+  /** A remote backend's retries and call timeouts (default `DEFAULT_RETRY_POLICY`); local stores take none. */
+  readonly retry?: RetryPolicy | undefined;
 }
 
 /**

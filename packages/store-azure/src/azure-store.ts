@@ -40,7 +40,6 @@ import { type AzureCredentials, azureCredentialsFromEnv, readAzureCredentials } 
 import { type AzureLocation, parseAzureUrl } from "./azure-url.js";
 
 export interface AzureStoreOptions extends OpenStoreOptions {
-  readonly retry?: RetryPolicy;
   /** Objects up to this size are one Put Blob; larger ones blocks of this size (8 MiB). */
   readonly partBytes?: number;
   readonly onRetry?: (what: string) => void;

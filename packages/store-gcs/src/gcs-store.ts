@@ -10,7 +10,8 @@
  * storage.objects.list and storage.objects.get; writing storage.objects.create, deleting .delete.
  */
 import { once } from "node:events";
-import type { Readable } from "node:stream";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import {
   BadCredentialsError,
   type CallFailure,
@@ -24,6 +25,7 @@ import {
   type ObjectInfo,
   ObjectNotFoundError,
   type ObjectStore,
+  type OpenedRead,
   type OpenStoreOptions,
   PermissionDeniedError,
   type ReadBytesOptions,
@@ -36,12 +38,11 @@ import {
   type StorePermission,
   withRetries,
 } from "@cloudtap/object-store";
-import type { Bucket, Storage, StorageOptions } from "@google-cloud/storage";
+import type { Bucket, CRC32C, Storage, StorageOptions } from "@google-cloud/storage";
 import { readGcsCredentials } from "./gcs-credentials.js";
 import { type GcsLocation, parseGcsUrl } from "./gcs-url.js";
 
 export interface GcsStoreOptions extends OpenStoreOptions {
-  readonly retry?: RetryPolicy;
   /** Objects up to this size are one upload request; larger ones a resumable upload of this chunk size. */
   readonly partBytes?: number;
   readonly onRetry?: (what: string) => void;
@@ -62,7 +63,7 @@ export async function openGcsStore(url: string, options: GcsStoreOptions = {}): 
     ? { file: options.credentialsFile }
     : { ambient: "Google Application Default Credentials" };
   const account = options.credentialsFile ? await readGcsCredentials(options.credentialsFile) : undefined;
-  const { Storage } = await import("@google-cloud/storage");
+  const { Storage, CRC32C } = await import("@google-cloud/storage");
   const config: StorageOptions = {
     ...(location.endpoint === undefined ? {} : { apiEndpoint: location.endpoint }),
     // A custom endpoint gets the credentials too when a file names them (the library leaves them off).
@@ -84,7 +85,14 @@ export async function openGcsStore(url: string, options: GcsStoreOptions = {}): 
     const auth = storage.authClient as unknown as { useJWTAccessWithScope?: boolean };
     auth.useJWTAccessWithScope = true;
   }
-  return new GcsStore(storage, storage.bucket(location.bucket), location, credentials, options);
+  return new GcsStore(
+    storage,
+    storage.bucket(location.bucket),
+    location,
+    credentials,
+    options,
+    () => new CRC32C(),
+  );
 }
 
 interface ApiErrorLike {
@@ -115,6 +123,74 @@ function racing<T>(call: Promise<T>, signal: AbortSignal): Promise<T> {
   });
 }
 
+const USER_AGENT = "cloudtap (gcloud-node-storage/7)";
+
+/** Headers of `request` with the library's authorization added (none for an emulator without a file). */
+function authorize(
+  storage: Storage,
+  request: { uri: string; headers: Record<string, string> },
+): Promise<{ uri: string; headers: Record<string, string> }> {
+  return new Promise((resolve, reject) => {
+    storage.makeAuthenticatedRequest(request, {
+      onAuthenticated: (err, authorized) => {
+        if (err || !authorized) reject(err ?? new Error("the request was not authorized"));
+        else resolve({ uri: authorized.uri, headers: (authorized.headers ?? {}) as Record<string, string> });
+      },
+    });
+  });
+}
+
+/** A GET whose response is returned at its headers; `signal` aborts the request and its body. */
+function httpGet(
+  uri: string,
+  headers: Record<string, string>,
+  signal: AbortSignal,
+): Promise<IncomingMessage> {
+  const send = uri.startsWith("https:") ? httpsRequest : httpRequest;
+  return new Promise((resolve, reject) => {
+    const req = send(uri, { method: "GET", headers, signal }, resolve);
+    req.once("error", reject);
+    req.end();
+  });
+}
+
+/** An API error as the library builds it (`code`: the status, `errors`: the JSON body's reasons). */
+async function apiError(res: IncomingMessage): Promise<Error> {
+  const parts: Buffer[] = [];
+  for await (const chunk of res) parts.push(chunk as Buffer);
+  const text = Buffer.concat(parts).toString("utf8");
+  let parsed: { error?: { message?: string; errors?: { reason?: string; message?: string }[] } } = {};
+  try {
+    parsed = JSON.parse(text) as typeof parsed;
+  } catch {
+    // Not JSON (a proxy's page): the text is the message.
+  }
+  return Object.assign(new Error(parsed.error?.message ?? (text || `HTTP ${res.statusCode}`)), {
+    code: res.statusCode,
+    errors: parsed.error?.errors ?? [],
+  });
+}
+
+/** The body, failing at its end when its CRC32C is not the one the store gave (`expected`, base64). */
+async function* checkCrc32c(
+  body: IncomingMessage,
+  crc: CRC32C,
+  expected: string,
+  name: string,
+): AsyncGenerator<Uint8Array> {
+  for await (const chunk of body) {
+    crc.update(chunk as Buffer);
+    yield chunk as Buffer;
+  }
+  if (!crc.validate(expected))
+    throw Object.assign(
+      new Error(`${name}: the body's CRC32C is ${crc.toString()}, the store's ${expected}`),
+      {
+        code: "CONTENT_DOWNLOAD_MISMATCH",
+      },
+    );
+}
+
 class GcsStore implements ObjectStore {
   readonly url: string;
   private readonly root: RemoteRoot;
@@ -127,6 +203,7 @@ class GcsStore implements ObjectStore {
     private readonly location: GcsLocation,
     private readonly credentials: CredentialsSource,
     private readonly options: GcsStoreOptions,
+    private readonly newCrc32c: () => CRC32C,
   ) {
     this.url = location.display;
     this.root = new RemoteRoot(location.root);
@@ -260,28 +337,66 @@ class GcsStore implements ObjectStore {
       classify: this.classify("get", key),
       signal: options.signal,
       onRetry: () => this.options.onRetry?.("read"),
-      open: async (range, version, signal) => {
-        if (range.end !== undefined && range.end <= range.start) return { body: [] };
-        const file = this.bucket.file(name, version === undefined ? {} : { generation: Number(version) });
-        const ranged = range.start > 0 || range.end !== undefined;
-        const stream: Readable = file.createReadStream({
-          ...(ranged ? { start: range.start } : {}),
-          ...(range.end !== undefined ? { end: range.end - 1 } : {}),
-          // Whole reads are checked against the object's CRC32C; ranged ones cannot be.
-          validation: ranged ? false : "crc32c",
-          decompress: false,
-        });
-        const opened: { body: Readable; version?: string } = { body: stream };
-        stream.on("response", (res: { headers?: Record<string, string | string[] | undefined> }) => {
-          const g = res.headers?.["x-goog-generation"];
-          if (typeof g === "string") opened.version = g;
-        });
-        const onAbort = () => stream.destroy(signal.reason as Error);
-        signal.addEventListener("abort", onAbort, { once: true });
-        stream.once("close", () => signal.removeEventListener("abort", onAbort));
-        return opened;
+      open: (range, version, signal) => this.openMedia(name, range, version, signal),
+    });
+  }
+
+  /**
+   * One media download (`alt=media`), authorized by the library (its rules for credentials, a custom
+   * endpoint and the universe domain) but sent with node:http: the library's own read stream is node-fetch
+   * 2's copy of the response, which neither ends nor fails when the socket closes before the
+   * content-length, so a cut connection was found only by the gap timeout. Here a cut is the response's
+   * error ("aborted", ECONNRESET) at once, and the read resumes from the byte it reached.
+   * Unlike the library's calls, this GET does not go through an HTTP(S)_PROXY of the environment.
+   */
+  private async openMedia(
+    name: string,
+    range: { readonly start: number; readonly end?: number | undefined },
+    version: string | undefined,
+    signal: AbortSignal,
+  ): Promise<OpenedRead> {
+    if (range.end !== undefined && range.end <= range.start) return { body: [] };
+    const ranged = range.start > 0 || range.end !== undefined;
+    const query = new URLSearchParams({
+      alt: "media",
+      ...(version === undefined ? {} : { generation: version }),
+    });
+    const authorized = await authorize(this.storage, {
+      uri: `${this.storage.baseUrl}/b/${encodeURIComponent(this.location.bucket)}/o/${encodeURIComponent(name)}?${query}`,
+      headers: {
+        // The stored bytes, never decompressed on the way (as the library reads with decompress: false).
+        "Accept-Encoding": "gzip",
+        "Cache-Control": "no-store",
+        "User-Agent": USER_AGENT,
+        ...(ranged ? { Range: `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}` } : {}),
       },
     });
+    const res = await httpGet(authorized.uri, authorized.headers, signal);
+    const status = res.statusCode ?? 0;
+    // A range that starts at the end: nothing left to read.
+    if (status === 416) {
+      res.resume();
+      return { body: [] };
+    }
+    if (status < 200 || status > 299) throw await apiError(res);
+    const header = (h: string) => {
+      const v = res.headers[h];
+      return typeof v === "string" ? v : undefined;
+    };
+    const length = header("content-length");
+    const generation = header("x-goog-generation");
+    // Whole reads are checked against the object's CRC32C when the bytes are the stored ones (the
+    // library's rule); ranged ones cannot be.
+    const stored = header("x-goog-stored-content-encoding");
+    const served = header("content-encoding");
+    const crc = /(?:^|,)\s*crc32c=([^,]+)/.exec(header("x-goog-hash") ?? "")?.[1];
+    const checked =
+      !ranged && crc !== undefined && (stored === "identity" || (stored === "gzip" && served === "gzip"));
+    return {
+      body: checked ? checkCrc32c(res, this.newCrc32c(), crc, name) : res,
+      length: length === undefined ? undefined : Number(length),
+      version: generation,
+    };
   }
 
   async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {

@@ -43,7 +43,6 @@ import { readS3Credentials } from "./s3-credentials.js";
 import { parseS3Url, type S3Location } from "./s3-url.js";
 
 export interface S3StoreOptions extends OpenStoreOptions {
-  readonly retry?: RetryPolicy;
   /** Objects up to this size are one PutObject; larger ones a multipart upload of parts this size (8 MiB). */
   readonly partBytes?: number;
   /** Told of each retried call (counters, tests). */

@@ -278,6 +278,7 @@ export async function startGcsStandIn(): Promise<GcsStandIn> {
         "x-goog-generation": String(o.generation),
         "x-goog-hash": `crc32c=${h.crc32c},md5=${h.md5Hash}`,
         "x-goog-stored-content-length": o.bytes.length,
+        "x-goog-stored-content-encoding": "identity",
         etag: `"${h.md5Hash}"`,
       };
       const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
