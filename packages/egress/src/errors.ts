@@ -10,6 +10,8 @@ export const EgressErrorCode = {
   Misuse: "misuse",
   /** A socket or file could not be opened (the cause says why). */
   OpenFailed: "open-failed",
+  /** A flow the export policy refuses: an attribute value holds a control character (a newline, say). */
+  RefusedAttribute: "refused-attribute",
 } as const;
 export type EgressErrorCode = (typeof EgressErrorCode)[keyof typeof EgressErrorCode];
 
@@ -33,6 +35,20 @@ export class ExportPolicyError extends EgressError {
     options?: { cause?: unknown },
   ) {
     super(EgressErrorCode.BadPolicy, `export policy: ${path}: ${detail}`, options);
+  }
+}
+
+/**
+ * Why the export policy refused a flow before reading its rules: `attribute` names the attribute whose value
+ * holds a control character (the value itself is never in the message). The flow is exported nowhere.
+ */
+export class RefusedAttributeError extends EgressError {
+  override readonly name = "RefusedAttributeError";
+  constructor(readonly attribute: string) {
+    super(
+      EgressErrorCode.RefusedAttribute,
+      `export policy: the flow's ${JSON.stringify(attribute)} attribute holds a control character: not exported`,
+    );
   }
 }
 

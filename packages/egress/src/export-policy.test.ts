@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { ExportPolicyError } from "./errors.js";
+import { EgressErrorCode, ExportPolicyError, RefusedAttributeError } from "./errors.js";
 import {
   createExportPolicy,
   type ExportPolicySpec,
@@ -11,7 +11,10 @@ import {
   tunnelOverheadBytes,
 } from "./export-policy.js";
 import { flowHash } from "./flow-hash.js";
-import { flowContext } from "./test-frames.js";
+import { attributeWithControlCharacter } from "./flow-match.js";
+import { describeOutputReport } from "./output-report-lines.js";
+import { flowContext, framesOf, ManualClock, MemoryTransport } from "./test-frames.js";
+import { TunnelOutput } from "./tunnel-output.js";
 
 const spec: ExportPolicySpec = {
   targets: [
@@ -70,6 +73,63 @@ describe("egress - export policy", () => {
     assert.deepEqual(names(flowContext({ plain: true })), ["ids/100", "ids/4242"]);
     // Labelled cleartext already (the cleartext variant's pass-through): one feed, the cleartext one.
     assert.deepEqual(names(flowContext({ plain: true, variant: "cleartext" })), ["ids/4242"]);
+  });
+
+  it("egress - an attribute with a control character is refused as --filter refuses it: typed, counted, exported nowhere", async () => {
+    // A deny rule and a default route: `alice@example.com\n` must not slip past the drop (a glob's `*` does not
+    // match across lines), and no rule may take it for alice.
+    const deny = createExportPolicy({
+      targets: [{ name: "ids", kind: "vxlan", address: "10.0.0.1" }],
+      rules: [{ match: "user=*@example.com", action: "drop" }],
+    });
+    const sneaky = flowContext({ attributes: { user: "alice@example.com\n", tenant: "acme" } });
+    const decision = deny.decide(sneaky, flowHash(sneaky));
+    assert.deepEqual(decision.routes, [], "exported nowhere");
+    assert.equal(decision.rule, undefined, "refused before the rules are read");
+    assert.ok(decision.refused instanceof RefusedAttributeError);
+    assert.equal(decision.refused.attribute, "user");
+    assert.equal(decision.refused.code, EgressErrorCode.RefusedAttribute);
+    assert.ok(!decision.refused.message.includes("alice"), "the value is not in the message");
+    // The one check the flow filter makes too, so both refuse the same values.
+    for (const value of ["a\u0000b", "x\ty", "bob\r", "\u007f", "\u001bc"]) {
+      const f = flowContext({ attributes: { app: value } });
+      assert.equal(attributeWithControlCharacter(f.attributes), "app");
+      assert.equal(deny.decide(f, flowHash(f)).refused?.attribute, "app", JSON.stringify(value));
+    }
+    // The same flow without the newline is dropped by its rule; a clean flow takes the default route.
+    assert.equal(deny.decide(flowContext(), 0).rule?.index, 0);
+    const other = flowContext({ attributes: { user: "bob@other.org" } });
+    assert.equal(deny.decide(other, flowHash(other)).routes.length, 1);
+    // A policy without rules reads no attribute (as --filter without rules): the flow goes everywhere.
+    const open = createExportPolicy({ targets: [{ kind: "vxlan", address: "10.0.0.1" }] });
+    assert.equal(open.decide(sneaky, flowHash(sneaky)).routes.length, 1);
+    assert.equal(open.decide(sneaky, flowHash(sneaky)).refused, undefined);
+
+    // The tunnel output counts it apart from flows a rule dropped, and sends nothing of it.
+    const transport = new MemoryTransport();
+    const out = new TunnelOutput({
+      policy: deny,
+      transport,
+      clock: new ManualClock(),
+      batchBytes: 128 * 1024,
+    });
+    for (const flow of [sneaky, flowContext(), other]) {
+      const sink = out.forFlow(flow);
+      for (const frame of framesOf(flow, new Uint8Array(40).fill(7))) {
+        sink.begin(frame.length).set(frame);
+        sink.commit(1_764_028_800_000_000_000n, 0);
+      }
+    }
+    for (const c of out.drain()) await out.write(c);
+    const report = out.report();
+    assert.deepEqual([report["flowsRefusedByPolicy"], report["flowsDroppedByPolicy"]], [1, 1]);
+    assert.equal(transport.sent.length, 2, "only the clean flow's two frames");
+    assert.ok(
+      describeOutputReport(report).some((l) =>
+        l.includes("1 flows refused (an attribute holds a control character)"),
+      ),
+    );
+    await out.close();
   });
 
   it("egress - a balancing group sends both directions of a flow to one member, and spreads flows", () => {

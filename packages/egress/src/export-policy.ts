@@ -7,13 +7,25 @@
  * (a balancing group: one of them, chosen by the flow's symmetric hash, so both directions of a connection
  * reach the same one). `"action": "drop"` exports nothing of the flows the rule matches.
  *
+ * A flow whose attribute value holds a control character (U+0000-U+001F or U+007F) is refused when the
+ * policy has rules, before they are read, as the stitcher's `--filter` refuses it (one check for both,
+ * @cloudtap/flow's `attributeWithControlCharacter`): a glob matches the whole value and `*` does not match
+ * across lines, so `alice@example.com\n` would otherwise escape `{ "match": "user=*@example.com", "action":
+ * "drop" }`. The decision says so (`refused`, a `RefusedAttributeError` naming the attribute) and exports
+ * nothing; the tunnel output counts it (`flowsRefusedByPolicy`).
+ *
  * The policy is data in, validated once: `createExportPolicy(spec)` (or `parseExportPolicy(jsonText)`)
  * throws an `ExportPolicyError` naming the first field that is wrong.
  */
 import type { FrameFlowContext } from "@cloudtap/packet";
 import { parseIpAddress } from "@cloudtap/packet";
-import { ExportPolicyError, isEgressError } from "./errors.js";
-import { type FlowCondition, FlowMatchSyntaxError, parseFlowMatch } from "./flow-match.js";
+import { ExportPolicyError, isEgressError, RefusedAttributeError } from "./errors.js";
+import {
+  attributeWithControlCharacter,
+  type FlowCondition,
+  FlowMatchSyntaxError,
+  parseFlowMatch,
+} from "./flow-match.js";
 import {
   GENEVE_BASE_HEADER_BYTES,
   GENEVE_PORT,
@@ -164,8 +176,13 @@ export interface ExportRoute {
 export interface ExportDecision {
   /** The rule that matched; undefined for the default route. */
   readonly rule: ExportRule | undefined;
-  /** Empty when the flow is dropped (a drop rule, or a default route without targets). */
+  /** Empty when the flow is dropped (a drop rule, a default route without targets, or refused). */
   readonly routes: readonly ExportRoute[];
+  /**
+   * Set when the flow was refused before the rules were read (an attribute value with a control
+   * character, when the policy has rules): it goes nowhere.
+   */
+  readonly refused?: RefusedAttributeError;
 }
 
 export interface ExportPolicy {
@@ -538,6 +555,11 @@ export function createExportPolicy(spec: ExportPolicySpec): ExportPolicy {
     remap,
     spec,
     decide(flow, hash) {
+      if (rules.length > 0) {
+        const bad = attributeWithControlCharacter(flow.attributes);
+        if (bad !== undefined)
+          return { rule: undefined, routes: [], refused: new RefusedAttributeError(bad) };
+      }
       const one = (f: FrameFlowContext) => {
         for (const rule of rules) if (rule.matches(f)) return route(f, hash, rule);
         return route(f, hash, undefined);

@@ -6,4 +6,9 @@
 // From the "./match" entry of flow, which imports only @cloudtap/packet: the whole of flow (the flow table and
 // its tap-format records) is not loaded with egress's neutral part.
 export type { FlowCondition } from "@cloudtap/flow/match";
-export { cidrMatcher, FlowMatchSyntaxError, parseFlowMatch } from "@cloudtap/flow/match";
+export {
+  attributeWithControlCharacter,
+  cidrMatcher,
+  FlowMatchSyntaxError,
+  parseFlowMatch,
+} from "@cloudtap/flow/match";

@@ -22,7 +22,13 @@ export type {
   RotatingFilesSpec,
 } from "./egress-spec.js";
 export { checkEgressSpec, EgressSpecError, parseListenAddress, parseTunnelTarget } from "./egress-spec.js";
-export { EgressError, EgressErrorCode, ExportPolicyError, isEgressError } from "./errors.js";
+export {
+  EgressError,
+  EgressErrorCode,
+  ExportPolicyError,
+  isEgressError,
+  RefusedAttributeError,
+} from "./errors.js";
 export type {
   ExportDecision,
   ExportPolicy,

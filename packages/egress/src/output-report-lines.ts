@@ -23,6 +23,10 @@ export function describeOutputReport(o: OutputReport): string[] {
       }
       if (n("flowsDroppedByPolicy"))
         lines.push(`policy:     ${n("flowsDroppedByPolicy")} flows not exported by rule`);
+      if (n("flowsRefusedByPolicy"))
+        lines.push(
+          `policy:     ${n("flowsRefusedByPolicy")} flows refused (an attribute holds a control character): not exported`,
+        );
       return lines;
     }
     case "rotating":

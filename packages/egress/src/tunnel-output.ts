@@ -237,6 +237,8 @@ export class TunnelOutput implements EgressOutput {
 
   flows = 0;
   flowsDroppedByPolicy = 0;
+  /** Flows refused before the rules were read: an attribute value with a control character. */
+  flowsRefusedByPolicy = 0;
   framesDroppedByPolicy = 0;
   /** Flows not exported because an address range of the remap was full. */
   flowsRemapExhausted = 0;
@@ -280,7 +282,8 @@ export class TunnelOutput implements EgressOutput {
     const hash = flowHash(flow);
     const decision = this.policy.decide(flow, hash);
     if (decision.routes.length === 0) {
-      this.flowsDroppedByPolicy++;
+      if (decision.refused) this.flowsRefusedByPolicy++;
+      else this.flowsDroppedByPolicy++;
       return new DroppedFlowSink(this);
     }
     let rewrite: FlowRewrite | undefined;
@@ -592,6 +595,7 @@ export class TunnelOutput implements EgressOutput {
       mechanism: this.transport.mechanism,
       flows: this.flows,
       flowsDroppedByPolicy: this.flowsDroppedByPolicy,
+      flowsRefusedByPolicy: this.flowsRefusedByPolicy,
       framesDroppedByPolicy: this.framesDroppedByPolicy,
       framesUnroutable: this.framesUnroutable,
       frameRouteCacheResets: this.frameRouteCacheResets,

@@ -20,7 +20,12 @@
  */
 import { type ConnOpenRecord, Transport } from "@cloudtap/tap-format";
 import { FlowFilterSyntaxError, FlowMatchSyntaxError } from "./errors.js";
-import { type FlowCondition, type FlowFacts, parseFlowMatch } from "./flow-match.js";
+import {
+  attributeWithControlCharacter,
+  type FlowCondition,
+  type FlowFacts,
+  parseFlowMatch,
+} from "./flow-match.js";
 
 export { FlowFilterSyntaxError };
 
@@ -41,17 +46,6 @@ export interface FlowFilter {
     readonly rule?: FlowRule;
     readonly refused?: string;
   };
-}
-
-/** Control characters (C0 and DEL) that a legitimate identity never holds. */
-const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
-
-/** The name of the first attribute whose value holds a control character, if any. */
-export function attributeWithControlCharacter(
-  attributes: Readonly<Record<string, string>>,
-): string | undefined {
-  for (const [name, value] of Object.entries(attributes)) if (CONTROL_CHARACTER.test(value)) return name;
-  return undefined;
 }
 
 /** The facts flow conditions look at, from a conn-open record. */

@@ -28,6 +28,22 @@ export interface FlowFacts {
 
 export type FlowCondition = (flow: FlowFacts) => boolean;
 
+/** Control characters (C0 and DEL) that a legitimate identity never holds. */
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The name of the first attribute whose value holds a control character (U+0000-U+001F or U+007F: a
+ * newline, say), if any. A glob matches the whole value, and `*` does not match across lines, so such a
+ * value could pass a rule written for its visible part: the flow filter and the export policy both refuse
+ * a flow for which this names an attribute, before their rules are read.
+ */
+export function attributeWithControlCharacter(
+  attributes: Readonly<Record<string, string>>,
+): string | undefined {
+  for (const [name, value] of Object.entries(attributes)) if (CONTROL_CHARACTER.test(value)) return name;
+  return undefined;
+}
+
 /** Why a match expression was rejected; the caller adds where it was written. */
 import { FlowMatchSyntaxError } from "./errors.js";
 

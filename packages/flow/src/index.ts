@@ -2,7 +2,12 @@ export { FlowError, FlowErrorCode, isFlowError } from "./errors.js";
 export type { FlowFilter, FlowRule } from "./flow-filter.js";
 export { createFlowFilter, FlowFilterSyntaxError, flowFactsOf, parseFlowRule } from "./flow-filter.js";
 export type { FlowCondition, FlowFacts } from "./flow-match.js";
-export { cidrMatcher, FlowMatchSyntaxError, parseFlowMatch } from "./flow-match.js";
+export {
+  attributeWithControlCharacter,
+  cidrMatcher,
+  FlowMatchSyntaxError,
+  parseFlowMatch,
+} from "./flow-match.js";
 export type {
   DirectionSummary,
   FlowCompletion,
