@@ -109,16 +109,21 @@ function plainBytes(bytes: Buffer): Uint8Array {
   return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/** An encoded message as a Buffer over the same memory (`Buffer.from(array)` would copy it once more). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 function methodDefinition(service: DescService, m: DescMethod): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${service.typeName}/${m.name}`,
     requestStream: isStreamingRequest(m.methodKind),
     responseStream: isStreamingResponse(m.methodKind),
     requestSerialize: (value) =>
-      Buffer.from(toBinary(m.input, create(m.input, value as MessageInitShape<DescMessage>))),
+      asBuffer(toBinary(m.input, create(m.input, value as MessageInitShape<DescMessage>))),
     requestDeserialize: (bytes) => fromBinary(m.input, plainBytes(bytes)),
     responseSerialize: (value) =>
-      Buffer.from(toBinary(m.output, create(m.output, value as MessageInitShape<DescMessage>))),
+      asBuffer(toBinary(m.output, create(m.output, value as MessageInitShape<DescMessage>))),
     responseDeserialize: (bytes) => fromBinary(m.output, plainBytes(bytes)),
     originalName: m.localName,
   };
