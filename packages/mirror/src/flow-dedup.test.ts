@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { FrameFlowContext } from "@cloudtap/packet";
-import { FlowDedup } from "./flow-dedup.js";
+import { FlowDedup, frameDigest } from "./flow-dedup.js";
 import type { ReplayTarget } from "./frame-batch.js";
 
 const flow = (connId: string, variant: "original" | "cleartext" = "original"): FrameFlowContext => ({
@@ -123,5 +123,47 @@ describe("FlowDedup", () => {
       assert.deepEqual(r2.frames, ["aa:3:3"]);
       assert.deepEqual(r2.keys, []);
     }
+  });
+});
+
+/** The digest as first written (BigInt halves, DataView reads): what journals written before hold. */
+function referenceDigest(bytes: Uint8Array, timestampNs: bigint, originalLength: number): number {
+  const P1 = 0x01000193;
+  const P2 = 0x5bd1e995;
+  let h1 = 0x811c9dc5 ^ bytes.length;
+  let h2 = 0x9747b28c ^ originalLength;
+  const lo = Number(timestampNs & 0xffffffffn) | 0;
+  const hi = Number((timestampNs >> 32n) & 0xffffffffn) | 0;
+  h1 = Math.imul(h1 ^ lo, P1);
+  h2 = Math.imul(h2 ^ hi, P2);
+  h1 = Math.imul(h1 ^ hi, P1);
+  h2 = Math.imul(h2 ^ lo, P2);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
+  const words = bytes.length >>> 2;
+  for (let i = 0; i < words; i++) {
+    const w = view.getUint32(i << 2, true);
+    h1 = Math.imul(h1 ^ w, P1);
+    h2 = Math.imul((h2 ^ w) + (h2 >>> 15), P2);
+  }
+  for (let i = words << 2; i < bytes.length; i++) {
+    h1 = Math.imul(h1 ^ bytes[i]!, P1);
+    h2 = Math.imul((h2 ^ bytes[i]!) + (h2 >>> 15), P2);
+  }
+  h1 ^= h1 >>> 16;
+  h2 ^= h2 >>> 13;
+  return (h1 >>> 0) * 0x100000 + (h2 >>> 12);
+}
+
+describe("mirror - frameDigest", () => {
+  it("is the digest journals hold: aligned and unaligned frames, every length mod 4, extreme timestamps", () => {
+    const backing = new Uint8Array(4096 + 8);
+    for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
+    const stamps = [0n, 1n, -1n, 1_764_000_000_123_456_789n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 64n - 1n];
+    for (const offset of [0, 1, 2, 3, 4])
+      for (const length of [0, 1, 3, 4, 5, 54, 1514, 4096])
+        for (const ts of stamps) {
+          const frame = backing.subarray(offset, offset + length);
+          assert.equal(frameDigest(frame, ts, length + 9), referenceDigest(frame, ts, length + 9));
+        }
   });
 });

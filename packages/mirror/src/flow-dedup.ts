@@ -60,27 +60,48 @@ interface FlowMarks {
 const P1 = 0x01000193;
 const P2 = 0x5bd1e995;
 
+/** The timestamp's two 32-bit halves without BigInt arithmetic (which allocates on every frame). */
+const tsBits = new BigInt64Array(1);
+const tsWords = new Int32Array(tsBits.buffer);
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+const LO = LITTLE_ENDIAN ? 0 : 1;
+const HI = 1 - LO;
+
 /** A 52-bit digest of a frame and its timestamp (exported for tests and the duplicate count of tests). */
 export function frameDigest(bytes: Uint8Array, timestampNs: bigint, originalLength: number): number {
   let h1 = 0x811c9dc5 ^ bytes.length;
   let h2 = 0x9747b28c ^ originalLength;
-  const lo = Number(timestampNs & 0xffffffffn) | 0;
-  const hi = Number((timestampNs >> 32n) & 0xffffffffn) | 0;
+  tsBits[0] = timestampNs; // stored modulo 2^64, as the halves were taken before
+  const lo = tsWords[LO]!;
+  const hi = tsWords[HI]!;
   h1 = Math.imul(h1 ^ lo, P1);
   h2 = Math.imul(h2 ^ hi, P2);
   h1 = Math.imul(h1 ^ hi, P1);
   h2 = Math.imul(h2 ^ lo, P2);
   const n = bytes.length;
   const words = n >>> 2;
-  const view = new DataView(bytes.buffer, bytes.byteOffset, n);
-  for (let i = 0; i < words; i++) {
-    const w = view.getUint32(i << 2, true);
-    h1 = Math.imul(h1 ^ w, P1);
-    h2 = Math.imul((h2 ^ w) + (h2 >>> 15), P2);
+  // Words read as signed 32-bit integers and sums wrapped with `| 0`: the same bits as unsigned reads and
+  // exact sums under Math.imul, with no value leaving the small-integer range. Aligned little-endian input
+  // (the de-duplicator's own buffer) is read as an Int32Array.
+  if (LITTLE_ENDIAN && (bytes.byteOffset & 3) === 0) {
+    const w32 = new Int32Array(bytes.buffer, bytes.byteOffset, words);
+    for (let i = 0; i < words; i++) {
+      const w = w32[i]!;
+      h1 = Math.imul(h1 ^ w, P1);
+      h2 = Math.imul(((h2 ^ w) + (h2 >>> 15)) | 0, P2);
+    }
+  } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, n);
+    for (let i = 0; i < words; i++) {
+      const w = view.getInt32(i << 2, true);
+      h1 = Math.imul(h1 ^ w, P1);
+      h2 = Math.imul(((h2 ^ w) + (h2 >>> 15)) | 0, P2);
+    }
   }
   for (let i = words << 2; i < n; i++) {
-    h1 = Math.imul(h1 ^ bytes[i]!, P1);
-    h2 = Math.imul((h2 ^ bytes[i]!) + (h2 >>> 15), P2);
+    const b = bytes[i]!;
+    h1 = Math.imul(h1 ^ b, P1);
+    h2 = Math.imul(((h2 ^ b) + (h2 >>> 15)) | 0, P2);
   }
   h1 ^= h1 >>> 16;
   h2 ^= h2 >>> 13;
@@ -112,8 +133,8 @@ export class FlowDedup implements ReplayTarget {
   private readonly keyLogs = new Set<number>();
   private entries = 0;
   private readonly maxEntries: number;
-  private scratch = new Uint8Array(2048);
-  private scratchLength = 0;
+  /** The frame begun last, in its flow's target. */
+  private frame: Uint8Array = new Uint8Array(0);
   /** Since the last `takeDelta()`. */
   private delta = new Map<string, number[]>();
   private deltaForgotten: string[] = [];
@@ -168,15 +189,15 @@ export class FlowDedup implements ReplayTarget {
     const inner = this.target.forFlow(context);
     let ended = false;
     return {
+      // The frame is written straight into the target's buffer and digested there; a copy of a frame
+      // written before is never committed (a sink's `begin` space is valid until the next `begin`).
       begin: (length: number) => {
-        if (this.scratch.length < length)
-          this.scratch = new Uint8Array(Math.max(length, this.scratch.length * 2));
-        this.scratchLength = length;
-        return this.scratch.subarray(0, length);
+        this.frame = inner.begin(length);
+        return this.frame;
       },
       commit: (timestampNs: bigint, offsetNs?: number, originalLength?: number) => {
-        const length = this.scratchLength;
-        const frame = this.scratch.subarray(0, length);
+        const frame = this.frame;
+        const length = frame.length;
         const ts = offsetNs ? timestampNs + BigInt(offsetNs) : timestampNs;
         const d = frameDigest(frame, ts, originalLength ?? length);
         if (m.digests.has(d)) {
@@ -191,7 +212,6 @@ export class FlowDedup implements ReplayTarget {
           if (list) list.push(d);
           else this.delta.set(key, [d]);
         } else this.stats.unrecordedFrames++;
-        inner.begin(length).set(frame);
         inner.commit(ts, 0, originalLength);
         this.stats.written++;
       },

@@ -70,6 +70,10 @@ export class MergeInput {
   private appliedEvents = 0;
   private declared: bigint | undefined;
   private newest: bigint | undefined;
+  /** The head frame's timestamp, read at `headAt` of `headBatch`. */
+  private headBatch: QueuedBatch | undefined;
+  private headAt = -1;
+  private headTs = 0n;
   /** Frame bytes queued. */
   heldBytes = 0;
   idle = false;
@@ -163,7 +167,15 @@ export class MergeInput {
         continue;
       }
       const type = b.bytes[b.at]!;
-      if (type === FrameBatchEvent.Frame) return b.view.getBigInt64(b.at + 5, true);
+      if (type === FrameBatchEvent.Frame) {
+        // Asked once per stream for every frame the merge writes: read (and allocated) once per frame.
+        if (this.headBatch !== b || this.headAt !== b.at) {
+          this.headBatch = b;
+          this.headAt = b.at;
+          this.headTs = b.view.getBigInt64(b.at + 5, true);
+        }
+        return this.headTs;
+      }
       const size = eventSize(b.bytes, b.view, b.at);
       if (type === FrameBatchEvent.FlowStart) {
         const ref = b.view.getUint32(b.at + 1, true);
