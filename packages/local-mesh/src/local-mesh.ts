@@ -27,8 +27,9 @@ import {
   HealthStatus,
   ServiceIdentity,
 } from "@cloudtap/rpc";
+import { isPermanentExit, MeshInstanceFailedError } from "./errors.js";
 import { freePort } from "./free-port.js";
-import { SupervisedProcess } from "./supervised-process.js";
+import { defaultRestartDelayMs, type ProcessExit, SupervisedProcess } from "./supervised-process.js";
 import { serviceCommand, workspaceRoot } from "./workspace.js";
 
 export const MeshService = {
@@ -97,6 +98,10 @@ export interface MeshInstance {
   readonly metrics?: string;
   readonly pid: number | undefined;
   readonly restarts: number;
+  /** Its last unexpected exit (status, signal, the reason it wrote), absent while it never died. */
+  readonly lastExit?: ProcessExit;
+  /** When its next restart is due, while it is down and one is scheduled. */
+  readonly restartAt?: string;
 }
 
 export interface MeshState {
@@ -110,7 +115,9 @@ export interface MeshState {
 }
 
 export interface LocalMeshEvents {
-  readonly onRestart?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  readonly onRestart?: (name: string, exit: ProcessExit) => void;
+  /** An instance exited with a status a restart will not cure (bad configuration, a store it cannot open). */
+  readonly onPermanentExit?: (name: string, exit: ProcessExit, restartAt: string | undefined) => void;
   readonly onLog?: (line: string) => void;
 }
 
@@ -130,6 +137,8 @@ export class LocalMesh {
   private readonly stateDir: string;
   private readonly startedAt = new Date().toISOString();
   private stopped = false;
+  /** A one-shot run's instance that exited for good: `start` and `waitUntilDone` fail with it. */
+  private failure: MeshInstanceFailedError | undefined;
 
   constructor(
     private readonly plan: LocalMeshPlan,
@@ -154,6 +163,8 @@ export class LocalMesh {
         ...(r.metrics ? { metrics: `http://${r.metrics}${METRICS_PATH}` } : {}),
         pid: r.process.pid,
         restarts: r.process.restarts,
+        ...(r.process.lastExit ? { lastExit: r.process.lastExit } : {}),
+        ...(r.process.restartAt ? { restartAt: r.process.restartAt } : {}),
       })),
     };
   }
@@ -188,12 +199,22 @@ export class LocalMesh {
       prefix && metrics
         ? { ...telemetryEnvironment(service, this.otlpEndpoint), [`${prefix}METRICS_LISTEN`]: metrics }
         : {};
+    const logFile = join(this.stateDir, "logs", `${name}.log`);
     const process = new SupervisedProcess({
       name,
       command,
       args,
       env: { ...serviceEnvironment(service), ...telemetry, ...this.plan.env, ...env },
-      logFile: join(this.stateDir, "logs", `${name}.log`),
+      logFile,
+      exitReasonFile: join(this.stateDir, "logs", `${name}.exit`),
+      restartPolicy: (exit, restarts) => this.restartDelay(exit, restarts),
+      onExit: (n, exit) => {
+        if (isPermanentExit(exit)) {
+          if (this.plan.once) this.failure ??= new MeshInstanceFailedError(n, exit, logFile);
+          this.events.onPermanentExit?.(n, exit, process.restartAt);
+        }
+        this.writeState();
+      },
       onRestart: (n, exit) => {
         this.events.onRestart?.(n, exit);
         this.writeState();
@@ -205,11 +226,30 @@ export class LocalMesh {
     return process;
   }
 
-  /** Waits until a service answers its health check as SERVING. */
+  /**
+   * The restart rule (documented with `cloudtap up`): an exit a restart will not cure (a bad configuration, a
+   * store that cannot be opened) is not restarted in a one-shot run, and in a continuous one is retried from
+   * 1 s, doubling, up to once a minute (the store may be fixed meanwhile); any other exit is restarted from
+   * 250 ms, doubling, up to every 5 s.
+   */
+  private restartDelay(exit: ProcessExit, restarts: number): number | undefined {
+    if (!isPermanentExit(exit)) return defaultRestartDelayMs(restarts);
+    if (this.plan.once) return undefined;
+    return Math.min(60_000, 1000 * 2 ** Math.min(restarts, 6));
+  }
+
+  /**
+   * Waits until a service answers its health check as SERVING. A one-shot run's instance that exited for
+   * good fails it at once; in a continuous run, one whose last exit was permanent is not waited for (it is
+   * retried with its delay; `cloudtap status` shows why it is down).
+   */
   private async healthy(name: string, address: string, identity: string, timeoutMs = 120_000): Promise<void> {
     const credentials = await clientCredentials(this.tlsDir, ServiceIdentity.Cli);
     const deadline = Date.now() + timeoutMs;
+    const supervised = this.instance(name);
     for (;;) {
+      if (this.failure) throw this.failure;
+      if (!this.plan.once && isPermanentExit(supervised?.lastExit)) return;
       const status = await checkHealth(address, credentials, {
         timeoutMs: 1000,
         channelOptions: expectServerIdentity(identity),
@@ -365,6 +405,7 @@ export class LocalMesh {
   async waitUntilDone(options: { signal?: AbortSignal; pollMs?: number } = {}): Promise<void> {
     for (;;) {
       options.signal?.throwIfAborted();
+      if (this.failure) throw this.failure;
       const all = await this.statuses();
       const workers = all.filter(
         (s) => s.instance.service === MeshService.Fetcher || s.instance.service === MeshService.Stitcher,

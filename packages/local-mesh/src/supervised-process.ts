@@ -2,9 +2,30 @@
  * One supervised OS process: started with its environment, its output appended to a log file, restarted
  * when it dies unexpectedly (as a compose `restart: unless-stopped` would, with a growing delay), and
  * stopped with SIGTERM, then SIGKILL after a bound. Only processes this supervisor started are signalled.
+ *
+ * Why it exited: with `exitReasonFile` the process is told (`CLOUDTAP_EXIT_REASON_FILE`) where to write one
+ * line before a failing exit (services do, see service-kit's exit codes); `lastExit` holds the exit status and
+ * that line. `restartPolicy` decides per exit whether to restart and after how long.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, type WriteStream } from "node:fs";
+import { createWriteStream, readFileSync, rmSync, type WriteStream } from "node:fs";
+
+/** The variable telling a service where to write its exit reason (service-kit `EXIT_REASON_FILE_ENV`). */
+export const EXIT_REASON_FILE_ENV = "CLOUDTAP_EXIT_REASON_FILE";
+
+export interface ProcessExit {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  /** The line the process wrote to its exit reason file, if any. */
+  readonly reason?: string;
+  /** When it exited (ISO 8601). */
+  readonly at: string;
+}
+
+/** The default delay before restart number `restarts + 1`: 250 ms doubling, at most 5 s. */
+export function defaultRestartDelayMs(restarts: number): number {
+  return Math.min(5000, 250 * 2 ** Math.min(restarts, 5));
+}
 
 export interface SupervisedProcessOptions {
   /** Instance name in logs and status ("stitcher-1"). */
@@ -16,10 +37,17 @@ export interface SupervisedProcessOptions {
   readonly logFile: string;
   /** Restart when it exits unexpectedly. Default true. */
   readonly restart?: boolean;
+  /**
+   * Per unexpected exit: the delay before the restart in ms, or `undefined` for no restart (then `onExit`
+   * is the last word). Default `defaultRestartDelayMs(restarts)`; ignored when `restart` is false.
+   */
+  readonly restartPolicy?: (exit: ProcessExit, restarts: number) => number | undefined;
+  /** Where the process writes its exit reason (passed as `CLOUDTAP_EXIT_REASON_FILE`). */
+  readonly exitReasonFile?: string;
   /** Called on every start after the first (the new process started), with the exit that caused it. */
-  readonly onRestart?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  readonly onRestart?: (name: string, exit: ProcessExit) => void;
   /** Called when the process exits while no stop was asked (before any restart). */
-  readonly onExit?: (name: string, exit: { code: number | null; signal: NodeJS.Signals | null }) => void;
+  readonly onExit?: (name: string, exit: ProcessExit) => void;
 }
 
 export class SupervisedProcess {
@@ -28,6 +56,10 @@ export class SupervisedProcess {
   private stopping = false;
   private timer: NodeJS.Timeout | undefined;
   restarts = 0;
+  /** The last exit while no stop was asked (absent until one). */
+  lastExit: ProcessExit | undefined;
+  /** When the next restart is due (ISO 8601), while one is scheduled. */
+  restartAt: string | undefined;
   private exited: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: SupervisedProcessOptions) {
@@ -46,12 +78,27 @@ export class SupervisedProcess {
     return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  private readReason(): string | undefined {
+    if (!this.o.exitReasonFile) return undefined;
+    try {
+      const text = readFileSync(this.o.exitReasonFile, "utf8").trim();
+      return text === "" ? undefined : text;
+    } catch {
+      return undefined;
+    }
+  }
+
   start(): void {
+    if (this.o.exitReasonFile) rmSync(this.o.exitReasonFile, { force: true });
     const child = spawn(
       process.execPath === this.o.command ? process.execPath : this.o.command,
       this.o.args,
       {
-        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", ...this.o.env },
+        env: {
+          PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+          ...this.o.env,
+          ...(this.o.exitReasonFile ? { [EXIT_REASON_FILE_ENV]: this.o.exitReasonFile } : {}),
+        },
         stdio: ["ignore", "pipe", "pipe"],
       },
     );
@@ -62,15 +109,30 @@ export class SupervisedProcess {
       child.once("exit", (code, signal) => {
         resolve();
         if (this.stopping || this.child !== child) return;
-        this.o.onExit?.(this.o.name, { code, signal });
-        if (this.o.restart === false) return;
-        const delay = Math.min(5000, 250 * 2 ** Math.min(this.restarts, 5));
+        const reason = this.readReason();
+        const exit: ProcessExit = {
+          code,
+          signal,
+          ...(reason ? { reason } : {}),
+          at: new Date().toISOString(),
+        };
+        this.lastExit = exit;
+        const delay =
+          this.o.restart === false
+            ? undefined
+            : this.o.restartPolicy
+              ? this.o.restartPolicy(exit, this.restarts)
+              : defaultRestartDelayMs(this.restarts);
+        if (delay !== undefined) this.restartAt = new Date(Date.now() + delay).toISOString();
+        this.o.onExit?.(this.o.name, exit);
+        if (delay === undefined) return;
         this.timer = setTimeout(() => {
           if (this.stopping) return;
+          this.restartAt = undefined;
           this.restarts++;
           this.start();
           // After the start: the new pid is what the mesh state records.
-          this.o.onRestart?.(this.o.name, { code, signal });
+          this.o.onRestart?.(this.o.name, exit);
         }, delay);
       });
     });

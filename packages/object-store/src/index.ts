@@ -41,6 +41,12 @@ export type {
   ReadOptions,
   WriteOptions,
 } from "./object-store.js";
+export {
+  asStoreCannotOpen,
+  isStoreCannotOpen,
+  openCheckedStore,
+  StoreCannotOpenError,
+} from "./open-check.js";
 export type { OpenStoreOptions, StoreFactory } from "./open-store.js";
 export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";
 export { listAllPages } from "./paged-list.js";

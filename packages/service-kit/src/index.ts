@@ -27,6 +27,12 @@ export {
   ServiceKitErrorCode,
   ShutdownDeadlineError,
 } from "./errors.js";
+export {
+  EXIT_REASON_FILE_ENV,
+  isPermanentExit,
+  recordExitReason,
+  ServiceExitCode,
+} from "./exit.js";
 export type { LogDestination, LogFields, Logger, LoggerOptions } from "./logger.js";
 export { createLogger, LogLevel, logFileFromEnv, logLevelFromEnv } from "./logger.js";
 export { isSecretFieldName, REDACTED_TEXT, redactValue } from "./redact.js";

@@ -6,6 +6,7 @@
 import { hostname } from "node:os";
 import type { ConfigSpec, LoadedConfig } from "./config.js";
 import { type CounterRegistry, createCounters } from "./counters.js";
+import { recordExitReason, ServiceExitCode } from "./exit.js";
 import { createLogger, type Logger } from "./logger.js";
 import { processShutdown, type Shutdown } from "./shutdown.js";
 
@@ -28,7 +29,8 @@ export function bootService<S extends ConfigSpec>(
     config = load();
   } catch (err) {
     createLogger({ service }).error("invalid configuration", { error: err });
-    process.exit(2);
+    recordExitReason(`invalid configuration: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(ServiceExitCode.BadConfig);
   }
   const instance = instanceOf(config) ?? `${hostname()}-${process.pid}`;
   const log = createLogger({ service, instance });

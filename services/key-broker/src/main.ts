@@ -15,7 +15,7 @@ import {
   openKvCursorStore,
   openNatsVault,
 } from "@cloudtap/key-vault";
-import { openStore } from "@cloudtap/object-store";
+import { isStoreCannotOpen, openCheckedStore, openStore } from "@cloudtap/object-store";
 import { KeyService, StatusService } from "@cloudtap/proto";
 import {
   createRpcServer,
@@ -24,7 +24,7 @@ import {
   ServiceIdentity,
   serverCredentials,
 } from "@cloudtap/rpc";
-import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import { bootService, formatHostPort, recordExitReason, ServiceExitCode } from "@cloudtap/service-kit";
 import {
   Attr,
   extractMetadata,
@@ -67,8 +67,20 @@ shutdown.onShutdown("nats", () => bus.close());
 
 const vault = await openNatsVault(bus, { key: c.vaultKey, ttlMs: c.ttlMs });
 const broker = createKeyBroker({ vault, maxWaiters: c.maxWaiters });
+// A key store that cannot be opened ends the process with its own exit code and reason (no restart loop).
+const keysStore = await openCheckedStore(
+  c.keysStore,
+  () => openStore(c.keysStore, { credentialsFile: c.keysStoreCredentials, readOnly: true }),
+  c.prefix,
+).catch(async (err: unknown) => {
+  if (!isStoreCannotOpen(err)) throw err;
+  log.error("key store cannot be opened", { store: c.keysStore, error: err });
+  recordExitReason(`key ${err.message}`);
+  await shutdown.shutdown("key store cannot be opened", ServiceExitCode.StoreCannotOpen);
+  throw err;
+});
 const watcher = createKeyLogWatcher({
-  store: openStore(c.keysStore, { credentialsFile: c.keysStoreCredentials, readOnly: true }),
+  store: keysStore,
   ...(c.prefix === "" ? {} : { prefix: c.prefix }),
   cursor: await openKvCursorStore(bus.js, c.run),
   latenessNs: BigInt(c.latenessMs) * 1_000_000n,

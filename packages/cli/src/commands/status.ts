@@ -60,6 +60,12 @@ export const statusCommand: Command = {
       const head = `${i.name.padEnd(14)} ${i.service.padEnd(13)} pid ${String(i.pid ?? "-").padEnd(7)} ${i.address.padEnd(16)} restarts ${i.restarts}`;
       if (!r.status) {
         io.stdout.write(`${head}  ${i.address === "" ? "" : `DOWN: ${r.error}`}\n`);
+        if (i.lastExit)
+          io.stdout.write(
+            `    last exit ${i.lastExit.signal ?? `status ${i.lastExit.code}`} at ${i.lastExit.at}` +
+              `${i.lastExit.reason ? `: ${i.lastExit.reason}` : ""}` +
+              `${i.restartAt ? `; next restart at ${i.restartAt}` : ""}\n`,
+          );
         continue;
       }
       io.stdout.write(`${head}  ${r.status["state"]}\n`);

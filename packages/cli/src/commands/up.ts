@@ -31,7 +31,12 @@ export const upCommand: Command = {
   Starts a nats-server with JetStream (or uses --nats), a private CA with one certificate per service
   identity (mutual TLS between the services), then mirror-egress, the key-broker, the stitchers (the
   --shards split between them), and the fetchers, each a separate process configured by its environment.
-  A service instance that dies is restarted (logged). Continuous by default: the fetchers poll the store.
+  A service instance that dies is restarted (logged), after 250 ms doubling up to 5 s. An instance that
+  exits because it cannot open its store (a missing directory, refused credentials, a missing bucket:
+  exit status 3) or has a bad configuration (status 2) will not be cured by a restart: with --once the
+  run stops at once and exits 1 naming the instance and the store; continuous, it is retried from 1 s
+  doubling up to once a minute (the store may be fixed meanwhile), and cloudtap status shows it DOWN with
+  that reason and the next retry. Continuous by default: the fetchers poll the store.
   --once drains the window and exits 0 when every blob is done and every sink flushed. Ctrl-C stops
   everything in order: fetchers, key-broker, stitchers, mirror-egress (sinks flushed), nats-server.
   The state folder (default: a new temporary folder) holds mesh.json, the logs, the PKI and JetStream's
@@ -118,6 +123,11 @@ ${STORE_HELP}`,
     const mesh = new LocalMesh(plan, {
       onRestart: (name, exit) =>
         say(`up: ${name} exited (${exit.signal ?? `status ${exit.code}`}); restarted`),
+      onPermanentExit: (name, exit, restartAt) =>
+        say(
+          `up: ${name} cannot run: ${exit.reason ?? `status ${exit.code}`}` +
+            (restartAt ? `; retried at ${restartAt} (cloudtap status shows it)` : "; not restarted (--once)"),
+        ),
     });
     const stopOnSignal = () => void mesh.stop();
     io.signal.addEventListener("abort", stopOnSignal, { once: true });
