@@ -34,6 +34,7 @@ export const programs = {
 /** The native addons: package folder -> the file its `./native` export names. */
 export const natives = {
   "tap-format": "build/Release/cloudtap_crc32.node",
+  packet: "build/Release/cloudtap_checksum.node",
   tls: "build/Release/cloudtap_aead.node",
   egress: "build/Release/cloudtap_sendmmsg.node",
 };

@@ -19,7 +19,7 @@
  * connection costs one small object).
  */
 import type { FrameSink } from "@cloudtap/packet";
-import { fold32, sumRange } from "@cloudtap/packet";
+import { copyAndSum, fold32 } from "@cloudtap/packet";
 import { ETHERNET_HEADER, type FlowTemplates, put16, put32, sumBytes, TCP_HEADER } from "./frame-writer.js";
 import type { TimeOrder } from "./time-order.js";
 
@@ -479,15 +479,8 @@ export class TcpSynth {
       for (let k = 0; k < optionLength; k++) frame[o + k] = synOptions[k]!;
       sum = sumBytes(synOptions, 0, optionLength, sum);
     }
-    if (payload && len > 0) {
-      frame.set(payload.subarray(at, at + len), tcpAt + headerLength);
-      sum = sumRange(
-        view ?? new DataView(payload.buffer, payload.byteOffset, payload.byteLength),
-        at,
-        at + len,
-        sum,
-      );
-    }
+    // The payload is summed while it is copied (one pass, native when built).
+    if (payload && len > 0) sum = copyAndSum(payload, at, len, frame, tcpAt + headerLength, sum, view);
     put16(frame, tcpAt + 16, ~fold32(sum) & 0xffff);
     if (flow >= 0) (sink as TimeOrder).commitFlow(flow, timestampNs, offsetNs);
     else (sink as FrameSink).commit(timestampNs, offsetNs);

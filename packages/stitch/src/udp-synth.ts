@@ -5,7 +5,7 @@
  * Analyzers reassemble them; nothing is cut.
  */
 import type { FrameSink } from "@cloudtap/packet";
-import { fold32, sumRange } from "@cloudtap/packet";
+import { fold32, sumBytesOf } from "@cloudtap/packet";
 import {
   ETHERNET_HEADER,
   type FlowTemplates,
@@ -72,12 +72,7 @@ export class UdpSynth {
     put16(u, 4, udpLength);
     put16(u, 6, 0);
     let sum = t.addressSum + 17 + udpLength + sport + dport + udpLength;
-    sum = sumRange(
-      new DataView(payload.buffer, payload.byteOffset, payload.byteLength),
-      0,
-      payload.length,
-      sum,
-    );
+    sum = sumBytesOf(payload, 0, payload.length, sum);
     const check = ~fold32(sum) & 0xffff;
     put16(u, 6, check === 0 ? 0xffff : check);
     const id = this.ipId[dir];
