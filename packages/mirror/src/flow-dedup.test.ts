@@ -167,3 +167,35 @@ describe("mirror - frameDigest", () => {
         }
   });
 });
+
+describe("mirror - FlowDedup in front of a strict target", () => {
+  it("a dropped copy is never begun in the target (a pcapng writer refuses key logs inside a frame)", () => {
+    let open = false;
+    let committed = 0;
+    const frameSink = {
+      begin: (n: number) => {
+        open = true;
+        return new Uint8Array(n);
+      },
+      commit: () => {
+        open = false;
+        committed++;
+      },
+    };
+    const target: ReplayTarget = {
+      ...frameSink,
+      forFlow: () => ({ ...frameSink, end: () => {} }),
+      embedKeys: () => assert.equal(open, false, "key log while a frame is begun"),
+    };
+    const dedup = new FlowDedup(target);
+    for (let copy = 0; copy < 2; copy++) {
+      const f = dedup.forFlow(flow("c1"));
+      f.begin(60).fill(7);
+      f.commit(1000n);
+      dedup.embedKeys(`CLIENT_RANDOM ${copy}`);
+      f.end();
+    }
+    assert.equal(committed, 1);
+    assert.equal(dedup.stats.duplicateFrames, 1);
+  });
+});

@@ -133,8 +133,10 @@ export class FlowDedup implements ReplayTarget {
   private readonly keyLogs = new Set<number>();
   private entries = 0;
   private readonly maxEntries: number;
-  /** The frame begun last, in its flow's target. */
-  private frame: Uint8Array = new Uint8Array(0);
+  // A frame is digested in a buffer of its own before it reaches the target: a copy of one written before
+  // must never be begun there (a pcapng writer refuses key logs while a frame is begun and not committed).
+  private scratch = new Uint8Array(2048);
+  private scratchLength = 0;
   /** Since the last `takeDelta()`. */
   private delta = new Map<string, number[]>();
   private deltaForgotten: string[] = [];
@@ -189,15 +191,15 @@ export class FlowDedup implements ReplayTarget {
     const inner = this.target.forFlow(context);
     let ended = false;
     return {
-      // The frame is written straight into the target's buffer and digested there; a copy of a frame
-      // written before is never committed (a sink's `begin` space is valid until the next `begin`).
       begin: (length: number) => {
-        this.frame = inner.begin(length);
-        return this.frame;
+        if (this.scratch.length < length)
+          this.scratch = new Uint8Array(Math.max(length, this.scratch.length * 2));
+        this.scratchLength = length;
+        return this.scratch.subarray(0, length);
       },
       commit: (timestampNs: bigint, offsetNs?: number, originalLength?: number) => {
-        const frame = this.frame;
-        const length = frame.length;
+        const length = this.scratchLength;
+        const frame = this.scratch.subarray(0, length);
         const ts = offsetNs ? timestampNs + BigInt(offsetNs) : timestampNs;
         const d = frameDigest(frame, ts, originalLength ?? length);
         if (m.digests.has(d)) {
@@ -212,6 +214,7 @@ export class FlowDedup implements ReplayTarget {
           if (list) list.push(d);
           else this.delta.set(key, [d]);
         } else this.stats.unrecordedFrames++;
+        inner.begin(length).set(frame);
         inner.commit(ts, 0, originalLength);
         this.stats.written++;
       },
