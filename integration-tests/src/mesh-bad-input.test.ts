@@ -2,9 +2,11 @@
  * Bad input through the mesh (one-shot window, one fetcher, two stitchers): among the simulator's blobs and
  * key logs, a foreign object under a blob's name (random bytes), a blob cut in half, a blob with bytes
  * overwritten in its middle, a blob that is deleted after the fetcher listed it and before it reads it, a
- * key log of garbage lines, and a key log whose secrets for one TLS connection are wrong. Each is counted
- * with its reason in `cloudtap status --json` (fetcher: blobs_quarantined{reason}, blob_problems{kind};
- * key-broker: lines_skipped; stitcher: stitcher_tls_outcome{outcome=integrity-failure}), and the rest of the
+ * key log of garbage lines, a key log whose secrets for one TLS connection are wrong and that names another
+ * connection's client random twice (wrong secrets first, the right ones after). Each is counted with its
+ * reason in `cloudtap status --json` (fetcher: blobs_quarantined{reason}, blob_problems{kind}; key-broker:
+ * lines_skipped, conflicts; stitcher: stitcher_tls_outcome{outcome=integrity-failure},
+ * stitcher_tls_candidate_rejections), and the rest of the
  * traffic is unaffected: the mesh's output is, flow for flow, what one-process `cloudtap stitch` writes from
  * the same store, and every connection whose blobs were not damaged matches the manifest.
  */
@@ -92,16 +94,27 @@ describe("mesh - bad input: quarantined and counted with its reason, the rest un
       join(keysDir, keyLogs[0]!.replace(/[^/]+\.keylog$/, "00000000000000000001-garbage.keylog")),
       "this is not a key log\nCLIENT_RANDOM zz 11\nCLIENT_RANDOM 0011 \n\u0000\u0001binary\n",
     );
+    // And another connection's client random logged twice: a spoiled copy of its lines first, the right
+    // ones after (both sets must reach the stitcher, which decrypts with the second, as one process does).
     const victimLog = join(keysDir, keyLogs[0]!);
     const lines = readFileSync(victimLog, "utf8").split("\n");
-    const victimRandom = lines.find((l) => /^\S+ [0-9a-f]{64} [0-9a-f]+$/.test(l))!.split(" ")[1]!;
+    const keyLines = lines.filter((l) => /^\S+ [0-9a-f]{64} [0-9a-f]+$/.test(l));
+    const victimRandom = keyLines[0]!.split(" ")[1]!;
+    const twiceRandom = keyLines.map((l) => l.split(" ")[1]!).find((r) => r !== victimRandom)!;
+    assert.ok(twiceRandom, "a second client random in the key log");
+    const spoil = (l: string) => {
+      const [label, random, secret] = l.split(" ");
+      return `${label} ${random} ${secret!.replace(/[0-9a-f]/g, (c) => ((Number.parseInt(c, 16) + 7) % 16).toString(16))}`;
+    };
+    const twiceLines = keyLines.filter((l) => l.split(" ")[1] === twiceRandom);
     writeFileSync(
       victimLog,
       lines
-        .map((l) => {
-          const [label, random, secret] = l.split(" ");
-          if (random !== victimRandom || !secret) return l;
-          return `${label} ${random} ${secret.replace(/[0-9a-f]/g, (c) => ((Number.parseInt(c, 16) + 7) % 16).toString(16))}`;
+        .flatMap((l) => {
+          const [, random, secret] = l.split(" ");
+          if (random === victimRandom && secret) return [spoil(l)];
+          if (l === twiceLines[0]) return [...twiceLines.map(spoil), l];
+          return [l];
         })
         .join("\n"),
     );
@@ -161,7 +174,7 @@ describe("mesh - bad input: quarantined and counted with its reason, the rest un
     const problems = byLabel("fetcher", "blob_problems{");
     const outcomes = byLabel("stitcher", "stitcher_tls_outcome{");
     process.stdout.write(
-      `# quarantined ${JSON.stringify(quarantined)}; problems ${JSON.stringify(problems)}; damaged ${named("fetcher", "blobs_damaged")}; key lines skipped ${named("key-broker", "lines_skipped")}\n`,
+      `# quarantined ${JSON.stringify(quarantined)}; problems ${JSON.stringify(problems)}; damaged ${named("fetcher", "blobs_damaged")}; key lines skipped ${named("key-broker", "lines_skipped")}; key conflicts ${named("key-broker", "conflicts")} (twice-logged lines ${twiceLines.length}); candidate rejections ${named("stitcher", "stitcher_tls_candidate_rejections")}\n`,
     );
     assert.equal(quarantined["blobs_quarantined{reason=vanished}"], 1, "the vanished blob");
     assert.equal(
@@ -176,6 +189,16 @@ describe("mesh - bad input: quarantined and counted with its reason, the rest un
       .filter(([k]) => k.includes("outcome=integrity-failure"))
       .reduce((a, [, v]) => a + v, 0);
     assert.ok(failed >= 1, `the connection with wrong keys: ${JSON.stringify(outcomes)}`);
+    assert.equal(
+      named("key-broker", "conflicts"),
+      twiceLines.length,
+      "each secret of the twice-logged client random is a conflict kept as a candidate",
+    );
+    assert.equal(named("key-broker", "candidates_dropped"), 0);
+    assert.ok(
+      named("stitcher", "stitcher_tls_candidate_rejections") >= 1,
+      "the stitcher tried the wrong set of the twice-logged client random, then decrypted with the right one",
+    );
 
     // The rest unaffected: the mesh writes what one process writes from the same (damaged) store.
     const oneFile = join(dir, "one.pcapng");
