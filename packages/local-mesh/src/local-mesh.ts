@@ -9,13 +9,18 @@
  * The state folder holds `mesh.json` (every instance: service, status address, metrics URL, pid, restarts),
  * the logs of every process, the PKI and JetStream's files; `cloudtap status` reads `mesh.json`.
  *
+ * Nothing outlives this process: every service ends when its stdin pipe from here closes, and an orphan
+ * watchdog (its own process, `orphan-watchdog.ts`) ends nats-server, and any service still running after
+ * a grace, once this process is gone without its ordered stop (SIGKILL, a crash).
+ *
  * Telemetry: every service instance serves Prometheus metrics on a free loopback port of its own
  * (`<SERVICE>_METRICS_LISTEN`, listed in `mesh.json`), and gets this process's `OTEL_*` variables with its
  * own `OTEL_SERVICE_NAME`, so traces go wherever `OTEL_EXPORTER_OTLP_ENDPOINT` (or the plan's
  * `otlpEndpoint`) points; without one, no spans leave the processes.
  */
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { StatusService } from "@cloudtap/proto";
 import {
@@ -30,7 +35,7 @@ import {
 import { isPermanentExit, MeshInstanceFailedError } from "./errors.js";
 import { freePort } from "./free-port.js";
 import { defaultRestartDelayMs, type ProcessExit, SupervisedProcess } from "./supervised-process.js";
-import { serviceCommand, workspaceRoot } from "./workspace.js";
+import { serviceCommand, tsxCommand, workspaceRoot } from "./workspace.js";
 
 export const MeshService = {
   Nats: "nats-server",
@@ -111,6 +116,8 @@ export interface MeshState {
   readonly startedAt: string;
   /** Where the services send traces over OTLP/HTTP (absent: traces off). */
   readonly otlpEndpoint?: string;
+  /** The orphan watchdog's pid (it ends the instances if this mesh's process dies without stopping them). */
+  readonly watchdogPid?: number;
   readonly instances: readonly MeshInstance[];
 }
 
@@ -139,6 +146,7 @@ export class LocalMesh {
   private stopped = false;
   /** A one-shot run's instance that exited for good: `start` and `waitUntilDone` fail with it. */
   private failure: MeshInstanceFailedError | undefined;
+  private watchdog: ChildProcess | undefined;
 
   constructor(
     private readonly plan: LocalMeshPlan,
@@ -156,6 +164,7 @@ export class LocalMesh {
       natsUrl: this.natsUrl,
       startedAt: this.startedAt,
       ...(otlpEndpoint ? { otlpEndpoint } : {}),
+      ...(this.watchdog?.pid ? { watchdogPid: this.watchdog.pid } : {}),
       instances: this.running.map((r) => ({
         service: r.service,
         name: r.process.name,
@@ -208,6 +217,9 @@ export class LocalMesh {
       logFile,
       exitReasonFile: join(this.stateDir, "logs", `${name}.exit`),
       restartPolicy: (exit, restarts) => this.restartDelay(exit, restarts),
+      // nats-server cannot watch its stdin: the watchdog terminates it; services end by themselves.
+      onStart: (pid) =>
+        this.watchdog?.stdin?.write(`${service === MeshService.Nats ? "term" : "wait"} ${pid}\n`),
       onExit: (n, exit) => {
         if (isPermanentExit(exit)) {
           if (this.plan.once) this.failure ??= new MeshInstanceFailedError(n, exit, logFile);
@@ -261,9 +273,29 @@ export class LocalMesh {
     }
   }
 
+  /** The orphan watchdog (see the module comment); it never keeps this process alive. */
+  private startWatchdog(root: string): void {
+    const log = openSync(join(this.stateDir, "logs", "orphan-watchdog.log"), "a", 0o600);
+    const watchdog = spawn(
+      process.execPath,
+      tsxCommand(root, join(root, "packages", "local-mesh", "src", "orphan-watchdog.ts")),
+      {
+        env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
+        stdio: ["pipe", log, log],
+        detached: true,
+      },
+    );
+    closeSync(log);
+    watchdog.stdin?.on("error", () => {});
+    watchdog.unref();
+    (watchdog.stdin as { unref?: () => void } | null)?.unref?.();
+    this.watchdog = watchdog;
+  }
+
   async start(): Promise<void> {
     const p = this.plan;
     mkdirSync(join(this.stateDir, "logs"), { recursive: true, mode: 0o700 });
+    this.startWatchdog(workspaceRoot());
     await createPki(this.tlsDir);
     const root = workspaceRoot();
     const node = process.execPath;
@@ -429,6 +461,8 @@ export class LocalMesh {
     for (const service of order) {
       await Promise.all(this.running.filter((r) => r.service === service).map((r) => r.process.stop()));
     }
+    // Everything stopped: the watchdog finds nothing to end and exits.
+    this.watchdog?.stdin?.end();
     this.writeState();
   }
 }

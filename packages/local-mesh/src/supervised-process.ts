@@ -6,12 +6,19 @@
  * Why it exited: with `exitReasonFile` the process is told (`CLOUDTAP_EXIT_REASON_FILE`) where to write one
  * line before a failing exit (services do, see service-kit's exit codes); `lastExit` holds the exit status and
  * that line. `restartPolicy` decides per exit whether to restart and after how long.
+ *
+ * Ending with this process: the child's stdin is a pipe this process holds open and never writes to, and
+ * `CLOUDTAP_EXIT_WITH_PARENT=stdin` tells a service to shut down when it closes, which the kernel does when
+ * this process dies, SIGKILL included (service-kit `exitWithParent`). A program that cannot watch it
+ * (nats-server) is left to `LocalMesh`'s orphan watchdog, told of every pid through `onStart`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, readFileSync, rmSync, type WriteStream } from "node:fs";
 
 /** The variable telling a service where to write its exit reason (service-kit `EXIT_REASON_FILE_ENV`). */
 export const EXIT_REASON_FILE_ENV = "CLOUDTAP_EXIT_REASON_FILE";
+/** The variable telling a service to end when its stdin closes (service-kit `EXIT_WITH_PARENT_ENV`). */
+export const EXIT_WITH_PARENT_ENV = "CLOUDTAP_EXIT_WITH_PARENT";
 
 export interface ProcessExit {
   readonly code: number | null;
@@ -46,6 +53,8 @@ export interface SupervisedProcessOptions {
   readonly exitReasonFile?: string;
   /** Called on every start after the first (the new process started), with the exit that caused it. */
   readonly onRestart?: (name: string, exit: ProcessExit) => void;
+  /** Called with the pid of every process started (the first and each restart). */
+  readonly onStart?: (pid: number) => void;
   /** Called when the process exits while no stop was asked (before any restart). */
   readonly onExit?: (name: string, exit: ProcessExit) => void;
 }
@@ -98,15 +107,21 @@ export class SupervisedProcess {
           PATH: process.env["PATH"] ?? "/usr/bin:/bin",
           ...this.o.env,
           ...(this.o.exitReasonFile ? { [EXIT_REASON_FILE_ENV]: this.o.exitReasonFile } : {}),
+          [EXIT_WITH_PARENT_ENV]: "stdin",
         },
-        stdio: ["ignore", "pipe", "pipe"],
+        // stdin: held open, never written; it closes when this process dies.
+        stdio: ["pipe", "pipe", "pipe"],
       },
     );
     this.child = child;
+    // A child that exits or never reads its stdin must not fail this process with EPIPE.
+    child.stdin?.on("error", () => {});
+    if (child.pid !== undefined) this.o.onStart?.(child.pid);
     child.stdout?.pipe(this.log, { end: false });
     child.stderr?.pipe(this.log, { end: false });
     this.exited = new Promise((resolve) => {
       child.once("exit", (code, signal) => {
+        child.stdin?.destroy();
         resolve();
         if (this.stopping || this.child !== child) return;
         const reason = this.readReason();

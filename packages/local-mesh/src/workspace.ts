@@ -22,6 +22,11 @@ export function workspaceRoot(from: string = fileURLToPath(import.meta.url)): st
 export function serviceCommand(root: string, service: string): string[] {
   const main = join(root, "services", service, "src", "main.ts");
   if (!existsSync(main)) throw new Error(`service ${service}: ${main} is missing`);
+  return tsxCommand(root, main);
+}
+
+/** The node arguments that run a TypeScript module through tsx. */
+export function tsxCommand(root: string, main: string): string[] {
   // tsx's loader, resolved from the root (the root's devDependency), as a URL for --import.
   const tsx = createRequire(join(root, "package.json")).resolve("tsx");
   return ["--import", pathToFileURL(tsx).href, main];

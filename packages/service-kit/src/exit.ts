@@ -34,3 +34,27 @@ export function recordExitReason(reason: string, env: NodeJS.ProcessEnv = proces
     // The reason is a courtesy to the supervisor: the log has the error either way.
   }
 }
+
+/**
+ * With `CLOUDTAP_EXIT_WITH_PARENT=stdin` the process's stdin is a pipe its supervisor holds open and never
+ * writes to: when the supervisor dies (even by SIGKILL) the kernel closes it, and the service shuts down as
+ * on SIGTERM. Unset (a container, a shell), stdin is left alone.
+ */
+export const EXIT_WITH_PARENT_ENV = "CLOUDTAP_EXIT_WITH_PARENT";
+
+/** Starts that watch when the variable asks for it; returns whether it did. */
+export function exitWithParent(
+  shutdown: { shutdown(reason: string, exitCode?: number): Promise<number> },
+  env: NodeJS.ProcessEnv = process.env,
+  stdin: NodeJS.ReadableStream & { unref?: () => void } = process.stdin,
+): boolean {
+  if (env[EXIT_WITH_PARENT_ENV] !== "stdin") return false;
+  const gone = () => void shutdown.shutdown("the supervising process is gone (stdin closed)", 0);
+  stdin.once("end", gone);
+  stdin.once("close", gone);
+  stdin.once("error", gone);
+  stdin.resume();
+  // The pipe alone never keeps the process alive.
+  stdin.unref?.();
+  return true;
+}

@@ -29,6 +29,8 @@ export {
 } from "./errors.js";
 export {
   EXIT_REASON_FILE_ENV,
+  EXIT_WITH_PARENT_ENV,
+  exitWithParent,
   isPermanentExit,
   recordExitReason,
   ServiceExitCode,

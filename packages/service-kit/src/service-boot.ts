@@ -1,12 +1,12 @@
 /**
  * The first lines of every service's main: load the config (a bad one is logged with the variables'
  * names and exits 2), name the instance, log the effective config once with secrets redacted, and install
- * the process-wide shutdown. What follows (stores, NATS, servers) is the service's own wiring.
+ * the process-wide shutdown (which a supervisor's death starts too, see `exitWithParent`). What follows (stores, NATS, servers) is the service's own wiring.
  */
 import { hostname } from "node:os";
 import type { ConfigSpec, LoadedConfig } from "./config.js";
 import { type CounterRegistry, createCounters } from "./counters.js";
-import { recordExitReason, ServiceExitCode } from "./exit.js";
+import { exitWithParent, recordExitReason, ServiceExitCode } from "./exit.js";
 import { createLogger, type Logger } from "./logger.js";
 import { processShutdown, type Shutdown } from "./shutdown.js";
 
@@ -35,5 +35,7 @@ export function bootService<S extends ConfigSpec>(
   const instance = instanceOf(config) ?? `${hostname()}-${process.pid}`;
   const log = createLogger({ service, instance });
   log.info("service config", { config: config.redacted(), ...(config.file ? { file: config.file } : {}) });
-  return { config, instance, log, shutdown: processShutdown({ logger: log }), counters: createCounters() };
+  const shutdown = processShutdown({ logger: log });
+  exitWithParent(shutdown);
+  return { config, instance, log, shutdown, counters: createCounters() };
 }
