@@ -78,13 +78,17 @@ export function sumRange(view: DataView, start: number, end: number, initial = 0
 }
 
 /**
- * Folds a sum of up to 2^53 into 16 bits of one's-complement sum. The first two steps are arithmetic: after
- * one step of 32 bits the value can still exceed 2^32 (low word near 2^32 plus the high part), and a bit
- * operation there would drop that carry (one wrong checksum in about 10^7 full-size segments).
+ * Folds a sum of up to 2^53 into 16 bits of one's-complement sum. A sum above 2^32 is first folded with
+ * arithmetic until it fits 32 bits: after one step of 32 bits the value can still exceed 2^32 (a low word
+ * near 2^32 plus the high part), and a bit operation there would drop that carry (it did: one wrong checksum
+ * in about 10^7 full-size segments).
  */
 export function fold32(sum: number): number {
-  let s = (sum % 0x1_0000) + Math.floor(sum / 0x1_0000);
-  s = (s % 0x1_0000) + Math.floor(s / 0x1_0000);
+  let s = sum;
+  if (s > 0xffff_ffff) {
+    s = (s % 0x1_0000) + Math.floor(s / 0x1_0000);
+    if (s > 0xffff_ffff) s = (s % 0x1_0000) + Math.floor(s / 0x1_0000);
+  }
   s = (s & 0xffff) + (s >>> 16);
   s = (s & 0xffff) + (s >>> 16);
   return (s & 0xffff) + (s >>> 16);

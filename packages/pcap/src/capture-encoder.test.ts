@@ -61,6 +61,42 @@ describe("pcap - capture encoders", () => {
     });
   }
 
+  for (const kind of ["pcap-us", "pcap-ns", "pcapng"] as const) {
+    it(`${kind}: a base plus offsets of up to days, forwards, backwards and across windows, stamps exactly`, async () => {
+      const enc =
+        kind === "pcapng"
+          ? createPcapngEncoder({ linkType: 1 })
+          : createPcapEncoder({ linkType: 1, resolution: kind === "pcap-ns" ? "nanosecond" : "microsecond" });
+      const bases = [1_700_000_000_999_999_999n, 1_700_000_004_294_967_295n];
+      const offsets = [
+        0,
+        1,
+        999_999_999,
+        1_000_000_000,
+        4_294_967_295,
+        4_294_967_296,
+        7,
+        86_400e9 * 5 + 3,
+        2,
+      ];
+      const want: bigint[] = [];
+      for (const base of bases)
+        for (const o of offsets) {
+          enc.begin(60).fill(1);
+          enc.commit(base, o);
+          want.push(base + BigInt(o));
+        }
+      const got: bigint[] = [];
+      for await (const item of readCapture(join2(enc.flush())))
+        if (item.type === "packet") got.push(item.timestampNs);
+      const step = kind === "pcap-us" ? 1000n : 1n;
+      assert.deepEqual(
+        got,
+        want.map((w) => (w / step) * step),
+      );
+    });
+  }
+
   it("rejects frames longer than the snap length", () => {
     const enc = createPcapngEncoder({ linkType: 1, snapLength: 100 });
     assert.throws(() => enc.begin(101), /snap length/);

@@ -154,22 +154,35 @@ abstract class ChunkedEncoder implements CaptureEncoder {
   protected high = 0;
   protected low = 0;
 
+  // The last window of `unit` that `baseLow + offsetNs` fell in: [windowStart, windowStart + unit) has the
+  // high half windowHigh. Frames come in time order with offsets from one base (a time-order stage stamps
+  // every frame as its base plus an offset of up to days), so most frames fall in the window of the last
+  // one: two comparisons instead of a division.
+  private windowStart = 0;
+  private windowEnd = -1;
+  private windowHigh = 0;
+
   /** Sets `high`/`low` to `timestampNs + offsetNs` split at `unit` (2^32 for pcapng, 10^9 for pcap). */
   protected split(timestampNs: bigint, offsetNs: number, unit: bigint): void {
     if (timestampNs !== this.lastBase) {
       this.lastBase = timestampNs;
       this.baseHigh = Number(timestampNs / unit);
       this.baseLow = Number(timestampNs % unit);
+      this.windowEnd = -1;
     }
-    let low = this.baseLow + offsetNs;
-    let high = this.baseHigh;
+    const low = this.baseLow + offsetNs;
+    if (low >= this.windowStart && low < this.windowEnd) {
+      this.high = this.windowHigh;
+      this.low = low - this.windowStart;
+      return;
+    }
     const u = Number(unit);
-    if (low >= u) {
-      high += Math.floor(low / u);
-      low %= u;
-    }
-    this.high = high;
-    this.low = low;
+    const carry = low >= u ? Math.floor(low / u) : 0;
+    this.windowStart = carry * u;
+    this.windowEnd = this.windowStart + u;
+    this.windowHigh = this.baseHigh + carry;
+    this.high = this.windowHigh;
+    this.low = low - this.windowStart;
   }
 
   drain(): Uint8Array[] {
