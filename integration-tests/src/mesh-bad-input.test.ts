@@ -195,6 +195,29 @@ describe("mesh - bad input: quarantined and counted with its reason, the rest un
       "each secret of the twice-logged client random is a conflict kept as a candidate",
     );
     assert.equal(named("key-broker", "candidates_dropped"), 0);
+    // Named per connection as one-process stitch names them: the stitchers log each TLS connection problem.
+    const tlsProblems = readdirSync(join(stateDir, "logs"))
+      .filter((f) => f.startsWith("stitcher"))
+      .flatMap((f) => readFileSync(join(stateDir, "logs", f), "utf8").split("\n"))
+      .filter((l) => l.includes('"msg":"tls connection problem"'))
+      .map((l) => JSON.parse(l) as { connection: string; outcome: string; candidatesRejected: number });
+    const connOf = (random: string) =>
+      (manifest.connections as readonly { connId: string; tls?: { clientRandom: string } }[]).find(
+        (c) => c.tls?.clientRandom.toLowerCase() === random,
+      )?.connId;
+    assert.ok(
+      tlsProblems.some(
+        (p) =>
+          p.connection === connOf(twiceRandom) &&
+          p.outcome === "candidate-rejected" &&
+          p.candidatesRejected === 1,
+      ),
+      JSON.stringify(tlsProblems),
+    );
+    assert.ok(
+      tlsProblems.some((p) => p.connection === connOf(victimRandom) && p.outcome === "integrity-failure"),
+      JSON.stringify(tlsProblems),
+    );
     assert.ok(
       named("stitcher", "stitcher_tls_candidate_rejections") >= 1,
       "the stitcher tried the wrong set of the twice-logged client random, then decrypted with the right one",
