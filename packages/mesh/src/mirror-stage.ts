@@ -18,13 +18,13 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { OpenedEgress } from "@cloudtap/egress/node";
 import { type FlowDedup, type MergeInput, StreamMerge } from "@cloudtap/mirror";
-import type {
-  MirrorService,
+import {
+  type MirrorService,
   StreamPacketsRequestSchema,
-  StreamPacketsResponse,
-  StreamPacketsResponseSchema,
+  type StreamPacketsResponse,
+  type StreamPacketsResponseSchema,
 } from "@cloudtap/proto";
-import type { ServiceClient, ServiceHandlers } from "@cloudtap/rpc";
+import { preEncoded, type ServiceClient, type ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import {
   Attr,
@@ -486,7 +486,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
         await new Promise<void>((resolve) => slotWaiters.push(resolve));
       if (failure !== undefined) throw failure;
       const acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
-      queue.push({ message: { case: "batch", value: { seq, frames, traceContext: { ...trace } } } });
+      queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace)));
       return acked;
     },
     heartbeat(watermarkNs, idle) {
@@ -498,4 +498,80 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
       await reading;
     },
   };
+}
+
+const utf8 = new TextEncoder();
+
+function varintBytes(n: number): number {
+  let bytes = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 0x80);
+    bytes++;
+  }
+  return bytes;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  while (n >= 0x80) {
+    out[at++] = (n & 0x7f) | 0x80;
+    n = Math.floor(n / 0x80);
+  }
+  out[at++] = n;
+  return at;
+}
+
+/**
+ * A `StreamPacketsRequest` carrying one batch, in protobuf's binary form, built with one copy of the frames
+ * (protobuf-es copies a bytes field once per level of message nesting, twice here, on every 1 MiB batch):
+ * `batch` (2) = `PacketBatch { seq (1), frames (2), trace_context (3) }`, fields in number order, default
+ * values left out, as protobuf-es writes it (tested to be the same bytes).
+ */
+export function encodeBatchRequest(
+  seq: bigint,
+  frames: Uint8Array,
+  trace?: Readonly<Record<string, string>>,
+): Uint8Array {
+  let seqBytes = 0;
+  if (seq !== 0n) {
+    seqBytes = 1;
+    for (let v = BigInt.asUintN(64, seq); v >= 0x80n; v >>= 7n) seqBytes++;
+  }
+  const entries = Object.entries(trace ?? {}).map(([k, v]) => {
+    const key = utf8.encode(k);
+    const value = utf8.encode(v);
+    const size = 1 + varintBytes(key.length) + key.length + 1 + varintBytes(value.length) + value.length;
+    return { key, value, size };
+  });
+  let inner = seqBytes === 0 ? 0 : 1 + seqBytes;
+  if (frames.length > 0) inner += 1 + varintBytes(frames.length) + frames.length;
+  for (const e of entries) inner += 1 + varintBytes(e.size) + e.size;
+  const out = Buffer.allocUnsafe(1 + varintBytes(inner) + inner);
+  out[0] = 0x12; // field 2 (batch), length-delimited
+  let at = writeVarint(out, 1, inner);
+  if (seqBytes > 0) {
+    out[at++] = 0x08; // field 1 (seq), varint
+    let v = BigInt.asUintN(64, seq);
+    for (; v >= 0x80n; v >>= 7n) out[at++] = Number(v & 0x7fn) | 0x80;
+    out[at++] = Number(v);
+  }
+  if (frames.length > 0) {
+    out[at++] = 0x12; // field 2 (frames), length-delimited
+    at = writeVarint(out, at, frames.length);
+    out.set(frames, at);
+    at += frames.length;
+  }
+  for (const e of entries) {
+    out[at++] = 0x1a; // field 3 (trace_context), a map entry
+    at = writeVarint(out, at, e.size);
+    out[at++] = 0x0a;
+    at = writeVarint(out, at, e.key.length);
+    out.set(e.key, at);
+    at += e.key.length;
+    out[at++] = 0x12;
+    at = writeVarint(out, at, e.value.length);
+    out.set(e.value, at);
+    at += e.value.length;
+  }
+  if (at !== out.length) throw new Error(`encodeBatchRequest: wrote ${at} of ${out.length} bytes`);
+  return out;
 }

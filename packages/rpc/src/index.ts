@@ -39,6 +39,7 @@ export {
   createClient,
   DEFAULT_CLIENT_CHANNEL_OPTIONS,
   DEFAULT_UNARY_TIMEOUT_MS,
+  preEncoded,
   serviceDefinition,
 } from "./service-adapter.js";
 export type { AuthContextSource } from "./tls.js";

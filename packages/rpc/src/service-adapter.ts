@@ -114,16 +114,37 @@ function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+const PRE_ENCODED = Symbol("cloudtap.rpc.preEncoded");
+
+/**
+ * A message its sender encoded itself (the protobuf binary form of the method's message), sent as it is: a
+ * hot path with a large bytes field nested in a message (protobuf-es copies such a field once per level of
+ * nesting). The caller answers for the bytes being a valid encoding of the message; pass it where the
+ * message goes (`preEncoded(schema, bytes)` is typed as the message).
+ */
+export function preEncoded<Desc extends DescMessage>(
+  _schema: Desc,
+  bytes: Uint8Array,
+): MessageInitShape<Desc> {
+  return { [PRE_ENCODED]: bytes } as unknown as MessageInitShape<Desc>;
+}
+
+function serializer(desc: DescMessage): (value: unknown) => Buffer {
+  return (value) => {
+    const pre = (value as { [PRE_ENCODED]?: Uint8Array })[PRE_ENCODED];
+    if (pre !== undefined) return asBuffer(pre);
+    return asBuffer(toBinary(desc, create(desc, value as MessageInitShape<DescMessage>)));
+  };
+}
+
 function methodDefinition(service: DescService, m: DescMethod): grpc.MethodDefinition<unknown, unknown> {
   return {
     path: `/${service.typeName}/${m.name}`,
     requestStream: isStreamingRequest(m.methodKind),
     responseStream: isStreamingResponse(m.methodKind),
-    requestSerialize: (value) =>
-      asBuffer(toBinary(m.input, create(m.input, value as MessageInitShape<DescMessage>))),
+    requestSerialize: serializer(m.input),
     requestDeserialize: (bytes) => fromBinary(m.input, plainBytes(bytes)),
-    responseSerialize: (value) =>
-      asBuffer(toBinary(m.output, create(m.output, value as MessageInitShape<DescMessage>))),
+    responseSerialize: serializer(m.output),
     responseDeserialize: (bytes) => fromBinary(m.output, plainBytes(bytes)),
     originalName: m.localName,
   };
