@@ -96,7 +96,10 @@ export interface FetchStageOptions {
   readonly maxBlobBytes?: number;
   readonly batchTargetBytes?: number;
   readonly batchMaxBytes?: number;
-  /** How often a one-shot run checks whether the queue is drained. Default 1 s. */
+  /**
+   * How often a one-shot run checks whether the queue is drained (one JetStream API request). Default
+   * 200 ms: the end-of-window markers wait for it, so it is part of every one-shot run's length.
+   */
   readonly drainCheckMs?: number;
   /** Only blobs of these tappers (a replay's filter); default all. */
   readonly tapperIds?: readonly string[];
@@ -134,6 +137,7 @@ export interface FetchStage {
 
 export const DEFAULT_FETCH_ACK_WAIT_MS = 60_000;
 export const DEFAULT_MAX_BLOB_BYTES = 1024 ** 3;
+export const DEFAULT_DRAIN_CHECK_MS = 200;
 
 /** The `ctap_blob_state` key of a blob: `<run>.<base64url(key)>`, KV keys allow neither `/` nor spaces. */
 export function blobStateKey(run: string, blobKey: string): string {
@@ -457,7 +461,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     const drainWatch = (async () => {
       if (mode.kind !== "once") return;
       while (!stop.signal.aborted) {
-        await sleep(options.drainCheckMs ?? 1000, stop.signal).catch(() => {});
+        await sleep(options.drainCheckMs ?? DEFAULT_DRAIN_CHECK_MS, stop.signal).catch(() => {});
         if (stop.signal.aborted || !listingDone) continue;
         const p = await consumerPending(bus.jsm, StreamName.Blobs, durable);
         c.queue.set(p.total);
