@@ -8,6 +8,7 @@ export {
   blobStateKey,
   createFetchStage,
   cursorKey,
+  DEFAULT_DRAIN_CHECK_MS,
   DEFAULT_FETCH_ACK_WAIT_MS,
   DEFAULT_MAX_BLOB_BYTES,
   FetchStageState,
