@@ -102,6 +102,82 @@ function assertCleartextMatches(m: SimulationManifest, file: string): void {
   }
 }
 
+/**
+ * HTTP/2 in a `both` file, judged per frame, not per packet: each original flow (decrypted through its
+ * Decryption Secrets Block) and its cleartext twin carry the same HTTP/2 frames (type and stream id, in
+ * order, per direction), and each carries every request of the manifest. Packets are not comparable: the
+ * twin packs the same frames into other segments. tshark runs in two passes (-2): on the twin's port 80 it
+ * knows HTTP/2 only from the client's preface, so a server that spoke first (its SETTINGS and WINDOW_UPDATE
+ * right after a TLS 1.2 handshake) would have those frames undissected in one pass (docs/stitching.md).
+ */
+function assertHttp2TwinsAgree(m: SimulationManifest, file: string): void {
+  const h2 = new Map(
+    m.connections
+      .filter((c) => c.protocol === "https-h2")
+      .map((c) => [`${c.client.address}|${c.client.port}`, c]),
+  );
+  assert.ok(h2.size > 0, "the store has HTTP/2 connections");
+  /** "client original|cleartext c2s|s2c" -> frames as "type:stream", in order; and requests (:method). */
+  const frames = new Map<string, string[]>();
+  const requests = new Map<string, number>();
+  const lines = tshark([
+    "-n",
+    "-2",
+    "-r",
+    file,
+    "-o",
+    "tls.keylog_file:",
+    "-Y",
+    "http2",
+    "-T",
+    "fields",
+    "-E",
+    "occurrence=a",
+    ...["ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst", "tcp.dstport"].flatMap((f) => ["-e", f]),
+    ...["http2.type", "http2.streamid", "http2.headers.method"].flatMap((f) => ["-e", f]),
+  ]).split("\n");
+  for (const line of lines) {
+    if (line.trim() === "") continue;
+    const [src4, src6, sport, dst4, dst6, dport, types, ids, methods] = line.split("\t");
+    const src = `${src4 || src6}|${sport}`;
+    const dst = `${dst4 || dst6}|${dport}`;
+    const c2s = h2.has(src);
+    const c = h2.get(c2s ? src : dst);
+    if (c === undefined) continue;
+    const serverPort = Number(c2s ? dport : sport);
+    const variant =
+      serverPort === c.server.port ? "original" : serverPort === portMap(c.server.port) ? "cleartext" : "?";
+    const key = `${c2s ? src : dst} ${variant} ${c2s ? "c2s" : "s2c"}`;
+    const typeList = (types ?? "").split(",").filter((t) => t !== "");
+    const idList = (ids ?? "").split(",");
+    const list = frames.get(key) ?? [];
+    for (const [i, t] of typeList.entries()) list.push(`${t}:${idList[i]}`);
+    frames.set(key, list);
+    const n = (methods ?? "").split(",").filter((x) => x !== "").length;
+    requests.set(key, (requests.get(key) ?? 0) + n);
+  }
+  let total = 0;
+  for (const [client, c] of h2) {
+    for (const dir of ["c2s", "s2c"]) {
+      const original = frames.get(`${client} original ${dir}`) ?? [];
+      assert.ok(original.length > 0, `${c.connId} ${dir}: HTTP/2 frames in the original flow`);
+      assert.deepEqual(
+        frames.get(`${client} cleartext ${dir}`),
+        original,
+        `${c.connId} ${dir}: the same frames`,
+      );
+    }
+    for (const variant of ["original", "cleartext"])
+      assert.equal(
+        requests.get(`${client} ${variant} c2s`),
+        c.http.length,
+        `${c.connId}: ${variant} requests`,
+      );
+    total += c.http.length;
+  }
+  assert.ok(total > 0, `${total} HTTP/2 requests`);
+}
+
 describe("stitch - TLS decryption and the cleartext variant on simulated traffic", () => {
   const dir = mkdtempSync(join(tmpdir(), "cloudtap-stitch-tls-"));
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -180,6 +256,7 @@ describe("stitch - TLS decryption and the cleartext variant on simulated traffic
       );
     }
     assert.equal(stitcher.stats.tls.keysEmbedded, tlsConnections(manifest).length);
+    assertHttp2TwinsAgree(manifest, file);
   });
 
   it("stitch - wrong keys and a client random logged twice: named per connection, only keys that decrypt are embedded", async () => {
