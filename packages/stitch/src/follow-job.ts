@@ -19,8 +19,11 @@
  * - the outputs' positions (opaque here): the wiring truncates files back to them before it writes on.
  *
  * Frames still held in the time order at a checkpoint were not written and are not counted: a restart
- * makes them again. Aborting the signal stops the listing; the job then ends as a one-shot job does (every
- * flow completed and flushed) and saves a last checkpoint.
+ * makes them again. Aborting the signal stops the listing and saves a checkpoint as things stand (the
+ * connections still open in the replay list); the job then ends as a one-shot job does (every flow
+ * completed and flushed) and saves nothing after that. The outputs are complete as they are; a restart with
+ * the state cuts them back to the checkpoint (what the completion wrote goes) and goes on with the open
+ * connections, so a stop and a restart write what one uninterrupted run writes.
  */
 import { createHash } from "node:crypto";
 import { type BlobSource, followBlobs } from "@cloudtap/fetch";
@@ -72,6 +75,11 @@ export interface FollowState {
   readonly flows: Readonly<Record<string, FollowFlowMark>>;
   /** sha-256 (hex, 32 digits) of key-log texts embedded since the replay point. */
   readonly embedded: readonly string[];
+  /**
+   * The blob (its `seq`) each of `embedded` was embedded in, in the same order. A state without it (older
+   * runs) counts them from the replay point.
+   */
+  readonly embeddedSeqs?: readonly number[];
   /** Where the wiring's outputs stood (file lengths): written back to the wiring on resume. */
   readonly outputs?: unknown;
 }
@@ -154,7 +162,11 @@ export async function runFollowJob(options: FollowJobOptions): Promise<FollowJob
   const flows = new Map<string, LiveFlow>();
   const occurrences = new Map<string, number>();
   // Hashes of embedded key logs, with the blob they were embedded in.
-  const embedded = new Map<string, number>((prior?.embedded ?? []).map((h) => [h, replay[0]?.seq ?? 0]));
+  // Each keeps its own blob across restarts: counted from the replay point instead, it would be forgotten
+  // once the replay point moves past that, and a later restart replaying its flow would embed it again.
+  const embedded = new Map<string, number>(
+    (prior?.embedded ?? []).map((h, i) => [h, prior?.embeddedSeqs?.[i] ?? replay[0]?.seq ?? 0]),
+  );
   let scratch = new Uint8Array(2048);
 
   const sink: FlowAwareFrameSink = {
@@ -241,6 +253,7 @@ export async function runFollowJob(options: FollowJobOptions): Promise<FollowJob
       if (poll.released === 0 && inFlight.length === 0 && dirty) await checkpoint();
     },
   });
+  let savedAtStop = false;
   const blobs = (async function* () {
     for await (const b of replaySources) {
       inFlight.push(b.seq);
@@ -249,6 +262,12 @@ export async function runFollowJob(options: FollowJobOptions): Promise<FollowJob
     for await (const b of fresh) {
       inFlight.push(nextSeq++);
       yield b;
+    }
+    // Stopped: the state as it stands, before the job completes the flows it holds (each blob handed out
+    // is done: the job reads none ahead).
+    if (options.signal?.aborted && inFlight.length === 0) {
+      await checkpoint();
+      savedAtStop = true;
     }
   })();
 
@@ -295,6 +314,7 @@ export async function runFollowJob(options: FollowJobOptions): Promise<FollowJob
       replay: [...stitched],
       flows: marks,
       embedded: [...embedded.keys()],
+      embeddedSeqs: [...embedded.values()],
       outputs,
     };
     await options.saveState(state);
@@ -327,6 +347,6 @@ export async function runFollowJob(options: FollowJobOptions): Promise<FollowJob
       if (now() - lastCheckpoint >= checkpointMs) await checkpoint();
     },
   });
-  await checkpoint();
+  if (!savedAtStop) await checkpoint();
   return { job, stitcher, replayedBlobs: replay.length, skippedFrames, checkpoints };
 }
