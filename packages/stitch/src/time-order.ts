@@ -488,10 +488,12 @@ export class TimeOrder {
     offsetNs: number,
     originalLength: number | undefined,
   ): void {
+    // A view made by the constructor (slabs start at offset 0 of their buffer) costs less than subarray's.
+    const frame = new Uint8Array(from.buffer, at, length);
     if (target.beginAt !== undefined) {
-      const to = target.beginAt(length);
-      target.buffer!.set(from.subarray(at, at + length), to);
-    } else target.begin(length).set(from.subarray(at, at + length));
+      const to = target.beginAt(length); // first: it may move the sink to a new buffer
+      target.buffer!.set(frame, to);
+    } else target.begin(length).set(frame);
     target.commit(ts, offsetNs, originalLength);
   }
 }

@@ -382,7 +382,8 @@ async function* readFrames(
   }
 
   for (;;) {
-    if (!(await input.ensure(Frame.headerBytes))) {
+    // Checked before awaiting: most frames are already buffered, and an await costs a promise and a turn.
+    if (q.available < Frame.headerBytes && !(await input.ensure(Frame.headerBytes))) {
       if (q.available > 0) {
         const err = new TruncatedFrameError(q.available, Frame.headerBytes, q.position);
         if (!resync) throw err;
@@ -405,7 +406,7 @@ async function* readFrames(
       continue;
     }
     const size = Frame.headerBytes + head.bodyLength;
-    if (!(await input.ensure(size))) {
+    if (q.available < size && !(await input.ensure(size))) {
       const err = new TruncatedFrameError(q.available, size, at);
       if (!resync) throw err;
       // The length may be what is wrong (bytes removed inside the frame): the frames after it are searched
