@@ -8,7 +8,10 @@
  * uploaded to each store. Plain download: list the prefix, then get every object with the SDK, 16 at a
  * time, bytes counted and dropped (the rate the store delivers to one client). Stitch: `cloudtap stitch
  * --source <store> --pcapng --workers 1 --json`, its own `seconds` (open, list, read, stitch, write),
- * with the remote read-ahead (64 blobs, 64 MiB). Rates are blob MB (10^6 bytes) per second.
+ * with the remote read-ahead (64 blobs, 64 MiB). Fetch only: the same backend, listing and read-ahead as
+ * that stitch, in its own process, with no stitching (bench/cloud-fetch-only.ts), its time to the first
+ * blob listed apart: the stitch's cost beyond it is the stitcher's. Rates are blob MB (10^6 bytes) per
+ * second.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -44,6 +47,33 @@ function stitch(args: readonly string[], out: string): Promise<{ seconds: number
     child.on("close", (code) => {
       if (code !== 0) reject(new Error(`cloudtap stitch failed: ${stderr.slice(-2000)}`));
       else resolve({ seconds: (JSON.parse(stdout) as { seconds: number }).seconds });
+    });
+  });
+}
+
+const FETCH_ONLY = new URL("./cloud-fetch-only.ts", import.meta.url).pathname;
+
+/** cloudtap's fetch half alone, its own process (bench/cloud-fetch-only.ts). */
+function fetchOnly(
+  url: string,
+  credentialsFile: string,
+): Promise<{ seconds: number; openSeconds: number; bytes: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--import", "tsx", FETCH_ONLY, url, credentialsFile], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    child.on("error", reject);
+    child.on("close", (code) => {
+      if (code !== 0) reject(new Error(`fetch only failed: ${stderr.slice(-2000)}`));
+      else resolve(JSON.parse(stdout) as { seconds: number; openSeconds: number; bytes: number });
     });
   });
 }
@@ -246,6 +276,10 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
       const plainSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
       if (got !== blobBytes) throw new Error(`${e.name}: downloaded ${got} of ${blobBytes} bytes`);
       const plainRate = mb / plainSeconds;
+      const fetched = await fetchOnly(e.url, e.credentialsFile);
+      if (fetched.bytes !== blobBytes)
+        throw new Error(`${e.name}: fetched ${fetched.bytes} of ${blobBytes} bytes`);
+      const fetchRate = mb / fetched.seconds;
       const run = await stitch(
         ["--source", e.url, "--credentials", e.credentialsFile],
         join(dir, `${e.name.split(" ")[0]}.pcapng`),
@@ -258,10 +292,16 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
         detail: `${plainSeconds.toFixed(2)} s, ${PARALLEL} gets at a time`,
       });
       results.push({
+        name: `${e.name}: cloudtap fetch only (no stitching)`,
+        value: fetchRate,
+        unit: "MB/s",
+        detail: `${fetched.seconds.toFixed(2)} s, of which ${fetched.openSeconds.toFixed(2)} s to the first blob listed (SDK load, credentials, list); ${((fetchRate / plainRate) * 100).toFixed(0)}% of the plain download`,
+      });
+      results.push({
         name: `${e.name}: cloudtap stitch`,
         value: rate,
         unit: "MB/s",
-        detail: `${run.seconds.toFixed(2)} s, ${((rate / plainRate) * 100).toFixed(0)}% of the plain download, ${((rate / localRate) * 100).toFixed(0)}% of the directory run`,
+        detail: `${run.seconds.toFixed(2)} s, ${((rate / plainRate) * 100).toFixed(0)}% of the plain download, ${((rate / fetchRate) * 100).toFixed(0)}% of the fetch only, ${((rate / localRate) * 100).toFixed(0)}% of the directory run`,
         target: "at least 90% of the plain download",
       });
     }
