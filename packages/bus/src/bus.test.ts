@@ -60,7 +60,7 @@ describe("bus - NATS JetStream wiring against a real nats-server", () => {
     assert.equal(again.blobs.config.retention, "workqueue");
     assert.equal(again.blobs.config.storage, "file");
     assert.deepEqual(again.blobs.config.subjects, ["ctap.blobs.>"]);
-    assert.equal(again.chunks.config.retention, "limits");
+    assert.equal(again.chunks.config.retention, "workqueue");
     assert.equal(again.chunks.config.discard, "new");
     assert.equal(again.chunks.config.max_bytes, 1 << 30);
     assert.equal(again.chunks.config.duplicate_window, 60_000 * 1_000_000);

@@ -9,6 +9,7 @@ export const BusErrorCode = {
   PublishFailed: "publish-failed",
   InvalidName: "invalid-name",
   Aborted: "aborted",
+  RetentionMismatch: "retention-mismatch",
 } as const;
 export type BusErrorCode = (typeof BusErrorCode)[keyof typeof BusErrorCode];
 
@@ -88,4 +89,27 @@ export function isStreamFull(err: unknown): err is StreamFullError {
 
 export function isBusError(err: unknown): err is BusError {
   return err instanceof BusError;
+}
+
+/**
+ * A stream exists with another retention than the mesh needs, and still holds data a consumer has not
+ * consumed: it is not dropped. Drain it with the version that made it, or remove it (`nats stream rm`).
+ */
+export class StreamRetentionMismatchError extends BusError {
+  override readonly name = "StreamRetentionMismatchError";
+  constructor(
+    readonly stream: string,
+    readonly existing: string,
+    readonly wanted: string,
+    /** The consumers with data left, as "name (N pending, M unacked)". */
+    readonly busy: readonly string[],
+  ) {
+    super(
+      BusErrorCode.RetentionMismatch,
+      BusErrorCategory.Unavailable,
+      `stream ${stream} has ${existing} retention, the mesh needs ${wanted}; it cannot be changed in place ` +
+        `and is not dropped while its consumers have data left: ${busy.join(", ")} (let them finish with ` +
+        "the version that made it, or remove the stream)",
+    );
+  }
 }

@@ -20,6 +20,7 @@ export {
   isStreamFull,
   PublishFailedError,
   StreamFullError,
+  StreamRetentionMismatchError,
 } from "./errors.js";
 export type { MsgHdrs, TraceContext } from "./headers.js";
 export {
@@ -36,7 +37,7 @@ export { ensureKv, getJson, putJson } from "./kv.js";
 export type { PublishOptions, PublishResult } from "./publish.js";
 export { DEFAULT_PUBLISH_ATTEMPTS, publishWithId } from "./publish.js";
 export type { EnsureStreamsOptions } from "./streams.js";
-export { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream, ensureStreams } from "./streams.js";
+export { DEFAULT_DUPLICATE_WINDOW_MS, ensureStream, ensureStreams, removeRun } from "./streams.js";
 export {
   BucketName,
   blobSubject,

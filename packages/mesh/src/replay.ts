@@ -11,9 +11,14 @@
  * writes it), and every instance stops its part.
  *
  * Keys of `ctap_replays`: `run.<run>` -> `ReplayRecord`; `shard.<run>.<n>` -> `{ instance }`.
+ *
+ * Once a replay settled, every instance that ran a part of it removes the replay's consumers and what is
+ * left on its subjects (`removeRun` of @cloudtap/bus) after its part ended: a done replay's chunks were all
+ * acked (work-queue retention removed them), its consumers are no longer pulled (a shard's loop ends at
+ * the end of its window), and a failed replay's leftovers go too.
  */
 import { randomBytes } from "node:crypto";
-import { BucketName, type Bus, ensureKv, getJson, type KV, putJson, sleep } from "@cloudtap/bus";
+import { BucketName, type Bus, ensureKv, getJson, type KV, putJson, removeRun, sleep } from "@cloudtap/bus";
 import type { ReplayService } from "@cloudtap/proto";
 import type { ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterLabels, CounterRegistry, Logger } from "@cloudtap/service-kit";
@@ -185,7 +190,7 @@ export function runCounters(counters: CounterRegistry, run: string): CounterRegi
 }
 
 export interface FollowReplaysOptions {
-  readonly bus: Pick<Bus, "js">;
+  readonly bus: Pick<Bus, "js" | "jsm">;
   readonly log: Logger;
   readonly signal: AbortSignal;
   /** How often the bucket is read. Default 1 s. */
@@ -203,6 +208,7 @@ export async function followReplays(options: FollowReplaysOptions): Promise<void
   const kv = await openReplays(options.bus);
   const running = new Map<string, { stop: AbortController; work: Promise<void> }>();
   const seen = new Set<string>();
+  const cleanups: Promise<void>[] = [];
   try {
     while (!signal.aborted) {
       let records: ReplayRecord[] = [];
@@ -218,6 +224,18 @@ export async function followReplays(options: FollowReplaysOptions): Promise<void
           if (mine) {
             mine.stop.abort(new Error(`replay ${record.state}`));
             running.delete(record.runId);
+            cleanups.push(
+              mine.work
+                .then(() => removeRun(options.bus.jsm, record.runId))
+                .then(
+                  (removed) => log.info("replay removed from the streams", { run: record.runId, ...removed }),
+                  (err: unknown) =>
+                    log.warn("replay not removed from the streams", {
+                      run: record.runId,
+                      error: err instanceof Error ? err.message : String(err),
+                    }),
+                ),
+            );
           }
           continue;
         }
@@ -243,5 +261,6 @@ export async function followReplays(options: FollowReplaysOptions): Promise<void
   } finally {
     for (const r of running.values()) r.stop.abort(signal.reason);
     await Promise.allSettled([...running.values()].map((r) => r.work));
+    await Promise.allSettled(cleanups);
   }
 }

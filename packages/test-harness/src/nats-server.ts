@@ -31,6 +31,8 @@ export interface NatsServer {
   readonly storeDir: string;
   /** PID of the running server; undefined while stopped. */
   readonly pid: number | undefined;
+  /** `http://127.0.0.1:<port>` of its monitoring endpoint (`/jsz`, `/healthz`); a new port after a restart. */
+  readonly monitorUrl: string;
   /** SIGTERM and wait for the exit. */
   stop(): Promise<void>;
   /** SIGKILL (a crash) and wait for the exit. */
@@ -130,6 +132,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     storeDir,
     get pid() {
       return child?.pid;
+    },
+    get monitorUrl() {
+      return `http://127.0.0.1:${monitorPort}`;
     },
     stop: () => end("SIGTERM"),
     kill: () => end("SIGKILL"),
