@@ -3,7 +3,9 @@
  * (each blob holds 250 ms of records stamped with the wall clock, landed in the store when its 250 ms are
  * over) into `cloudtap up` (continuous, 1 fetcher, 2 stitchers, 4 shards, `FETCHER_POLL`, `STITCHER_LATENESS`
  * as given), and a PCAP-over-IP reader that records when each packet arrives. A packet's lag: its arrival
- * less the landing of the blob that held its record. p50 and p99 over every packet.
+ * less the landing of the blob that held its record. p50 and p99 over every packet. Before the mesh stops,
+ * `cloudtap status --json` gives each stage's share (the `mesh_stage_ms` histograms, see
+ * packages/mesh/src/stage-latency.ts): p50 and p99 per stage, over every instance.
  */
 import { spawn } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
@@ -19,6 +21,7 @@ import {
   MemorySink,
   Transport,
 } from "@cloudtap/tap-format";
+import { type StageFigures, stageQuantiles } from "../packages/mesh/src/stage-latency.js";
 
 const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
 
@@ -35,6 +38,26 @@ export interface LagResult {
   readonly p99Ms: number;
   readonly packets: number;
   readonly blobs: number;
+  /** Per stage of the mesh (packages/mesh/src/stage-latency.ts). */
+  readonly stages: Record<string, StageFigures>;
+}
+
+/** Every instance's counters, by `cloudtap status --json`. */
+async function statusSnapshots(stateDir: string): Promise<Record<string, number>[]> {
+  const child = spawn(
+    process.execPath,
+    ["--import", "tsx", CLI, "status", "--state-dir", stateDir, "--json"],
+    {
+      stdio: ["ignore", "pipe", "inherit"],
+    },
+  );
+  let out = "";
+  child.stdout.on("data", (d) => {
+    out += String(d);
+  });
+  await new Promise((resolve) => child.once("exit", resolve));
+  const parsed = JSON.parse(out) as { instances: { status?: { counters?: Record<string, number> } }[] };
+  return parsed.instances.map((i) => i.status?.counters ?? {});
 }
 
 export async function measureLag(dir: string, o: { pollMs: number; latenessMs: number }): Promise<LagResult> {
@@ -180,6 +203,7 @@ export async function measureLag(dir: string, o: { pollMs: number; latenessMs: n
       seen = arrivals.length;
     }
     reader.destroy();
+    const stages = stageQuantiles(await statusSnapshots(stateDir));
     const lags: number[] = [];
     for (const a of arrivals) {
       const blob = landed.find((l) => a.tsMs >= l.startMs && a.tsMs < l.endMs + 50);
@@ -187,11 +211,25 @@ export async function measureLag(dir: string, o: { pollMs: number; latenessMs: n
     }
     lags.sort((x, y) => x - y);
     const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] ?? Number.NaN;
-    return { p50Ms: q(0.5), p99Ms: q(0.99), packets: lags.length, blobs: landed.length };
+    return { p50Ms: q(0.5), p99Ms: q(0.99), packets: lags.length, blobs: landed.length, stages };
   } finally {
     up.kill("SIGTERM");
     await exited;
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(storeDir, { recursive: true, force: true });
+  }
+}
+
+// Run alone: `node --import tsx bench/mesh-lag.ts [pollMs] [latenessMs]` prints the result as JSON.
+if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  const { mkdtempSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "mesh-lag-"));
+  try {
+    const pollMs = Number(process.argv[2] ?? 1000);
+    const latenessMs = Number(process.argv[3] ?? 1000);
+    console.log(JSON.stringify({ pollMs, latenessMs, ...(await measureLag(dir, { pollMs, latenessMs })) }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }

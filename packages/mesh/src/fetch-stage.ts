@@ -62,6 +62,7 @@ import {
   spanContextOf,
   withSpan,
 } from "@cloudtap/telemetry";
+import { MeshStage, PUBLISHED_MS_HEADER, StageLatency } from "./stage-latency.js";
 
 export type FetchMode =
   | { readonly kind: "once"; readonly sinceNs?: bigint; readonly untilNs?: bigint }
@@ -179,6 +180,8 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
     lagMs: counters.gauge("blob_lag_ms"),
     queue: counters.gauge("queue_pending"),
   };
+  const pickupLatency = new StageLatency(counters, MeshStage.FetchPickup);
+  const publishLatency = new StageLatency(counters, MeshStage.FetchPublish);
 
   async function enqueue(key: string): Promise<void> {
     c.listed.add();
@@ -265,7 +268,11 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
 
   /** Publishes one batch; waits (and counts) while the stream is full. */
   async function publishBatch(key: string, batch: ShardBatch): Promise<void> {
-    const headers = makeHeaders({ [MeshHeader.Blob]: key, [MeshHeader.Batch]: String(batch.index) });
+    const headers = makeHeaders({
+      [MeshHeader.Blob]: key,
+      [MeshHeader.Batch]: String(batch.index),
+      [PUBLISHED_MS_HEADER]: String(Date.now()),
+    });
     // The publish span's context: the stitcher's consume span of this batch is its child.
     injectHeaders(headers);
     for (let wait = 0; ; wait++) {
@@ -317,6 +324,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
   }
 
   async function processBlobIn(msg: BusMessage, key: string, span: Span): Promise<void> {
+    const pickedAt = Date.now();
     const blobLog = log.child({ blob: key });
     if (await getJson<BlobStateEntry>(blobState, blobStateKey(run, key))) {
       // Done by a fetcher that died before its ack, or enqueued again after the duplicate window.
@@ -339,7 +347,7 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
             };
           }
           try {
-            return { bytes: await store.readBytes(key, { signal }) };
+            return { bytes: await store.readBytes(key, { signal }), landedMs: info.lastModifiedMs };
           } catch (err) {
             if (isObjectNotFound(err))
               return { quarantine: [QuarantineReason.Vanished, "deleted while read"] as const };
@@ -387,6 +395,11 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
         records: cut.records,
         ...(cut.problems.length > 0 ? { problems: cut.problems.length } : {}),
       };
+      if (msg.deliveryCount === 1) {
+        // A redelivered blob's wait is the ack wait of a failed attempt, not the path's.
+        pickupLatency.observe(pickedAt - (fetched.landedMs ?? pickedAt), cut.records);
+        publishLatency.observe(Date.now() - pickedAt, cut.records);
+      }
       await putJson(blobState, blobStateKey(run, key), entry);
       await msg.ackAck();
       c.done.add();

@@ -39,5 +39,13 @@ export {
 } from "./replay.js";
 export type { StatusSource } from "./rpc-links.js";
 export { grpcKeyLookup, statusHandlers } from "./rpc-links.js";
+export type { StageFigures } from "./stage-latency.js";
+export {
+  MeshStage,
+  PUBLISHED_MS_HEADER,
+  STAGE_BOUNDS_MS,
+  StageLatency,
+  stageQuantiles,
+} from "./stage-latency.js";
 export type { KeyLookup, MirrorLink, ShardStatus, StitchStage, StitchStageOptions } from "./stitch-stage.js";
 export { DEFAULT_STITCH_LATENESS_NS, startStitchStage } from "./stitch-stage.js";

@@ -38,6 +38,7 @@ import {
   startSpan,
   withContext,
 } from "@cloudtap/telemetry";
+import { MeshStage, StageLatency } from "./stage-latency.js";
 import type { MirrorLink } from "./stitch-stage.js";
 
 export const DEFAULT_MIRROR_MAX_IN_FLIGHT = 8;
@@ -124,7 +125,7 @@ interface OpenStream {
   readonly input: MergeInput;
   readonly responses: ResponseQueue;
   /** Batches not yet acked, in order: acked once the merge applied their last event. */
-  readonly pending: { seq: bigint; endEvent: number; span: Span }[];
+  readonly pending: { seq: bigint; endEvent: number; span: Span; receivedAt: number; frames: number }[];
   heardAt: number;
   readonly stitcher: string;
 }
@@ -137,6 +138,8 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
     ...(options.maxHeldBytes === undefined ? {} : { maxHeldBytes: options.maxHeldBytes }),
   });
   const streams = new Set<OpenStream>();
+  const holdLatency = new StageLatency(counters, MeshStage.EgressHold);
+  const writeLatency = new StageLatency(counters, MeshStage.EgressWrite);
   const silentAfterMs = options.silentAfterMs ?? DEFAULT_MIRROR_SILENT_AFTER_MS;
   let writing: Promise<void> = Promise.resolve();
   /** One step at a time into the egress and out to the sinks. */
@@ -164,7 +167,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
     counters.gauge("egress_batches_awaiting_commit").set(awaitingCommit.length);
   };
   /** Batches written whole, waiting for the next commit to be acked (with `commit` only). */
-  const awaitingCommit: { s: OpenStream; seq: bigint; span: Span }[] = [];
+  const awaitingCommit: { s: OpenStream; seq: bigint; span: Span; releasedAt: number; frames: number }[] = [];
   let commitTimer: ReturnType<typeof setTimeout> | undefined;
   /** Makes the writes so far durable, then acks the batches they completed. */
   const commitNow = async () => {
@@ -185,7 +188,9 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
       return;
     }
     counters.counter("egress_commits").add(1);
+    const committedAt = Date.now();
     for (const r of ready) {
+      writeLatency.observe(committedAt - r.releasedAt, r.frames);
       r.s.responses.push({ message: { case: "ack", value: { seq: r.seq } } });
       r.span.end();
     }
@@ -206,6 +211,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
    */
   const pump = async (all = false) => {
     const frames = all ? merge.releaseAll() : merge.release();
+    const releasedAt = Date.now();
     const writes = [];
     for (const output of egress.outputs) {
       // Durable: the open chunks too, so a commit covers every frame released so far.
@@ -229,12 +235,16 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
     const failed = writes.find((w) => w.failure !== undefined);
     if (!failed) {
       counters.counter("egress_frames").add(frames);
+      const writtenAt = Date.now();
       for (const s of streams) {
         let n = 0;
         while (n < s.pending.length && s.pending[n]!.endEvent <= s.input.applied) {
           const p = s.pending[n]!;
-          if (options.commit) awaitingCommit.push({ s, seq: p.seq, span: p.span });
+          holdLatency.observe(releasedAt - p.receivedAt, p.frames);
+          if (options.commit)
+            awaitingCommit.push({ s, seq: p.seq, span: p.span, releasedAt, frames: p.frames });
           else {
+            writeLatency.observe(writtenAt - releasedAt, p.frames);
             s.responses.push({ message: { case: "ack", value: { seq: p.seq } } });
             completed.push(p.span);
           }
@@ -315,6 +325,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
           } else if (m.case === "batch" && stream) {
             const s = stream;
             const { seq, frames, traceContext } = m.value;
+            const receivedAt = Date.now();
             // The batch's span: the child of the stitcher's span of it; ended when the batch is acked.
             const span = startSpan(SpanName.EgressBatch, {
               parent: contextFromRecord(traceContext),
@@ -328,7 +339,7 @@ export function mirrorEndpoint(options: MirrorHandlerOptions): MirrorEndpoint {
             await withContext(contextOf(span), () =>
               exclusive(async () => {
                 const queued = s.input.push(frames);
-                s.pending.push({ seq, endEvent: queued.endEvent, span });
+                s.pending.push({ seq, endEvent: queued.endEvent, span, receivedAt, frames: queued.frames });
                 counters.counter("egress_batches").add(1);
                 await pump();
               }),

@@ -44,6 +44,13 @@ import {
 import { Direction, readCtap } from "@cloudtap/tap-format";
 import { Attr, contextOf, recordError, withContext } from "@cloudtap/telemetry";
 import { createKeyStore, type KeyStore, peekClientRandom } from "@cloudtap/tls";
+import {
+  ArrivalClock,
+  forEachFrameMs,
+  MeshStage,
+  PUBLISHED_MS_HEADER,
+  StageLatency,
+} from "./stage-latency.js";
 import { ShardTracer } from "./stitch-tracing.js";
 
 /** The egress end of one mirror stream, as the stitch stage needs it. */
@@ -216,6 +223,9 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
   const lateness = options.latenessNs ?? DEFAULT_STITCH_LATENESS_NS;
   const keys = new BrokeredKeys(options.keys, options.keyWaitMs ?? 5000, counters);
   const statuses = new Map<number, () => ShardStatus>();
+  const deliveryLatency = new StageLatency(counters, MeshStage.ChunkDelivery);
+  const holdLatency = new StageLatency(counters, MeshStage.StitchHold);
+  const roundtripLatency = new StageLatency(counters, MeshStage.MirrorRoundtrip);
   // The fetchers own the streams' settings (limits); the stitcher waits for them to exist.
   for (let attempt = 0; ; attempt++) {
     signal.throwIfAborted();
@@ -344,12 +354,18 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     const ship = (): bigint => {
       const batches = recorder.takeBatches(MAX_MIRROR_BATCH_BYTES);
       const links = batches.length > 0 ? tracer.takeLinks() : { links: [], dropped: 0 };
+      const shippedAt = Date.now();
       for (const batch of batches) {
         const mine = ++seq;
         counters.counter("stitcher_batches_sent", { shard: String(shard) }).add(1);
         counters.counter("stitcher_frames_sent").add(batch.frames);
+        forEachFrameMs(batch.bytes, (tsMs) => {
+          const arrived = arrivals.arrivalOf(tsMs);
+          if (arrived !== undefined) holdLatency.observe(shippedAt - arrived);
+        });
         const traced = tracer.batch(mine, batch.frames, batch.bytes.length, links);
         const sent = mirror.send(mine, batch.bytes, traced.trace).then(() => {
+          roundtripLatency.observe(Date.now() - shippedAt, batch.frames);
           if (mine > acked) acked = mine;
           ackReady();
         });
@@ -375,6 +391,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
             if (at >= 0) sends.splice(at, 1);
           });
       }
+      if (batches.length > 0 && stitcher.releasedUpToNs > 0n)
+        arrivals.forgetBefore(Number(stitcher.releasedUpToNs) / 1e6);
       return seq;
     };
 
@@ -441,6 +459,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     working.unref?.();
 
     let lastMessageAt = Date.now();
+    const arrivals = new ArrivalClock();
     const heartbeat = setInterval(() => {
       const idle =
         options.idleAfterMs !== undefined &&
@@ -536,6 +555,13 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           counters.counter("stitcher_batch_problems", { kind: "undecodable" }).add(1);
           log.warn("chunk batch does not decode", { shard, seq: msg.seq, error: String(err) });
         }
+        if (msg.deliveryCount === 1) {
+          const published = Number(getHeader(msg.headers, PUBLISHED_MS_HEADER));
+          if (published > 0) deliveryLatency.observe(lastMessageAt - published, records.length);
+        }
+        let newestNs = -1n;
+        for (const r of records) if (r.timestampNs > newestNs) newestNs = r.timestampNs;
+        if (newestNs > 0n) arrivals.note(Number(newestNs) / 1e6, lastMessageAt);
         if (randoms.length > 0) {
           await withContext(consumeContext, () => keys.fetch(randoms)).catch((err: unknown) => {
             counters.counter("stitcher_key_errors").add(1);
