@@ -38,7 +38,8 @@ import {
   type StorePermission,
   withRetries,
 } from "@cloudtap/object-store";
-import type { Bucket, CRC32C, Storage, StorageOptions } from "@google-cloud/storage";
+import type { Bucket, Storage, StorageOptions } from "@google-cloud/storage";
+import { checkCrc32c } from "./crc32c-check.js";
 import { readGcsCredentials } from "./gcs-credentials.js";
 import { type GcsLocation, parseGcsUrl } from "./gcs-url.js";
 
@@ -63,7 +64,7 @@ export async function openGcsStore(url: string, options: GcsStoreOptions = {}): 
     ? { file: options.credentialsFile }
     : { ambient: "Google Application Default Credentials" };
   const account = options.credentialsFile ? await readGcsCredentials(options.credentialsFile) : undefined;
-  const { Storage, CRC32C } = await import("@google-cloud/storage");
+  const { Storage } = await import("@google-cloud/storage");
   const config: StorageOptions = {
     ...(location.endpoint === undefined ? {} : { apiEndpoint: location.endpoint }),
     // A custom endpoint gets the credentials too when a file names them (the library leaves them off).
@@ -85,14 +86,7 @@ export async function openGcsStore(url: string, options: GcsStoreOptions = {}): 
     const auth = storage.authClient as unknown as { useJWTAccessWithScope?: boolean };
     auth.useJWTAccessWithScope = true;
   }
-  return new GcsStore(
-    storage,
-    storage.bucket(location.bucket),
-    location,
-    credentials,
-    options,
-    () => new CRC32C(),
-  );
+  return new GcsStore(storage, storage.bucket(location.bucket), location, credentials, options);
 }
 
 interface ApiErrorLike {
@@ -171,26 +165,6 @@ async function apiError(res: IncomingMessage): Promise<Error> {
   });
 }
 
-/** The body, failing at its end when its CRC32C is not the one the store gave (`expected`, base64). */
-async function* checkCrc32c(
-  body: IncomingMessage,
-  crc: CRC32C,
-  expected: string,
-  name: string,
-): AsyncGenerator<Uint8Array> {
-  for await (const chunk of body) {
-    crc.update(chunk as Buffer);
-    yield chunk as Buffer;
-  }
-  if (!crc.validate(expected))
-    throw Object.assign(
-      new Error(`${name}: the body's CRC32C is ${crc.toString()}, the store's ${expected}`),
-      {
-        code: "CONTENT_DOWNLOAD_MISMATCH",
-      },
-    );
-}
-
 class GcsStore implements ObjectStore {
   readonly url: string;
   private readonly root: RemoteRoot;
@@ -203,7 +177,6 @@ class GcsStore implements ObjectStore {
     private readonly location: GcsLocation,
     private readonly credentials: CredentialsSource,
     private readonly options: GcsStoreOptions,
-    private readonly newCrc32c: () => CRC32C,
   ) {
     this.url = location.display;
     this.root = new RemoteRoot(location.root);
@@ -393,7 +366,7 @@ class GcsStore implements ObjectStore {
     const checked =
       !ranged && crc !== undefined && (stored === "identity" || (stored === "gzip" && served === "gzip"));
     return {
-      body: checked ? checkCrc32c(res, this.newCrc32c(), crc, name) : res,
+      body: checked ? checkCrc32c(res, crc, name) : res,
       length: length === undefined ? undefined : Number(length),
       version: generation,
     };

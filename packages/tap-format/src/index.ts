@@ -1,5 +1,5 @@
 export { connIdToHex, connShard, isConnId, writeConnId } from "./conn-id.js";
-export { crc32, crc32Implementation } from "./crc32.js";
+export { crc32, crc32c, crc32cImplementation, crc32Implementation } from "./crc32.js";
 export {
   BadHeaderError,
   BadMagicError,
