@@ -107,6 +107,25 @@ describe("flow - flow table", () => {
     assert.equal(table.size, 0);
   });
 
+  it("tells per direction whether bytes wait behind a hole, while the flow lasts", () => {
+    let info: FlowInfo | undefined;
+    const waiting = () => [info!.holes.waiting(0), info!.holes.waiting(1)];
+    const table = new FlowTable({
+      create(flow) {
+        info = flow;
+        return { onData: () => {}, onDatagram: () => {}, onGap: () => {}, onComplete: () => {} };
+      },
+    });
+    table.accept(open(A));
+    assert.deepEqual(waiting(), [false, false]);
+    table.accept(data(A, 1, 3, "DEF", 3n));
+    assert.deepEqual(waiting(), [false, true], "server bytes behind a hole");
+    table.accept(data(A, 0, 0, "abc", 1n));
+    assert.deepEqual(waiting(), [false, true], "in-order client bytes wait for nothing");
+    table.accept(data(A, 1, 0, "ABC", 2n));
+    assert.deepEqual(waiting(), [false, false], "the hole is filled");
+  });
+
   it("releases a hole as a gap once it has waited gapWaitNs of record time", () => {
     const { table, log } = harness({ gapWaitNs: 5n * S });
     table.accept(open(A));

@@ -101,6 +101,17 @@ export interface FlowInfo {
   readonly connId: string;
   /** Undefined when the flow timed out in state `new` without its conn-open record. */
   readonly open: ConnOpenRecord | undefined;
+  /** The flow's holes, for as long as the flow is in the table (a consumer may keep this). */
+  readonly holes: FlowHoles;
+}
+
+/** Where a flow's streams stand in the table. */
+export interface FlowHoles {
+  /**
+   * Whether `direction` has bytes held behind a hole: records of it that were read out of order, waiting
+   * for bytes before them (which may be older than anything released of either direction since).
+   */
+  waiting(direction: Direction): boolean;
 }
 
 export interface FlowCompletion {
@@ -172,7 +183,7 @@ const Flag = { Opened: 1, Udp: 2, Ignored: 4 } as const;
  * One connection in the table. It is also the output of its two ordered streams (one object, no closures,
  * so an idle flow costs a few hundred bytes).
  */
-class Flow implements StreamOutput {
+class Flow implements StreamOutput, FlowHoles {
   /** The conn-open record until the consumer is created (it gets the record; the table keeps no copy). */
   open: ConnOpenRecord | undefined = undefined;
   close: ConnCloseRecord | undefined = undefined;
@@ -220,6 +231,10 @@ class Flow implements StreamOutput {
 
   dir(d: Direction): OrderedStream {
     return d === 0 ? this.c2s : this.s2c;
+  }
+
+  waiting(d: Direction): boolean {
+    return (d === 0 ? this.c2s : this.s2c).hasPending;
   }
 
   /** The flow's output once it has a consumer, else undefined (bytes are held). */
@@ -414,7 +429,7 @@ export class FlowTable {
 
   /** Creates the consumer and releases what was held while the flow had none. */
   private start(flow: Flow): void {
-    const stream = this.handler.create({ connId: flow.connId, open: flow.open });
+    const stream = this.handler.create({ connId: flow.connId, open: flow.open, holes: flow });
     flow.open = undefined;
     this.stats.flowsCreated++;
     if (!stream) {

@@ -12,6 +12,7 @@ export type {
   DirectionSummary,
   FlowCompletion,
   FlowHandler,
+  FlowHoles,
   FlowInfo,
   FlowStream,
   FlowTableOptions,

@@ -6,17 +6,22 @@
  *           -> TcpSynth / UdpSynth -> FrameSink (a pcap(ng) encoder, a tunnel sender)
  *
  * Direction order: a tapper writes records in the order it saw the bytes, so records that arrive in order
- * already interleave the two directions by time, and they are emitted as they are released (no copy). When
- * the input may be out of order across blobs (a shuffled or late-uploaded store), `reorderWindowNs` turns on
- * a merge by timestamp: an event of one direction is held (copied) until the other direction has reached its
- * time, it is `reorderWindowNs` older than the newest record seen, the flow's held bytes pass
- * `maxHeldBytesPerFlow`, or the flow completes. Events emitted against time order are counted
- * (`outOfOrderEvents`).
+ * already interleave the two directions by time, and they are emitted as they are released (no copy). Bytes
+ * the flow table releases ahead of the reading (records that waited behind a hole, or for their conn-open,
+ * released at once when it is filled: stamped later than the record being read) would come before the other
+ * direction's records of the same time span, not read yet; such an event is held (copied) until the other
+ * direction has reached its time, the reading has, the watermark has (`noRecordsBefore` less the longest
+ * span, or `flushOlderThan`'s time), the flow's held bytes pass `maxHeldBytesPerFlow`, or the flow completes.
+ * When the input may be out of order across blobs in general (the mesh: batches of one connection in any
+ * order), `reorderWindowNs` turns on a merge of every event by timestamp: an event of one direction is held
+ * until the other direction has reached its time, it is `reorderWindowNs` older than the newest record
+ * seen, or the same caps. Events emitted against time order are counted (`outOfOrderEvents`).
  */
 import {
   createFlowFilter,
   type FlowCompletion,
   type FlowFilter,
+  type FlowHoles,
   type FlowInfo,
   type FlowStream,
   FlowTable,
@@ -180,13 +185,10 @@ interface HeldEvent {
   readonly spanNs: number;
 }
 
-/** Merge state of a flow whose directions are merged by timestamp (only with `reorderWindowNs` > 0). */
+/** Events of a flow held for the direction merge (made at the first one). */
 class MergeState {
   readonly held: [HeldEvent[], HeldEvent[]] = [[], []];
   heldBytes = 0;
-  /** Latest record time released by the flow table per direction. */
-  front0 = -1n;
-  front1 = -1n;
 }
 
 class FlowOutput implements FlowStream {
@@ -195,6 +197,9 @@ class FlowOutput implements FlowStream {
   private readonly server: Endpoint;
   private readonly attributes: Readonly<Record<string, string>>;
   private merge: MergeState | undefined;
+  /** Latest record time released by the flow table per direction. */
+  private front0 = -1n;
+  private front1 = -1n;
   /** Latest record time emitted per direction (to count events emitted against time order). */
   private emitted0 = -1n;
   private emitted1 = -1n;
@@ -207,6 +212,7 @@ class FlowOutput implements FlowStream {
     private readonly tcp: TcpSynth | undefined,
     private readonly udp: UdpSynth | undefined,
     private readonly tls: TlsFlowVariants | undefined,
+    private readonly holes: FlowHoles,
   ) {
     // Only what the flow report needs is kept of the conn-open record: an idle flow stays small.
     this.connId = open.connId;
@@ -238,20 +244,18 @@ class FlowOutput implements FlowStream {
 
   private event(dir: 0 | 1, ts: bigint, bytes: Uint8Array | undefined, length: number, spanNs: number): void {
     if (!this.tcp && !this.tls) return;
-    if (!this.stitcher.merging) {
+    if (dir === 0) {
+      if (ts > this.front0) this.front0 = ts;
+    } else if (ts > this.front1) this.front1 = ts;
+    // Fast path: nothing held, and the other direction is already past this time, or (without the general
+    // merge) this is no later than the record being read and the other direction waits for no hole: what
+    // a tapper wrote before it has been read.
+    if (!this.holding && (ts <= (dir === 0 ? this.front1 : this.front0) || this.inReading(dir, ts))) {
       this.emit(dir, ts, bytes, length, spanNs);
       return;
     }
     this.merge ??= new MergeState();
     const m = this.merge;
-    if (dir === 0) {
-      if (ts > m.front0) m.front0 = ts;
-    } else if (ts > m.front1) m.front1 = ts;
-    // Fast path: nothing held and the other direction is already past this time.
-    if (!this.holding && ts <= (dir === 0 ? m.front1 : m.front0)) {
-      this.emit(dir, ts, bytes, length, spanNs);
-      return;
-    }
     const copy = bytes?.slice();
     m.held[dir].push({ dir, ts, bytes: copy, length, spanNs });
     m.heldBytes += copy?.length ?? 0;
@@ -261,21 +265,33 @@ class FlowOutput implements FlowStream {
     this.release(undefined);
   }
 
+  /**
+   * Whether an event at `ts` is within what has been read (no merge of every event): no later than the
+   * record being read, and the other direction has no bytes waiting behind a hole (the bytes missing there
+   * were written by the tapper before those, may be older than `ts`, and come later in the input).
+   */
+  private inReading(dir: 0 | 1, ts: bigint): boolean {
+    const s = this.stitcher;
+    return !s.merging && ts <= s.readingNs && !this.holes.waiting(dir === 0 ? 1 : 0);
+  }
+
   /** Emits held events in time order while the merge rule allows; `upTo` releases those at or before it. */
   release(upTo: bigint | undefined, all = false): void {
     const m = this.merge;
     if (!m) return;
+    const s = this.stitcher;
     for (;;) {
       const a = m.held[0][0];
       const b = m.held[1][0];
       if (!a && !b) break;
       const next = !b || (a && a.ts <= b.ts) ? a! : b;
-      const otherFront = next.dir === 0 ? m.front1 : m.front0;
+      const otherFront = next.dir === 0 ? this.front1 : this.front0;
       const ok =
         all ||
         next.ts <= otherFront ||
+        this.inReading(next.dir, next.ts) ||
         (upTo !== undefined && next.ts <= upTo) ||
-        m.heldBytes > this.stitcher.maxHeldBytesPerFlow;
+        m.heldBytes > s.maxHeldBytesPerFlow;
       if (!ok) break;
       m.held[next.dir].shift();
       m.heldBytes -= next.bytes?.length ?? 0;
@@ -364,8 +380,14 @@ export class Stitcher {
   private readonly keyWaitNs: bigint;
   readonly maxHeldBytesPerFlow: number;
   readonly finOnTimeout: boolean;
-  /** Whether directions are merged by timestamp (reorderWindowNs > 0). */
+  /** Whether every event is merged by timestamp (reorderWindowNs > 0), not only those ahead of the reading. */
   readonly merging: boolean;
+  /**
+   * Record time of the record being read (`accept`): bytes the flow table releases with a later time (after
+   * a hole fill) are ahead of the reading. Not the newest record seen: a record far ahead of its blob (moved
+   * into an earlier blob) must not pull the reading forward.
+   */
+  readingNs = -1n;
   private readonly filter: FlowFilter;
   private readonly arena = new TemplateArena();
   private readonly reorderWindowNs: bigint;
@@ -428,7 +450,21 @@ export class Stitcher {
     }
   }
 
+  /**
+   * Events held because they were ahead of the reading are released once no record of the other direction
+   * before them can come: the caller's watermark (or `now`) less the longest chunk span seen.
+   */
+  private releaseAhead(now: bigint): void {
+    if (this.merging || this.holding.size === 0) return;
+    this.releaseHeld((this.inputLowNs ?? now) - BigInt(this.maxSpanNs));
+  }
+
+  private releaseHeld(upTo: bigint): void {
+    for (const f of [...this.holding]) f.release(upTo);
+  }
+
   private releaseOrdered(now: bigint): void {
+    this.releaseAhead(now);
     const order = this.order;
     if (!order) return;
     if (this.waitForHoles && this.table.stats.bufferedBytes > 0) return;
@@ -437,19 +473,22 @@ export class Stitcher {
     const span = this.widenBySpan ? BigInt(this.maxSpanNs) : 0n;
     const upTo = (this.inputLowNs ?? now) - this.orderWindowNs - span;
     if (upTo <= this.releasedUpToNs) return;
+    // Held events the time order is about to pass go first (their frames would be late otherwise).
+    if (!this.merging && this.holding.size > 0) this.releaseHeld(upTo);
     this.releasedUpToNs = upTo;
     order.release(upTo);
   }
 
   accept(record: TapRecord): void {
+    this.readingNs = record.timestampNs;
     this.table.accept(record);
   }
 
   /** Timeouts, gap waits and the direction merge at record time `now` (default: the newest record seen). */
   flushOlderThan(now: bigint = this.table.now): void {
     this.table.flushOlderThan(now);
-    const upTo = now - this.reorderWindowNs;
-    for (const f of [...this.holding]) f.release(upTo);
+    if (this.merging) this.releaseHeld(now - this.reorderWindowNs);
+    else this.releaseAhead(now);
     for (const [f, w] of [...this.awaiting]) {
       if (w.deadlineNs <= now) this.stopAwaiting(f, true);
     }
@@ -606,6 +645,7 @@ export class Stitcher {
           make(templates, ep.serverPort, clientIsn, serverIsn, "original"),
           undefined,
           undefined,
+          flow.holes,
         );
       const variant = tlsOptions.variant ?? "original";
       const variants = new TlsFlowVariants(
@@ -639,7 +679,7 @@ export class Stitcher {
             "cleartext",
           ),
       );
-      return new FlowOutput(this, open, undefined, undefined, variants);
+      return new FlowOutput(this, open, undefined, undefined, variants, flow.holes);
     }
     this.stats.flowsUdp++;
     // UDP is written as tapped (never decrypted): with a cleartext feed, it is plain and goes to it too.
@@ -655,6 +695,6 @@ export class Stitcher {
       { templates, clientPort: ep.clientPort, serverPort: ep.serverPort, ipMtu: this.ipMtu, ipIds },
       this.stats.udp,
     );
-    return new FlowOutput(this, open, undefined, synth, undefined);
+    return new FlowOutput(this, open, undefined, synth, undefined, flow.holes);
   }
 }
