@@ -455,6 +455,11 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
     for (const wake of woken) wake();
   };
   let failure: unknown;
+  /** Sends waiting for a slot: a watermark declared meanwhile goes out after their batches. */
+  let sendsWaiting = 0;
+  let deferredWatermark: { watermarkNs: bigint; idle: boolean } | undefined;
+  const pushWatermark = (watermarkNs: bigint, idle: boolean) =>
+    queue.push({ message: { case: "watermark", value: { watermarkNs, idle } } });
   let opened: ((o: { encapsulationBytes: number; embedsKeys: boolean }) => void) | undefined;
   let openFailed: ((err: unknown) => void) | undefined;
   const fail = (err: unknown) => {
@@ -493,16 +498,34 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
       });
     },
     async send(seq, frames, trace) {
-      while (waiting.size >= maxInFlight && failure === undefined)
-        await new Promise<void>((resolve) => slotWaiters.push(resolve));
-      if (failure !== undefined) throw failure;
-      const acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
-      queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace)));
+      sendsWaiting++;
+      let acked: Promise<void>;
+      try {
+        while (waiting.size >= maxInFlight && failure === undefined)
+          await new Promise<void>((resolve) => slotWaiters.push(resolve));
+        if (failure !== undefined) throw failure;
+        acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
+        queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace)));
+      } finally {
+        sendsWaiting--;
+        if (sendsWaiting === 0 && deferredWatermark && failure === undefined) {
+          pushWatermark(deferredWatermark.watermarkNs, deferredWatermark.idle);
+          deferredWatermark = undefined;
+        }
+      }
       return acked;
     },
     heartbeat(watermarkNs, idle) {
       if (failure !== undefined) return;
-      queue.push({ message: { case: "watermark", value: { watermarkNs: watermarkNs ?? 0n, idle } } });
+      // A watermark promises that no frame earlier than it follows: it must not overtake a batch that
+      // waits for an in-flight slot.
+      if (sendsWaiting > 0) {
+        const w = watermarkNs ?? 0n;
+        const before = deferredWatermark?.watermarkNs ?? 0n;
+        deferredWatermark = { watermarkNs: w > before ? w : before, idle };
+        return;
+      }
+      pushWatermark(watermarkNs ?? 0n, idle);
     },
     async close() {
       queue.close();

@@ -105,7 +105,10 @@ export interface StitchStageOptions {
    * replays, whose end-of-window marker closes the stream).
    */
   readonly idleAfterMs?: number;
-  /** How often each shard heartbeats on its mirror stream. Default 5 s. */
+  /**
+   * How often each shard heartbeats on its mirror stream. Default 5 s; with `idleAfterMs`, a quarter of it
+   * (200 ms to 5 s), so that the egress stops waiting for an idle shard soon after it became idle.
+   */
   readonly heartbeatMs?: number;
   /** A shard met its end-of-window marker and everything before it is acked (one-shot runs, replays). */
   readonly onShardDone?: (shard: number) => Promise<void> | void;
@@ -396,6 +399,30 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       return seq;
     };
 
+    /**
+     * Tells the egress how far this stream is known to be (so its time merge need not wait for a frame
+     * of this shard to pass a time): what the time order released, or the newest frame sent; and whether
+     * the shard is idle (no message for `idleAfterMs`, every batch acked). Sent on the mirror stream after
+     * the batches shipped before it.
+     */
+    let declaredNs = 0n;
+    let declaredIdle = false;
+    const declare = (heartbeat: boolean) => {
+      const idle =
+        options.idleAfterMs !== undefined &&
+        Date.now() - lastMessageAt >= options.idleAfterMs &&
+        sends.length === 0 &&
+        recorder.size === 0;
+      let w = stitcher.releasedUpToNs;
+      // Idle: every batch was acked, so the newest frame recorded was sent.
+      const newest = recorder.newestFrameNs;
+      if (idle && newest !== undefined && newest > w) w = newest;
+      if (w <= declaredNs && idle === declaredIdle && !heartbeat) return;
+      if (w > declaredNs) declaredNs = w;
+      declaredIdle = idle;
+      mirror.heartbeat?.(declaredNs > 0n ? declaredNs : undefined, idle);
+    };
+
     /** Messages whose connections are all released, and whose last batch the egress acknowledged. */
     const ackReady = () => {
       let kept = 0;
@@ -460,15 +487,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
 
     let lastMessageAt = Date.now();
     const arrivals = new ArrivalClock();
-    const heartbeat = setInterval(() => {
-      const idle =
-        options.idleAfterMs !== undefined &&
-        Date.now() - lastMessageAt >= options.idleAfterMs &&
-        sends.length === 0 &&
-        recorder.size === 0;
-      // Idle: every batch was acked, so the newest frame recorded was sent (the stream's watermark).
-      mirror.heartbeat?.(idle ? recorder.newestFrameNs : undefined, idle);
-    }, options.heartbeatMs ?? 5000);
+    const heartbeatMs =
+      options.heartbeatMs ??
+      (options.idleAfterMs === undefined ? 5000 : Math.min(5000, Math.max(200, options.idleAfterMs / 4)));
+    const heartbeat = setInterval(() => declare(true), heartbeatMs);
     heartbeat.unref?.();
 
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
@@ -590,6 +612,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         if (entry.conns.size === 0) entry.readySeq = seq;
         held.push(entry);
         withContext(consumeContext, () => sweep(ship()));
+        declare(false);
         consumeSpan.setAttribute(Attr.BatchRecords, records.length);
         consumeSpan.end();
         // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
