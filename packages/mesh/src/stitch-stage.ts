@@ -110,6 +110,15 @@ export interface StitchStageOptions {
    * (200 ms to 5 s), so that the egress stops waiting for an idle shard soon after it became idle.
    */
   readonly heartbeatMs?: number;
+  /**
+   * Continuous mode: while a shard gets no message, its record clock runs on with the wall clock, up to the
+   * lateness: after a silence of `s`, timeouts and the time order act at the newest record time less
+   * (lateness - s), so the frames of the last records leave once the lateness has passed in wall time
+   * instead of waiting for the next message (at most up to the newest record: never ahead of the input).
+   * The price: a record that reaches the shard `s` after the newest one must be at most (lateness - s)
+   * behind it, or its frames are late (counted, written all the same). Default false.
+   */
+  readonly advanceWhenIdle?: boolean;
   /** A shard met its end-of-window marker and everything before it is acked (one-shot runs, replays). */
   readonly onShardDone?: (shard: number) => Promise<void> | void;
   readonly counters: CounterRegistry;
@@ -492,6 +501,23 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       (options.idleAfterMs === undefined ? 5000 : Math.min(5000, Math.max(200, options.idleAfterMs / 4)));
     const heartbeat = setInterval(() => declare(true), heartbeatMs);
     heartbeat.unref?.();
+    // The record clock run on by the wall clock while no message comes (advanceWhenIdle).
+    let busy = false;
+    let advancedTo = 0n;
+    const advanceTick = Math.max(20, Math.min(100, Number(lateness / 10_000_000n)));
+    const advance = options.advanceWhenIdle
+      ? setInterval(() => {
+          if (busy || signal.aborted || mirrorFailure !== undefined || stitcher.table.now <= 0n) return;
+          const silentNs = BigInt(Date.now() - lastMessageAt) * 1_000_000n;
+          const watermark = stitcher.table.now - lateness + (silentNs < lateness ? silentNs : lateness);
+          if (watermark <= advancedTo || watermark <= 0n) return;
+          advancedTo = watermark;
+          stitcher.flushOlderThan(watermark);
+          sweep(ship());
+          declare(false);
+        }, advanceTick)
+      : undefined;
+    advance?.unref?.();
 
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
     stopPulling = () => stream.stop();
@@ -499,7 +525,9 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       for await (const msg of stream) {
         if (mirrorFailure !== undefined) break;
         lastMessageAt = Date.now();
+        busy = true;
         if (getHeader(msg.headers, MeshHeader.Eof) === "1") {
+          busy = false;
           // The end of the window only once nothing before it is outstanding: messages a dead predecessor
           // held come back after their ack wait, possibly after the marker. Until then the marker waits.
           const outstanding = await consumerPending(bus.jsm, StreamName.Chunks, durable);
@@ -548,6 +576,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           // A redelivery of a message this process holds (its working() came late): keep the newer handle.
           counters.counter("stitcher_redeliveries_of_held").add(1);
           already.msg = msg;
+          busy = false;
           continue;
         }
         const entry: HeldMessage = { msg, conns: new Set(), readySeq: undefined };
@@ -608,11 +637,15 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         // act at the newest record time less the lateness bound, a watermark, so that an early-processed
         // later blob does not time out or gap the connections of the blobs still to come.
         const watermark = stitcher.table.now - lateness;
-        if (watermark > 0n) stitcher.flushOlderThan(watermark);
+        if (watermark > 0n) {
+          stitcher.flushOlderThan(watermark);
+          if (watermark > advancedTo) advancedTo = watermark;
+        }
         if (entry.conns.size === 0) entry.readySeq = seq;
         held.push(entry);
         withContext(consumeContext, () => sweep(ship()));
         declare(false);
+        busy = false;
         consumeSpan.setAttribute(Attr.BatchRecords, records.length);
         consumeSpan.end();
         // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
@@ -625,6 +658,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     } finally {
       clearInterval(working);
       clearInterval(heartbeat);
+      if (advance) clearInterval(advance);
       clearInterval(gaugeTimer);
       clearInterval(backlogTimer);
       tableGauges();

@@ -8,6 +8,7 @@ import {
   type LoadConfigOptions,
   loadConfig,
   oneOf,
+  parseBoolean,
   parseDurationMs,
   parseHostPort,
   parseIntegerRange,
@@ -110,6 +111,12 @@ export const stitcherConfigSpec = {
     parse: parseDurationMs,
     optional: true,
     doc: "continuous mode: a shard without messages this long tells mirror-egress not to wait for it (unset: never)",
+  },
+  advanceWhenIdle: {
+    env: "STITCHER_ADVANCE_WHEN_IDLE",
+    parse: parseBoolean,
+    optional: true,
+    doc: "continuous mode: while a shard gets no message its record clock runs on with the wall clock, up to the lateness, so its last frames leave once the lateness has passed (default: on when STITCHER_IDLE_AFTER is set)",
   },
   latenessMs: {
     env: "STITCHER_LATENESS",

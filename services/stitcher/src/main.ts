@@ -128,6 +128,7 @@ stage = await startStitchStage({
   flowTraceRatio: c.flowTraceRatio,
   ackWaitMs: c.ackWaitMs,
   ...(c.idleAfterMs === undefined ? {} : { idleAfterMs: c.idleAfterMs }),
+  advanceWhenIdle: c.advanceWhenIdle ?? c.idleAfterMs !== undefined,
   latenessNs: BigInt(c.latenessMs) * 1_000_000n,
   counters,
   log,
