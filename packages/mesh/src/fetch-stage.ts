@@ -183,10 +183,23 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
   const pickupLatency = new StageLatency(counters, MeshStage.FetchPickup);
   const publishLatency = new StageLatency(counters, MeshStage.FetchPublish);
 
+  /**
+   * Continuous: keys of the re-listed window already found done or quarantined (a final state), with their
+   * start time, so that each poll does not ask the KV again for every blob of the lateness window (one
+   * request per key, in turn, before the new keys at the end of the listing). Forgotten once below the
+   * window.
+   */
+  const settled = new Map<string, bigint>();
+
   async function enqueue(key: string): Promise<void> {
     c.listed.add();
+    if (settled.has(key)) {
+      c.skippedDone.add();
+      return;
+    }
     if (await getJson<BlobStateEntry>(blobState, blobStateKey(run, key))) {
       c.skippedDone.add();
+      if (options.mode.kind === "continuous") settled.set(key, parseBlobKey(key)?.startNs ?? 0n);
       return;
     }
     // The listing's trace context: each blob's own trace links back to the listing that found it.
@@ -232,14 +245,18 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
 
   async function listContinuously(mode: Extract<FetchMode, { kind: "continuous" }>): Promise<void> {
     while (!signal.aborted) {
+      // A listing every pollMs from the start of the last one: a slow listing does not add to the wait.
+      const started = Date.now();
       const cursor = await getJson<string>(cursors, cursorKey(run));
       const cursorNs = cursor === undefined ? undefined : parseBlobKey(cursor)?.startNs;
       const sinceNs = cursorNs === undefined ? mode.sinceNs : cursorNs - mode.latenessNs;
+      if (sinceNs !== undefined)
+        for (const [key, startNs] of settled) if (startNs < sinceNs) settled.delete(key);
       const last = await listOnce(sinceNs, undefined, 0n);
       if (last !== undefined && (cursor === undefined || last > cursor)) {
         await putJson(cursors, cursorKey(run), last);
       }
-      await sleep(mode.pollMs, signal).catch(() => {});
+      await sleep(Math.max(0, mode.pollMs - (Date.now() - started)), signal).catch(() => {});
     }
   }
 
