@@ -1,4 +1,5 @@
 export { partsOf } from "./body-parts.js";
+export { readCredentialsText } from "./credentials-file.js";
 export {
   DirectoryStore,
   PUBLIC_OBJECT_MODE,
@@ -54,6 +55,9 @@ export { readAll } from "./read-all.js";
 export { ReadOnlyStoreError, readOnlyStore } from "./read-only-store.js";
 export { classifyCommonFailure, isRetryableStatus, networkCodeOf } from "./remote-failure.js";
 export { RemoteRoot } from "./remote-root.js";
+export type { ProviderFailure, RemoteStoreInit, RemoteStoreOptions, UploadBody } from "./remote-store.js";
+export { RemoteStore, wholeOrParts } from "./remote-store.js";
+export { endpointOption, parseStoreUrl, rejectUrlCredentials } from "./remote-url.js";
 export type {
   CallFailure,
   FailureClassifier,

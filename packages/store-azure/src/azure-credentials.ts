@@ -5,8 +5,7 @@
  * `AZURE_STORAGE_KEY` with the URL's account, `AZURE_STORAGE_SAS_TOKEN`), then `DefaultAzureCredential`
  * (managed identity, workload identity, the Azure CLI's login).
  */
-import { readFile } from "node:fs/promises";
-import { BadCredentialsFileError } from "@cloudtap/object-store";
+import { BadCredentialsFileError, readCredentialsText } from "@cloudtap/object-store";
 
 export type AzureCredentials =
   | { readonly kind: "shared-key"; readonly accountKey: string }
@@ -24,14 +23,7 @@ function fromText(text: string): AzureCredentials | undefined {
 }
 
 export async function readAzureCredentials(file: string): Promise<AzureCredentials> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new BadCredentialsFileError(file, `not readable (${(err as NodeJS.ErrnoException).code ?? err})`, {
-      cause: err,
-    });
-  }
+  const text = await readCredentialsText(file);
   let json: Record<string, unknown> | undefined;
   try {
     json = JSON.parse(text) as Record<string, unknown>;

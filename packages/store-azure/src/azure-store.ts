@@ -11,39 +11,22 @@
  */
 import type { ContainerClient, RestError, StoragePipelineOptions } from "@azure/storage-blob";
 import {
-  BadCredentialsError,
-  type CallFailure,
   type CredentialsSource,
-  classifyCommonFailure,
-  DEFAULT_RETRY_POLICY,
   type ListOptions,
   type ListPage,
-  listAllPages,
-  MissingContainerError,
   type ObjectInfo,
-  ObjectNotFoundError,
   type ObjectStore,
-  type OpenStoreOptions,
-  PermissionDeniedError,
-  partsOf,
-  type ReadBytesOptions,
-  type ReadOptions,
-  RemoteRoot,
-  type RetryPolicy,
-  readAll,
-  resumableRead,
-  type StoreErrorContext,
+  type OpenedRead,
+  type ProviderFailure,
+  RemoteStore,
+  type RemoteStoreOptions,
   type StorePermission,
-  withRetries,
 } from "@cloudtap/object-store";
 import { type AzureCredentials, azureCredentialsFromEnv, readAzureCredentials } from "./azure-credentials.js";
 import { type AzureLocation, parseAzureUrl } from "./azure-url.js";
 
-export interface AzureStoreOptions extends OpenStoreOptions {
-  /** Objects up to this size are one Put Blob; larger ones blocks of this size (8 MiB). */
-  readonly partBytes?: number;
-  readonly onRetry?: (what: string) => void;
-}
+/** `partBytes`: objects up to this size are one Put Blob; larger ones blocks of this size. */
+export type AzureStoreOptions = RemoteStoreOptions;
 
 const PROVIDER_PERMISSION: Record<StorePermission, string> = {
   list: "blob list (SAS l)",
@@ -122,108 +105,59 @@ export async function openAzureStore(url: string, options: AzureStoreOptions = {
   return new AzureStore(container, location, source, options);
 }
 
-class AzureStore implements ObjectStore {
-  readonly url: string;
-  private readonly root: RemoteRoot;
-  private readonly policy: RetryPolicy;
-  private readonly partBytes: number;
+class AzureStore extends RemoteStore {
   /** Continuation tokens by the cursor they continue after ("<prefix>\n<startAfter>"), newest last. */
   private readonly tokens = new Map<string, string>();
 
   constructor(
     private readonly container: ContainerClient,
-    private readonly location: AzureLocation,
-    private readonly credentials: CredentialsSource,
-    private readonly options: AzureStoreOptions,
+    location: AzureLocation,
+    credentials: CredentialsSource,
+    options: AzureStoreOptions,
   ) {
-    this.url = location.display;
-    this.root = new RemoteRoot(location.root);
-    this.policy = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
-  }
-
-  private context(key?: string): StoreErrorContext {
-    return { store: this.url, credentials: this.credentials, ...(key === undefined ? {} : { key }) };
-  }
-
-  private classify(permission: StorePermission, key?: string) {
-    return (err: unknown, timedOut: boolean): CallFailure => {
-      const context = this.context(key);
-      const e = err as Partial<RestError> & { details?: { errorCode?: string } };
-      const status = e.statusCode;
-      const code =
-        e.details?.errorCode ??
-        (e.response?.headers.get("x-ms-error-code") as string | undefined) ??
-        (e.name === "CredentialUnavailableError" || e.name === "AuthenticationError" ? e.name : e.code);
-      if (!timedOut) {
-        // Azure answers a bad signature with 403 "Server failed to authenticate the request" (its code
-        // AuthenticationFailed; Azurite says AuthorizationFailure): by the message, not the status.
-        if (
-          (code !== undefined && BAD_CREDENTIALS.has(code)) ||
-          status === 401 ||
-          /failed to authenticate/i.test(e.message ?? "")
-        )
-          return {
-            retryable: false,
-            error: new BadCredentialsError(context, code ?? `HTTP ${status}`, { cause: err }),
-          };
-        if ((code !== undefined && PERMISSION.has(code)) || status === 403)
-          return {
-            retryable: false,
-            error: new PermissionDeniedError(context, permission, PROVIDER_PERMISSION[permission], {
-              cause: err,
-            }),
-          };
-        if (code === "ContainerNotFound" || (status === 404 && key === undefined))
-          return {
-            retryable: false,
-            error: new MissingContainerError(context, "container", this.location.container, { cause: err }),
-          };
-        if (code === "BlobNotFound" || status === 404)
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", { cause: err, store: this.url }),
-          };
-        if (code === "ConditionNotMet" || status === 412)
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", {
-              cause: err,
-              store: `${this.url} (replaced while read)`,
-            }),
-          };
-      }
-      // A body cut mid-stream surfaces from the SDK's download stream as an AbortError (the response's
-      // "aborted" event: the socket closed before the end) or as its "received less data than required"
-      // check; neither is the caller's abort (handled before) nor our timeout: a broken connection.
-      const broken =
-        !timedOut && (e.name === "AbortError" || /received less data than required/.test(e.message ?? ""))
-          ? Object.assign(new Error(`connection closed mid-body (${e.message})`), {
-              code: "ECONNRESET",
-              cause: err,
-            })
-          : err;
-      return classifyCommonFailure(broken, timedOut, context, {
-        status,
-        code,
-        timeoutMs: this.policy.callTimeoutMs,
-      });
-    };
-  }
-
-  private retry<T>(
-    what: string,
-    permission: StorePermission,
-    key: string | undefined,
-    call: (signal: AbortSignal) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    return withRetries(call, {
-      policy: this.policy,
-      classify: this.classify(permission, key),
-      signal,
-      onRetry: () => this.options.onRetry?.(what),
+    super({
+      url: location.display,
+      root: location.root,
+      credentials,
+      container: { kind: "container", name: location.container },
+      permissions: PROVIDER_PERMISSION,
+      options,
     });
+  }
+
+  protected failureOf(err: unknown, key: string | undefined, timedOut: boolean): ProviderFailure {
+    const e = err as Partial<RestError> & { details?: { errorCode?: string } };
+    const status = e.statusCode;
+    const code =
+      e.details?.errorCode ??
+      (e.response?.headers.get("x-ms-error-code") as string | undefined) ??
+      (e.name === "CredentialUnavailableError" || e.name === "AuthenticationError" ? e.name : e.code);
+    // A body cut mid-stream surfaces from the SDK's download stream as an AbortError (the response's
+    // "aborted" event: the socket closed before the end) or as its "received less data than required"
+    // check; neither is the caller's abort (handled before) nor our timeout: a broken connection.
+    const broken =
+      !timedOut && (e.name === "AbortError" || /received less data than required/.test(e.message ?? ""))
+        ? Object.assign(new Error(`connection closed mid-body (${e.message})`), {
+            code: "ECONNRESET",
+            cause: err,
+          })
+        : err;
+    const common = { status, code, cause: broken };
+    // Azure answers a bad signature with 403 "Server failed to authenticate the request" (its code
+    // AuthenticationFailed; Azurite says AuthorizationFailure): by the message, not the status.
+    if (
+      (code !== undefined && BAD_CREDENTIALS.has(code)) ||
+      status === 401 ||
+      /failed to authenticate/i.test(e.message ?? "")
+    )
+      return { kind: "bad-credentials", detail: code ?? `HTTP ${status}`, ...common };
+    if ((code !== undefined && PERMISSION.has(code)) || status === 403)
+      return { kind: "permission-denied", ...common };
+    if (code === "ContainerNotFound" || (status === 404 && key === undefined))
+      return { kind: "missing-container", ...common };
+    if (code === "BlobNotFound" || status === 404) return { kind: "object-not-found", ...common };
+    if (code === "ConditionNotMet" || status === 412) return { kind: "replaced", ...common };
+    return common;
   }
 
   private async fetchPage(prefix: string, token: string | undefined, signal?: AbortSignal) {
@@ -256,16 +190,14 @@ class AzureStore implements ObjectStore {
         (b) => after === undefined || Buffer.compare(Buffer.from(b.name), Buffer.from(after)) > 0,
       );
       for (let i = 0; i < items.length; i++) {
-        const b = items[i]!;
-        const k = this.root.key(b.name);
-        last = b.name.slice(this.root.folder.length);
-        if ("skipped" in k) options.onSkipped?.(last, k.skipped);
-        else
-          objects.push({
-            key: k.key,
-            size: b.properties.contentLength ?? 0,
-            lastModifiedMs: b.properties.lastModified?.getTime() ?? 0,
-          });
+        const { name, properties } = items[i]!;
+        last = this.addListed(
+          objects,
+          name,
+          properties.contentLength ?? 0,
+          properties.lastModified?.getTime() ?? 0,
+          options,
+        );
         if (objects.length >= pageSize) {
           const more = i < items.length - 1 || page.next !== undefined;
           if (!more) return { objects };
@@ -290,111 +222,66 @@ class AzureStore implements ObjectStore {
     if (this.tokens.size > 64) this.tokens.delete(this.tokens.keys().next().value!);
   }
 
-  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
-  }
-
-  read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
-    const blob = this.container.getBlobClient(this.root.name(key));
-    return resumableRead({
-      start: options.range?.start ?? 0,
-      end: options.range?.end,
-      policy: this.policy,
-      classify: this.classify("get", key),
-      signal: options.signal,
-      onRetry: () => this.options.onRetry?.("read"),
-      open: async (range, version, abortSignal) => {
-        if (range.end !== undefined && range.end <= range.start) return { body: [] };
-        try {
-          const res = await blob.download(
-            range.start,
-            range.end === undefined ? undefined : range.end - range.start,
-            {
-              abortSignal,
-              maxRetryRequests: 0,
-              ...(version === undefined ? {} : { conditions: { ifMatch: version } }),
-            },
-          );
-          return {
-            body: res.readableStreamBody as unknown as AsyncIterable<Uint8Array>,
-            length: res.contentLength,
-            version: res.etag,
-          };
-        } catch (err) {
-          // A range that starts at the end: nothing left to read.
-          if ((err as RestError).statusCode === 416) return { body: [] };
-          throw err;
-        }
-      },
-    });
-  }
-
-  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
-    const bytes = await readAll(this.read(key, options));
-    if (!options.allocate) return bytes;
-    const into = options.allocate(bytes.length).subarray(0, bytes.length);
-    into.set(bytes);
-    return into;
-  }
-
-  async write(
-    key: string,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<void> {
-    const blob = this.container.getBlockBlobClient(this.root.name(key));
-    const parts = partsOf(body, this.partBytes);
-    const first = await parts.next();
-    const second = first.done ? first : await parts.next();
-    if (second.done) {
-      const bytes = first.done ? new Uint8Array(0) : first.value;
-      await this.retry(
-        "put",
-        "put",
-        key,
-        (abortSignal) => blob.upload(bytes, bytes.length, { abortSignal }),
-        options.signal,
-      );
-      return;
+  protected async openRead(
+    name: string,
+    range: { readonly start: number; readonly end?: number | undefined },
+    version: string | undefined,
+    abortSignal: AbortSignal,
+  ): Promise<OpenedRead> {
+    try {
+      const res = await this.container
+        .getBlobClient(name)
+        .download(range.start, range.end === undefined ? undefined : range.end - range.start, {
+          abortSignal,
+          maxRetryRequests: 0,
+          ...(version === undefined ? {} : { conditions: { ifMatch: version } }),
+        });
+      return {
+        body: res.readableStreamBody as unknown as AsyncIterable<Uint8Array>,
+        length: res.contentLength,
+        version: res.etag,
+      };
+    } catch (err) {
+      // A range that starts at the end: nothing left to read.
+      if ((err as RestError).statusCode === 416) return { body: [] };
+      throw err;
     }
+  }
+
+  protected putObject(name: string, bytes: Uint8Array, abortSignal: AbortSignal): Promise<unknown> {
+    return this.container.getBlockBlobClient(name).upload(bytes, bytes.length, { abortSignal });
+  }
+
+  /** Staged blocks, each retried, then one Put Block List. */
+  protected async putParts(
+    name: string,
+    key: string,
+    parts: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const blob = this.container.getBlockBlobClient(name);
     const ids: string[] = [];
-    const stage = async (bytes: Uint8Array) => {
+    for await (const bytes of parts) {
       const id = Buffer.from(String(ids.length).padStart(8, "0")).toString("base64");
       await this.retry(
         "put",
         "put",
         key,
         (abortSignal) => blob.stageBlock(id, bytes, bytes.length, { abortSignal }),
-        options.signal,
+        signal,
       );
       ids.push(id);
-    };
-    await stage(first.value!);
-    await stage(second.value);
-    for await (const bytes of parts) await stage(bytes);
-    // Staged blocks become the blob only here, all at once: readers see the old blob or the whole new one.
-    await this.retry(
-      "put",
-      "put",
-      key,
-      (abortSignal) => blob.commitBlockList(ids, { abortSignal }),
-      options.signal,
-    );
-  }
-
-  async delete(key: string): Promise<void> {
-    const blob = this.container.getBlobClient(this.root.name(key));
-    await this.retry("delete", "delete", key, (abortSignal) => blob.deleteIfExists({ abortSignal }));
-  }
-
-  async stat(key: string): Promise<ObjectInfo | undefined> {
-    const blob = this.container.getBlobClient(this.root.name(key));
-    try {
-      const p = await this.retry("stat", "get", key, (abortSignal) => blob.getProperties({ abortSignal }));
-      return { key, size: p.contentLength ?? 0, lastModifiedMs: p.lastModified?.getTime() ?? 0 };
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return undefined;
-      throw err;
     }
+    // Staged blocks become the blob only here, all at once: readers see the old blob or the whole new one.
+    await this.retry("put", "put", key, (abortSignal) => blob.commitBlockList(ids, { abortSignal }), signal);
+  }
+
+  protected deleteObject(name: string, abortSignal: AbortSignal): Promise<unknown> {
+    return this.container.getBlobClient(name).deleteIfExists({ abortSignal });
+  }
+
+  protected async statObject(name: string, abortSignal: AbortSignal) {
+    const p = await this.container.getBlobClient(name).getProperties({ abortSignal });
+    return { size: p.contentLength ?? 0, lastModifiedMs: p.lastModified?.getTime() ?? 0 };
   }
 }

@@ -4,7 +4,12 @@
  * it) and the root folder inside it. `endpoint` is the account's blob endpoint when it is not Azure's own
  * (Azurite: `http://127.0.0.1:10000/<account>`).
  */
-import { UnsupportedStoreUrlError } from "@cloudtap/object-store";
+import {
+  endpointOption,
+  parseStoreUrl,
+  rejectUrlCredentials,
+  UnsupportedStoreUrlError,
+} from "@cloudtap/object-store";
 
 export const DEFAULT_CONTAINER = "netskope";
 
@@ -24,12 +29,7 @@ export function isAzureBlobHttpsUrl(url: string): boolean {
 }
 
 export function parseAzureUrl(url: string): AzureLocation {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UnsupportedStoreUrlError(url, "not a URL (azblob://account/container/prefix)");
-  }
+  const u = parseStoreUrl(url, "azblob://account/container/prefix");
   let account: string;
   if (u.protocol === "azblob:") account = u.hostname;
   else if (u.protocol === "https:" && isAzureBlobHttpsUrl(url)) account = u.hostname.split(".")[0]!;
@@ -38,11 +38,7 @@ export function parseAzureUrl(url: string): AzureLocation {
       url,
       "not an azblob:// or https://<account>.blob.core.windows.net URL",
     );
-  if (u.username || u.password)
-    throw new UnsupportedStoreUrlError(
-      "azblob://…",
-      "credentials do not go in the URL: use a credentials file",
-    );
+  rejectUrlCredentials(u, "azblob://…");
   for (const k of u.searchParams.keys())
     if (k !== "endpoint")
       throw new UnsupportedStoreUrlError(
@@ -55,9 +51,7 @@ export function parseAzureUrl(url: string): AzureLocation {
   const name = container === "" ? DEFAULT_CONTAINER : container;
   if (!/^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$/.test(name))
     throw new UnsupportedStoreUrlError(url, `"${name}" is not a container name`);
-  const endpoint = u.searchParams.get("endpoint") ?? undefined;
-  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
-    throw new UnsupportedStoreUrlError(url, "endpoint must be an http:// or https:// URL");
+  const endpoint = endpointOption(u, url);
   return {
     account,
     container: name,

@@ -3,8 +3,7 @@
  * Google exports it. Without a file the library's Application Default Credentials apply
  * (`GOOGLE_APPLICATION_CREDENTIALS`, gcloud's user credentials, the metadata server of a GCP instance).
  */
-import { readFile } from "node:fs/promises";
-import { BadCredentialsFileError } from "@cloudtap/object-store";
+import { BadCredentialsFileError, readCredentialsText } from "@cloudtap/object-store";
 
 export interface GcsServiceAccount {
   readonly type: "service_account";
@@ -15,14 +14,7 @@ export interface GcsServiceAccount {
 }
 
 export async function readGcsCredentials(file: string): Promise<GcsServiceAccount> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new BadCredentialsFileError(file, `not readable (${(err as NodeJS.ErrnoException).code ?? err})`, {
-      cause: err,
-    });
-  }
+  const text = await readCredentialsText(file);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;

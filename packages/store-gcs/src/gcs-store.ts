@@ -13,28 +13,15 @@ import { once } from "node:events";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import {
-  BadCredentialsError,
-  type CallFailure,
   type CredentialsSource,
-  classifyCommonFailure,
-  DEFAULT_RETRY_POLICY,
   type ListOptions,
   type ListPage,
-  listAllPages,
-  MissingContainerError,
   type ObjectInfo,
-  ObjectNotFoundError,
   type ObjectStore,
   type OpenedRead,
-  type OpenStoreOptions,
-  PermissionDeniedError,
-  type ReadBytesOptions,
-  type ReadOptions,
-  RemoteRoot,
-  type RetryPolicy,
-  readAll,
-  resumableRead,
-  type StoreErrorContext,
+  type ProviderFailure,
+  RemoteStore,
+  type RemoteStoreOptions,
   type StorePermission,
   withRetries,
 } from "@cloudtap/object-store";
@@ -43,11 +30,8 @@ import { checkCrc32c } from "./crc32c-check.js";
 import { readGcsCredentials } from "./gcs-credentials.js";
 import { type GcsLocation, parseGcsUrl } from "./gcs-url.js";
 
-export interface GcsStoreOptions extends OpenStoreOptions {
-  /** Objects up to this size are one upload request; larger ones a resumable upload of this chunk size. */
-  readonly partBytes?: number;
-  readonly onRetry?: (what: string) => void;
-}
+/** `partBytes`: objects up to this size are one upload request; larger ones a resumable upload. */
+export type GcsStoreOptions = RemoteStoreOptions;
 
 const PROVIDER_PERMISSION: Record<StorePermission, string> = {
   list: "storage.objects.list",
@@ -165,97 +149,46 @@ async function apiError(res: IncomingMessage): Promise<Error> {
   });
 }
 
-class GcsStore implements ObjectStore {
-  readonly url: string;
-  private readonly root: RemoteRoot;
-  private readonly policy: RetryPolicy;
-  private readonly partBytes: number;
-
+class GcsStore extends RemoteStore {
   constructor(
     readonly storage: Storage,
     private readonly bucket: Bucket,
     private readonly location: GcsLocation,
-    private readonly credentials: CredentialsSource,
-    private readonly options: GcsStoreOptions,
+    credentials: CredentialsSource,
+    options: GcsStoreOptions,
   ) {
-    this.url = location.display;
-    this.root = new RemoteRoot(location.root);
-    this.policy = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
-  }
-
-  private context(key?: string): StoreErrorContext {
-    return { store: this.url, credentials: this.credentials, ...(key === undefined ? {} : { key }) };
-  }
-
-  private classify(permission: StorePermission, key?: string) {
-    return (err: unknown, timedOut: boolean): CallFailure => {
-      const context = this.context(key);
-      const e = err as ApiErrorLike;
-      const status =
-        typeof e.code === "number"
-          ? e.code
-          : (e.response?.status ?? (typeof e.status === "number" ? e.status : undefined));
-      const reason = e.errors?.[0]?.reason;
-      const message = e.message ?? "";
-      if (!timedOut) {
-        if (
-          status === 401 ||
-          /invalid_grant|invalid_client|Could not load the default credentials|Could not refresh access token/i.test(
-            message,
-          )
-        )
-          return {
-            retryable: false,
-            error: new BadCredentialsError(context, reason ?? message, { cause: err }),
-          };
-        if (status === 403)
-          return {
-            retryable: false,
-            error: new PermissionDeniedError(context, permission, PROVIDER_PERMISSION[permission], {
-              cause: err,
-            }),
-          };
-        if (status === 404 && (key === undefined || /bucket/i.test(message)))
-          return {
-            retryable: false,
-            error: new MissingContainerError(context, "bucket", this.location.bucket, { cause: err }),
-          };
-        if (status === 404)
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", { cause: err, store: this.url }),
-          };
-        if (status === 412)
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", {
-              cause: err,
-              store: `${this.url} (replaced while read)`,
-            }),
-          };
-      }
-      return classifyCommonFailure(err, timedOut, context, {
-        status,
-        code: reason,
-        timeoutMs: this.policy.callTimeoutMs,
-      });
-    };
-  }
-
-  private retry<T>(
-    what: string,
-    permission: StorePermission,
-    key: string | undefined,
-    call: (signal: AbortSignal) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    return withRetries(call, {
-      policy: this.policy,
-      classify: this.classify(permission, key),
-      signal,
-      onRetry: () => this.options.onRetry?.(what),
+    super({
+      url: location.display,
+      root: location.root,
+      credentials,
+      container: { kind: "bucket", name: location.bucket },
+      permissions: PROVIDER_PERMISSION,
+      options,
     });
+  }
+
+  protected failureOf(err: unknown, key: string | undefined): ProviderFailure {
+    const e = err as ApiErrorLike;
+    const status =
+      typeof e.code === "number"
+        ? e.code
+        : (e.response?.status ?? (typeof e.status === "number" ? e.status : undefined));
+    const reason = e.errors?.[0]?.reason;
+    const message = e.message ?? "";
+    const common = { status, code: reason };
+    if (
+      status === 401 ||
+      /invalid_grant|invalid_client|Could not load the default credentials|Could not refresh access token/i.test(
+        message,
+      )
+    )
+      return { kind: "bad-credentials", detail: reason ?? message, ...common };
+    if (status === 403) return { kind: "permission-denied", ...common };
+    if (status === 404 && (key === undefined || /bucket/i.test(message)))
+      return { kind: "missing-container", ...common };
+    if (status === 404) return { kind: "object-not-found", ...common };
+    if (status === 412) return { kind: "replaced", ...common };
+    return common;
   }
 
   async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
@@ -282,36 +215,10 @@ class GcsStore implements ObjectStore {
     let last: string | undefined;
     for (const f of files) {
       if (f.name === after) continue;
-      const k = this.root.key(f.name);
-      last = f.name.slice(this.root.folder.length);
-      if ("skipped" in k) {
-        options.onSkipped?.(last, k.skipped);
-        continue;
-      }
-      objects.push({
-        key: k.key,
-        size: Number(f.metadata.size ?? 0),
-        lastModifiedMs: f.metadata.updated ? Date.parse(f.metadata.updated) : 0,
-      });
+      const { size, updated } = f.metadata;
+      last = this.addListed(objects, f.name, Number(size ?? 0), updated ? Date.parse(updated) : 0, options);
     }
     return next && last !== undefined ? { objects, nextStartAfter: last } : { objects };
-  }
-
-  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
-  }
-
-  read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
-    const name = this.root.name(key);
-    return resumableRead({
-      start: options.range?.start ?? 0,
-      end: options.range?.end,
-      policy: this.policy,
-      classify: this.classify("get", key),
-      signal: options.signal,
-      onRetry: () => this.options.onRetry?.("read"),
-      open: (range, version, signal) => this.openMedia(name, range, version, signal),
-    });
   }
 
   /**
@@ -322,13 +229,12 @@ class GcsStore implements ObjectStore {
    * error ("aborted", ECONNRESET) at once, and the read resumes from the byte it reached.
    * Unlike the library's calls, this GET does not go through an HTTP(S)_PROXY of the environment.
    */
-  private async openMedia(
+  protected async openRead(
     name: string,
     range: { readonly start: number; readonly end?: number | undefined },
     version: string | undefined,
     signal: AbortSignal,
   ): Promise<OpenedRead> {
-    if (range.end !== undefined && range.end <= range.start) return { body: [] };
     const ranged = range.start > 0 || range.end !== undefined;
     const query = new URLSearchParams({
       alt: "media",
@@ -372,40 +278,25 @@ class GcsStore implements ObjectStore {
     };
   }
 
-  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
-    const bytes = await readAll(this.read(key, options));
-    if (!options.allocate) return bytes;
-    const into = options.allocate(bytes.length).subarray(0, bytes.length);
-    into.set(bytes);
-    return into;
+  protected putObject(name: string, bytes: Uint8Array, signal: AbortSignal): Promise<unknown> {
+    return racing(
+      this.bucket.file(name).save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), {
+        resumable: false,
+        validation: "crc32c",
+        contentType: "application/octet-stream",
+      }),
+      signal,
+    );
   }
 
-  async write(
+  /** A resumable upload. */
+  protected async putParts(
+    name: string,
     key: string,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal } = {},
+    parts: AsyncIterable<Uint8Array>,
+    callerSignal: AbortSignal | undefined,
   ): Promise<void> {
-    const file = this.bucket.file(this.root.name(key));
-    const small = await firstPart(body, this.partBytes);
-    if (small.whole) {
-      const bytes = small.whole;
-      await this.retry(
-        "put",
-        "put",
-        key,
-        (signal) =>
-          racing(
-            file.save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), {
-              resumable: false,
-              validation: "crc32c",
-              contentType: "application/octet-stream",
-            }),
-            signal,
-          ),
-        options.signal,
-      );
-      return;
-    }
+    const file = this.bucket.file(name);
     // One attempt: the body streams through once and is not kept, so a broken streamed upload fails and
     // its caller writes it again (the rotating upload does); bodies up to one part are retried above.
     await withRetries(
@@ -430,7 +321,7 @@ class GcsStore implements ObjectStore {
         const onAbort = () => out.destroy(signal.reason as Error);
         signal.addEventListener("abort", onAbort, { once: true });
         try {
-          for await (const chunk of small.all) {
+          for await (const chunk of parts) {
             // A failed upload never drains: wait for whichever comes first.
             if (!out.write(chunk)) await Promise.race([once(out, "drain"), done]);
           }
@@ -443,68 +334,17 @@ class GcsStore implements ObjectStore {
       {
         policy: { ...this.policy, attempts: 1, callTimeoutMs: Math.max(this.policy.callTimeoutMs, 600_000) },
         classify: this.classify("put", key),
-        signal: options.signal,
+        signal: callerSignal,
       },
     );
   }
 
-  async delete(key: string): Promise<void> {
-    const file = this.bucket.file(this.root.name(key));
-    await this.retry("delete", "delete", key, (signal) =>
-      racing(file.delete({ ignoreNotFound: true }), signal),
-    );
+  protected deleteObject(name: string, signal: AbortSignal): Promise<unknown> {
+    return racing(this.bucket.file(name).delete({ ignoreNotFound: true }), signal);
   }
 
-  async stat(key: string): Promise<ObjectInfo | undefined> {
-    const file = this.bucket.file(this.root.name(key));
-    try {
-      const [meta] = await this.retry("stat", "get", key, (signal) => racing(file.getMetadata(), signal));
-      return {
-        key,
-        size: Number(meta.size ?? 0),
-        lastModifiedMs: meta.updated ? Date.parse(meta.updated) : 0,
-      };
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return undefined;
-      throw err;
-    }
+  protected async statObject(name: string, signal: AbortSignal) {
+    const [meta] = await racing(this.bucket.file(name).getMetadata(), signal);
+    return { size: Number(meta.size ?? 0), lastModifiedMs: meta.updated ? Date.parse(meta.updated) : 0 };
   }
-}
-
-/**
- * A body as one buffer when it fits in `partBytes` (then it is resent whole on a retry), else as an
- * iterable of everything, the part already read first.
- */
-async function firstPart(
-  body: Uint8Array | AsyncIterable<Uint8Array>,
-  partBytes: number,
-): Promise<{ whole: Uint8Array; all?: never } | { whole?: never; all: AsyncIterable<Uint8Array> }> {
-  if (body instanceof Uint8Array) {
-    if (body.length <= partBytes) return { whole: body };
-    return {
-      all: (async function* () {
-        for (let at = 0; at < body.length; at += partBytes) yield body.subarray(at, at + partBytes);
-      })(),
-    };
-  }
-  const iterator = body[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const r = await iterator.next();
-    if (r.done) return { whole: Buffer.concat(head) };
-    head.push(r.value.slice());
-    size += r.value.length;
-    if (size > partBytes) break;
-  }
-  return {
-    all: (async function* () {
-      yield* head;
-      for (;;) {
-        const r = await iterator.next();
-        if (r.done) return;
-        yield r.value;
-      }
-    })(),
-  };
 }

@@ -3,7 +3,12 @@
  * (a local stand-in or a private endpoint). Without `endpoint` the library's own `STORAGE_EMULATOR_HOST`
  * applies, then Google itself.
  */
-import { UnsupportedStoreUrlError } from "@cloudtap/object-store";
+import {
+  endpointOption,
+  parseStoreUrl,
+  rejectUrlCredentials,
+  UnsupportedStoreUrlError,
+} from "@cloudtap/object-store";
 
 export interface GcsLocation {
   readonly bucket: string;
@@ -13,24 +18,16 @@ export interface GcsLocation {
 }
 
 export function parseGcsUrl(url: string): GcsLocation {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UnsupportedStoreUrlError(url, "not a URL (gs://bucket/prefix)");
-  }
+  const u = parseStoreUrl(url, "gs://bucket/prefix");
   if (u.protocol !== "gs:") throw new UnsupportedStoreUrlError(url, "not a gs:// URL");
-  if (u.username || u.password)
-    throw new UnsupportedStoreUrlError("gs://…", "credentials do not go in the URL: use a credentials file");
+  rejectUrlCredentials(u, "gs://…");
   const bucket = u.hostname;
   if (!/^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$/.test(bucket))
     throw new UnsupportedStoreUrlError(url, `"${bucket}" is not a GCS bucket name`);
   for (const k of u.searchParams.keys())
     if (k !== "endpoint")
       throw new UnsupportedStoreUrlError(url, `unknown option "${k}" (options: endpoint)`);
-  const endpoint = u.searchParams.get("endpoint") ?? undefined;
-  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
-    throw new UnsupportedStoreUrlError(url, "endpoint must be an http:// or https:// URL");
+  const endpoint = endpointOption(u, url);
   return {
     bucket,
     root: decodeURIComponent(u.pathname),

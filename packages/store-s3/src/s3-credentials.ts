@@ -3,8 +3,7 @@
  * optional `session_token` and `region`. Without a file the SDK's default chain applies
  * (`AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`, profiles, SSO, container and instance roles).
  */
-import { readFile } from "node:fs/promises";
-import { BadCredentialsFileError } from "@cloudtap/object-store";
+import { BadCredentialsFileError, readCredentialsText } from "@cloudtap/object-store";
 
 export interface S3CredentialsFile {
   readonly accessKeyId: string;
@@ -14,14 +13,7 @@ export interface S3CredentialsFile {
 }
 
 export async function readS3Credentials(file: string): Promise<S3CredentialsFile> {
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (err) {
-    throw new BadCredentialsFileError(file, `not readable (${(err as NodeJS.ErrnoException).code ?? err})`, {
-      cause: err,
-    });
-  }
+  const text = await readCredentialsText(file);
   let json: Record<string, unknown>;
   try {
     json = JSON.parse(text) as Record<string, unknown>;

@@ -14,40 +14,22 @@ import type {
   S3ServiceException,
 } from "@aws-sdk/client-s3";
 import {
-  BadCredentialsError,
-  type CallFailure,
   type CredentialsSource,
-  classifyCommonFailure,
-  DEFAULT_RETRY_POLICY,
   type ListOptions,
   type ListPage,
-  listAllPages,
-  MissingContainerError,
   type ObjectInfo,
-  ObjectNotFoundError,
   type ObjectStore,
-  type OpenStoreOptions,
-  PermissionDeniedError,
-  partsOf,
-  type ReadBytesOptions,
-  type ReadOptions,
-  RemoteRoot,
-  type RetryPolicy,
-  readAll,
-  resumableRead,
-  type StoreErrorContext,
+  type OpenedRead,
+  type ProviderFailure,
+  RemoteStore,
+  type RemoteStoreOptions,
   type StorePermission,
-  withRetries,
 } from "@cloudtap/object-store";
 import { readS3Credentials } from "./s3-credentials.js";
 import { parseS3Url, type S3Location } from "./s3-url.js";
 
-export interface S3StoreOptions extends OpenStoreOptions {
-  /** Objects up to this size are one PutObject; larger ones a multipart upload of parts this size (8 MiB). */
-  readonly partBytes?: number;
-  /** Told of each retried call (counters, tests). */
-  readonly onRetry?: (what: string) => void;
-}
+/** `partBytes`: objects up to this size are one PutObject; larger ones a multipart upload of such parts. */
+export type S3StoreOptions = RemoteStoreOptions;
 
 const PROVIDER_PERMISSION: Record<StorePermission, string> = {
   list: "s3:ListBucket",
@@ -111,85 +93,39 @@ export async function openS3Store(url: string, options: S3StoreOptions = {}): Pr
   return new S3Store(sdk, new sdk.S3Client(config), location, credentials, options);
 }
 
-class S3Store implements ObjectStore {
-  readonly url: string;
-  private readonly root: RemoteRoot;
-  private readonly policy: RetryPolicy;
-  private readonly partBytes: number;
-
+class S3Store extends RemoteStore {
   constructor(
     private readonly sdk: Sdk,
     private readonly client: S3Client,
     private readonly location: S3Location,
-    private readonly credentials: CredentialsSource,
-    private readonly options: S3StoreOptions,
+    credentials: CredentialsSource,
+    options: S3StoreOptions,
   ) {
-    this.url = location.display;
-    this.root = new RemoteRoot(location.root);
-    this.policy = options.retry ?? DEFAULT_RETRY_POLICY;
-    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
-  }
-
-  private context(key?: string): StoreErrorContext {
-    return { store: this.url, credentials: this.credentials, ...(key === undefined ? {} : { key }) };
-  }
-
-  private classify(permission: StorePermission, key?: string) {
-    return (err: unknown, timedOut: boolean): CallFailure => {
-      const context = this.context(key);
-      const e = err as Partial<S3ServiceException> & { Code?: string };
-      const code = e.name === "Error" || e.name === undefined ? e.Code : e.name;
-      const status = e.$metadata?.httpStatusCode;
-      if (!timedOut && code !== undefined) {
-        if (BAD_CREDENTIALS.has(code) || /could not load credentials/i.test(e.message ?? ""))
-          return { retryable: false, error: new BadCredentialsError(context, code, { cause: err }) };
-        if (code === "AccessDenied" || (status === 403 && code !== "RequestTimeTooSkewed"))
-          return {
-            retryable: false,
-            error: new PermissionDeniedError(context, permission, PROVIDER_PERMISSION[permission], {
-              cause: err,
-            }),
-          };
-        if (code === "NoSuchBucket")
-          return {
-            retryable: false,
-            error: new MissingContainerError(context, "bucket", this.location.bucket, { cause: err }),
-          };
-        if (code === "NoSuchKey" || (code === "NotFound" && key !== undefined))
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", { cause: err, store: this.url }),
-          };
-        if (code === "PreconditionFailed")
-          return {
-            retryable: false,
-            error: new ObjectNotFoundError(key ?? "", {
-              cause: err,
-              store: `${this.url} (replaced while read)`,
-            }),
-          };
-      }
-      return classifyCommonFailure(err, timedOut, context, {
-        status,
-        code,
-        timeoutMs: this.policy.callTimeoutMs,
-      });
-    };
-  }
-
-  private retry<T>(
-    what: string,
-    permission: StorePermission,
-    key: string | undefined,
-    call: (signal: AbortSignal) => Promise<T>,
-    signal?: AbortSignal,
-  ): Promise<T> {
-    return withRetries(call, {
-      policy: this.policy,
-      classify: this.classify(permission, key),
-      signal,
-      onRetry: () => this.options.onRetry?.(what),
+    super({
+      url: location.display,
+      root: location.root,
+      credentials,
+      container: { kind: "bucket", name: location.bucket },
+      permissions: PROVIDER_PERMISSION,
+      options,
     });
+  }
+
+  protected failureOf(err: unknown, key: string | undefined): ProviderFailure {
+    const e = err as Partial<S3ServiceException> & { Code?: string };
+    const code = e.name === "Error" || e.name === undefined ? e.Code : e.name;
+    const status = e.$metadata?.httpStatusCode;
+    const common = { status, code };
+    if (code === undefined) return common;
+    if (BAD_CREDENTIALS.has(code) || /could not load credentials/i.test(e.message ?? ""))
+      return { kind: "bad-credentials", detail: code, ...common };
+    if (code === "AccessDenied" || (status === 403 && code !== "RequestTimeTooSkewed"))
+      return { kind: "permission-denied", ...common };
+    if (code === "NoSuchBucket") return { kind: "missing-container", ...common };
+    if (code === "NoSuchKey" || (code === "NotFound" && key !== undefined))
+      return { kind: "object-not-found", ...common };
+    if (code === "PreconditionFailed") return { kind: "replaced", ...common };
+    return common;
   }
 
   async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
@@ -213,92 +149,52 @@ class S3Store implements ObjectStore {
     let last: string | undefined;
     for (const o of out.Contents ?? []) {
       if (o.Key === undefined) continue;
-      const k = this.root.key(o.Key);
-      last = o.Key.slice(this.root.folder.length);
-      if ("skipped" in k) {
-        options.onSkipped?.(last, k.skipped);
-        continue;
-      }
-      objects.push({ key: k.key, size: o.Size ?? 0, lastModifiedMs: o.LastModified?.getTime() ?? 0 });
+      last = this.addListed(objects, o.Key, o.Size ?? 0, o.LastModified?.getTime() ?? 0, options);
     }
     return out.IsTruncated && last !== undefined ? { objects, nextStartAfter: last } : { objects };
   }
 
-  list(prefix: string, options: ListOptions = {}): AsyncIterable<ObjectInfo> {
-    return listAllPages((p, o) => this.listPage(p, o), prefix, options);
-  }
-
-  read(key: string, options: ReadOptions = {}): AsyncIterable<Uint8Array> {
-    const name = this.root.name(key);
-    const classify = this.classify("get", key);
-    return resumableRead({
-      start: options.range?.start ?? 0,
-      end: options.range?.end,
-      policy: this.policy,
-      classify,
-      signal: options.signal,
-      onRetry: () => this.options.onRetry?.("read"),
-      open: async (range, version, abortSignal) => {
-        if (range.end !== undefined && range.end <= range.start) return { body: [] };
-        let out: GetObjectCommandOutput;
-        try {
-          out = await this.client.send(
-            new this.sdk.GetObjectCommand({
-              Bucket: this.location.bucket,
-              Key: name,
-              ...(range.start > 0 || range.end !== undefined
-                ? { Range: `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}` }
-                : {}),
-              ...(version === undefined ? {} : { IfMatch: version }),
-            }),
-            { abortSignal },
-          );
-        } catch (err) {
-          // A range that starts at the end: nothing left to read.
-          if ((err as { name?: string }).name === "InvalidRange") return { body: [] };
-          throw err;
-        }
-        return {
-          body: out.Body as AsyncIterable<Uint8Array>,
-          length: out.ContentLength,
-          version: out.ETag,
-        };
-      },
-    });
-  }
-
-  async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
-    const bytes = await readAll(this.read(key, options));
-    if (!options.allocate) return bytes;
-    const into = options.allocate(bytes.length).subarray(0, bytes.length);
-    into.set(bytes);
-    return into;
-  }
-
-  async write(
-    key: string,
-    body: Uint8Array | AsyncIterable<Uint8Array>,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<void> {
-    const name = this.root.name(key);
-    const parts = partsOf(body, this.partBytes);
-    const first = await parts.next();
-    const second = first.done ? first : await parts.next();
-    if (second.done) {
-      const bytes = first.done ? new Uint8Array(0) : first.value;
-      await this.retry(
-        "put",
-        "put",
-        key,
-        (abortSignal) =>
-          this.client.send(
-            new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: name, Body: bytes }),
-            { abortSignal },
-          ),
-        options.signal,
+  protected async openRead(
+    name: string,
+    range: { readonly start: number; readonly end?: number | undefined },
+    version: string | undefined,
+    abortSignal: AbortSignal,
+  ): Promise<OpenedRead> {
+    let out: GetObjectCommandOutput;
+    try {
+      out = await this.client.send(
+        new this.sdk.GetObjectCommand({
+          Bucket: this.location.bucket,
+          Key: name,
+          ...(range.start > 0 || range.end !== undefined
+            ? { Range: `bytes=${range.start}-${range.end === undefined ? "" : range.end - 1}` }
+            : {}),
+          ...(version === undefined ? {} : { IfMatch: version }),
+        }),
+        { abortSignal },
       );
-      return;
+    } catch (err) {
+      // A range that starts at the end: nothing left to read.
+      if ((err as { name?: string }).name === "InvalidRange") return { body: [] };
+      throw err;
     }
+    return { body: out.Body as AsyncIterable<Uint8Array>, length: out.ContentLength, version: out.ETag };
+  }
+
+  protected putObject(name: string, bytes: Uint8Array, abortSignal: AbortSignal): Promise<unknown> {
+    return this.client.send(
+      new this.sdk.PutObjectCommand({ Bucket: this.location.bucket, Key: name, Body: bytes }),
+      { abortSignal },
+    );
+  }
+
+  /** A multipart upload, each part retried; aborted when it fails. */
+  protected async putParts(
+    name: string,
+    key: string,
+    parts: AsyncIterable<Uint8Array>,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
     const created = await this.retry(
       "put",
       "put",
@@ -308,12 +204,12 @@ class S3Store implements ObjectStore {
           new this.sdk.CreateMultipartUploadCommand({ Bucket: this.location.bucket, Key: name }),
           { abortSignal },
         ),
-      options.signal,
+      signal,
     );
     const uploadId = created.UploadId!;
     const done: { ETag: string; PartNumber: number }[] = [];
     try {
-      const upload = async (bytes: Uint8Array) => {
+      for await (const bytes of parts) {
         const PartNumber = done.length + 1;
         const out = await this.retry(
           "put",
@@ -330,13 +226,10 @@ class S3Store implements ObjectStore {
               }),
               { abortSignal },
             ),
-          options.signal,
+          signal,
         );
         done.push({ ETag: out.ETag!, PartNumber });
-      };
-      await upload(first.value!);
-      await upload(second.value);
-      for await (const bytes of parts) await upload(bytes);
+      }
       await this.retry(
         "put",
         "put",
@@ -351,7 +244,7 @@ class S3Store implements ObjectStore {
             }),
             { abortSignal },
           ),
-        options.signal,
+        signal,
       );
     } catch (err) {
       await this.client
@@ -367,27 +260,17 @@ class S3Store implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
-    const name = this.root.name(key);
-    await this.retry("delete", "delete", key, (abortSignal) =>
-      this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.location.bucket, Key: name }), {
-        abortSignal,
-      }),
+  protected async statObject(name: string, abortSignal: AbortSignal) {
+    const out = await this.client.send(
+      new this.sdk.HeadObjectCommand({ Bucket: this.location.bucket, Key: name }),
+      { abortSignal },
     );
+    return { size: out.ContentLength ?? 0, lastModifiedMs: out.LastModified?.getTime() ?? 0 };
   }
 
-  async stat(key: string): Promise<ObjectInfo | undefined> {
-    const name = this.root.name(key);
-    try {
-      const out = await this.retry("stat", "get", key, (abortSignal) =>
-        this.client.send(new this.sdk.HeadObjectCommand({ Bucket: this.location.bucket, Key: name }), {
-          abortSignal,
-        }),
-      );
-      return { key, size: out.ContentLength ?? 0, lastModifiedMs: out.LastModified?.getTime() ?? 0 };
-    } catch (err) {
-      if (err instanceof ObjectNotFoundError) return undefined;
-      throw err;
-    }
+  protected deleteObject(name: string, abortSignal: AbortSignal): Promise<unknown> {
+    return this.client.send(new this.sdk.DeleteObjectCommand({ Bucket: this.location.bucket, Key: name }), {
+      abortSignal,
+    });
   }
 }

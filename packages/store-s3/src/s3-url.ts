@@ -4,7 +4,12 @@
  * addressing (`http://host/bucket/key` instead of `http://bucket.host/key`). Without `endpoint` the SDK's
  * own `AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL` apply, then AWS itself.
  */
-import { UnsupportedStoreUrlError } from "@cloudtap/object-store";
+import {
+  endpointOption,
+  parseStoreUrl,
+  rejectUrlCredentials,
+  UnsupportedStoreUrlError,
+} from "@cloudtap/object-store";
 
 export interface S3Location {
   readonly bucket: string;
@@ -19,24 +24,16 @@ export interface S3Location {
 const OPTIONS = new Set(["endpoint", "path_style", "region"]);
 
 export function parseS3Url(url: string): S3Location {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new UnsupportedStoreUrlError(url, "not a URL (s3://bucket/prefix)");
-  }
+  const u = parseStoreUrl(url, "s3://bucket/prefix");
   if (u.protocol !== "s3:") throw new UnsupportedStoreUrlError(url, "not an s3:// URL");
-  if (u.username || u.password)
-    throw new UnsupportedStoreUrlError("s3://…", "credentials do not go in the URL: use a credentials file");
+  rejectUrlCredentials(u, "s3://…");
   const bucket = u.hostname;
   if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket))
     throw new UnsupportedStoreUrlError(url, `"${bucket}" is not an S3 bucket name`);
   for (const k of u.searchParams.keys())
     if (!OPTIONS.has(k))
       throw new UnsupportedStoreUrlError(url, `unknown option "${k}" (options: ${[...OPTIONS].join(", ")})`);
-  const endpoint = u.searchParams.get("endpoint") ?? undefined;
-  if (endpoint !== undefined && !/^https?:\/\//.test(endpoint))
-    throw new UnsupportedStoreUrlError(url, "endpoint must be an http:// or https:// URL");
+  const endpoint = endpointOption(u, url);
   const pathStyle = u.searchParams.get("path_style");
   if (pathStyle !== null && pathStyle !== "true" && pathStyle !== "false")
     throw new UnsupportedStoreUrlError(url, "path_style is true or false");

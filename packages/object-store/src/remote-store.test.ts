@@ -1,0 +1,187 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import {
+  BadCredentialsError,
+  MissingContainerError,
+  ObjectNotFoundError,
+  PermissionDeniedError,
+  StoreTimeoutError,
+  StoreUnavailableError,
+} from "./errors.js";
+import type { ListOptions, ListPage, ObjectInfo } from "./object-store.js";
+import { readAll } from "./read-all.js";
+import { type ProviderFailure, RemoteStore, wholeOrParts } from "./remote-store.js";
+import type { OpenedRead } from "./retry.js";
+
+const FAST = { attempts: 3, baseDelayMs: 1, maxDelayMs: 2, budgetMs: 5000, callTimeoutMs: 5000 };
+
+async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
+  for (let at = 0; at < bytes.length; at += size) yield bytes.subarray(at, at + size);
+}
+
+/**
+ * A backend whose "SDK" is a map in this process: it exercises the skeleton (retries, typed errors, the
+ * upload rule, listing through the root), not any provider; the real backends are tested against real
+ * emulators in integration-tests.
+ */
+class MapBackend extends RemoteStore {
+  readonly objects = new Map<string, Uint8Array>();
+  readonly calls: string[] = [];
+  /** Failures the next calls throw, in order (an object with `status`/`kind`). */
+  readonly failures: { status?: number; kind?: ProviderFailure["kind"] }[] = [];
+  constructor(root = "base") {
+    super({
+      url: "map://bucket/base",
+      root,
+      credentials: { file: "creds.json" },
+      container: { kind: "bucket", name: "bucket" },
+      permissions: { list: "map:List", get: "map:Get", put: "map:Put", delete: "map:Delete" },
+      options: { retry: FAST, partBytes: 4 },
+    });
+  }
+  /** The classifier the skeleton gives calls needing `get` on `key`. */
+  classifyGet(key: string) {
+    return this.classify("get", key);
+  }
+  private maybeFail(what: string): void {
+    this.calls.push(what);
+    const f = this.failures.shift();
+    if (f) throw Object.assign(new Error(`injected ${f.kind ?? f.status}`), f);
+  }
+  protected failureOf(err: unknown): ProviderFailure {
+    const e = err as { status?: number; kind?: ProviderFailure["kind"] };
+    return { status: e.status, ...(e.kind ? { kind: e.kind } : {}), detail: "Denied by test" };
+  }
+  async listPage(prefix: string, options: ListOptions = {}): Promise<ListPage> {
+    return this.retry("list", "list", undefined, async () => {
+      this.maybeFail("list");
+      const objects: ObjectInfo[] = [];
+      for (const [name, bytes] of [...this.objects].sort())
+        if (name.startsWith(this.root.prefix(prefix)))
+          this.addListed(objects, name, bytes.length, 1, options);
+      return { objects };
+    });
+  }
+  protected async openRead(
+    name: string,
+    range: { start: number; end?: number | undefined },
+  ): Promise<OpenedRead> {
+    this.maybeFail(`open ${range.start}-${range.end ?? ""}`);
+    const bytes = this.objects.get(name);
+    if (!bytes) throw Object.assign(new Error("no such object"), { kind: "object-not-found" });
+    return { body: [bytes.subarray(range.start, range.end)] };
+  }
+  protected async putObject(name: string, bytes: Uint8Array): Promise<unknown> {
+    this.maybeFail(`put ${bytes.length}`);
+    this.objects.set(name, bytes.slice());
+    return undefined;
+  }
+  protected async putParts(name: string, _key: string, parts: AsyncIterable<Uint8Array>): Promise<void> {
+    const all: Uint8Array[] = [];
+    for await (const p of parts) {
+      this.calls.push(`part ${p.length}`);
+      all.push(p);
+    }
+    this.objects.set(name, Buffer.concat(all));
+  }
+  protected async statObject(name: string): Promise<{ size: number; lastModifiedMs: number }> {
+    this.maybeFail("stat");
+    const bytes = this.objects.get(name);
+    if (!bytes) throw Object.assign(new Error("no such object"), { kind: "object-not-found" });
+    return { size: bytes.length, lastModifiedMs: 7 };
+  }
+  protected async deleteObject(name: string): Promise<unknown> {
+    this.maybeFail("delete");
+    return this.objects.delete(name);
+  }
+}
+
+describe("object-store - the remote backends' skeleton", () => {
+  it("wholeOrParts: a body up to one part is whole, a larger one its parts, buffer or stream", async () => {
+    const bytes = Uint8Array.from({ length: 10 }, (_, i) => i);
+    for (const body of [() => bytes.subarray(0, 4), () => chunked(bytes.subarray(0, 4), 3)]) {
+      const r = await wholeOrParts(body(), 4);
+      assert.deepEqual([...(r.whole ?? [])], [0, 1, 2, 3]);
+    }
+    assert.equal((await wholeOrParts(chunked(new Uint8Array(0), 1), 4)).whole?.length, 0);
+    assert.equal((await wholeOrParts(new Uint8Array(0), 4)).whole?.length, 0);
+    for (const body of [() => bytes, () => chunked(bytes, 3)]) {
+      const r = await wholeOrParts(body(), 4);
+      assert.ok(r.parts);
+      const parts: Uint8Array[] = [];
+      for await (const p of r.parts) parts.push(p);
+      assert.deepEqual(
+        parts.map((p) => p.length),
+        [4, 4, 2],
+      );
+      assert.deepEqual([...Buffer.concat(parts)], [...bytes]);
+    }
+  });
+
+  it("writes whole (retried) or in parts, lists and stats through the root, reads ranges, deletes", async () => {
+    const store = new MapBackend();
+    store.failures.push({ status: 503 });
+    await store.write("data/a", new TextEncoder().encode("abc"));
+    assert.deepEqual(store.calls, ["put 3", "put 3"]);
+    await store.write("data/b", chunked(new TextEncoder().encode("0123456789"), 3));
+    assert.deepEqual(store.calls.slice(2), ["part 4", "part 4", "part 2"]);
+    store.objects.set("base/data/dir/", new Uint8Array(0));
+    const skipped: string[] = [];
+    const keys = [];
+    for await (const o of store.list("data/", { onSkipped: (k) => skipped.push(k) })) keys.push(o.key);
+    assert.deepEqual(keys, ["data/a", "data/b"]);
+    assert.deepEqual(skipped, ["data/dir/"]);
+    assert.equal(
+      new TextDecoder().decode(await store.readBytes("data/b", { range: { start: 2, end: 5 } })),
+      "234",
+    );
+    store.calls.length = 0;
+    assert.equal((await readAll(store.read("data/b", { range: { start: 3, end: 3 } }))).length, 0);
+    assert.deepEqual(store.calls, [], "an empty range opens nothing");
+    assert.deepEqual(await store.stat("data/a"), { key: "data/a", size: 3, lastModifiedMs: 7 });
+    assert.equal(await store.stat("data/none"), undefined);
+    await store.delete("data/a");
+    assert.equal(store.objects.has("base/data/a"), false);
+  });
+
+  it("turns the backend's failures into the typed errors, naming store, credentials and permission", async () => {
+    const store = new MapBackend();
+    store.failures.push({ kind: "permission-denied" });
+    await assert.rejects(store.readBytes("k"), (err) => {
+      assert.ok(err instanceof PermissionDeniedError);
+      assert.equal(err.providerPermission, "map:Get");
+      assert.match(err.message, /map:\/\/bucket\/base/);
+      assert.match(err.message, /creds\.json/);
+      return true;
+    });
+    store.failures.push({ kind: "bad-credentials" });
+    await assert.rejects(
+      store.listPage(""),
+      (err) => err instanceof BadCredentialsError && /Denied by test/.test(err.message),
+    );
+    store.failures.push({ kind: "missing-container" });
+    await assert.rejects(
+      store.listPage(""),
+      (err) => err instanceof MissingContainerError && err.container === "bucket",
+    );
+    await assert.rejects(store.readBytes("missing"), ObjectNotFoundError);
+    store.failures.push({ kind: "replaced" });
+    await assert.rejects(
+      store.readBytes("k"),
+      (err) => err instanceof ObjectNotFoundError && /replaced while read/.test(err.message),
+    );
+    store.failures.push({ status: 503 }, { status: 503 }, { status: 503 });
+    await assert.rejects(store.listPage(""), StoreUnavailableError);
+    assert.equal(store.failures.length, 0, "three attempts");
+  });
+
+  it("a call that timed out is a timeout, whatever the backend says of its error", async () => {
+    const store = new MapBackend();
+    const failure = store.classifyGet("k")(
+      Object.assign(new Error("aborted"), { kind: "object-not-found" }),
+      true,
+    );
+    assert.equal(failure.retryable, true);
+    assert.ok(failure.error instanceof StoreTimeoutError);
+  });
+});
