@@ -37,6 +37,14 @@ type Flow = TcpConnection | UdpFlow;
 /** Idle connections are looked for at most once per second of capture time. */
 const SWEEP_INTERVAL_NS = 1_000_000_000n;
 /**
+ * A chunk being coalesced is written once its connection has been quiet this long (capture time), checked
+ * every `QUIET_CHECK_NS`: as a tapper writes a chunk soon after its last byte, so a record lands in a blob
+ * no more than about 15 ms after its bytes were seen (a keep-alive connection's last response would
+ * otherwise wait for the close or the idle timeout, stamped long before the blob it lands in).
+ */
+export const QUIET_FLUSH_NS = 10_000_000n;
+const QUIET_CHECK_NS = 5_000_000n;
+/**
  * How long (capture time) a TCP connection stays in the table after both FINs or a RST, for retransmissions
  * and the last ACK, before its conn-close record is written. Closing promptly lets a stitcher complete the
  * connection as the tapper's stream goes on, instead of holding it until the capture ends.
@@ -58,6 +66,9 @@ export class ConnectionTracker {
   readonly #flows = new Map<string, Flow>();
   #nowNs: bigint | undefined;
   #lastSweepNs = 0n;
+  #lastQuietCheckNs = 0n;
+  /** Connections with a chunk being coalesced, least recently active first. */
+  readonly #withPending = new Set<TcpConnection>();
   readonly skipped = emptySkipCounts();
   readonly tcp: TcpCounters = {
     duplicateBytes: 0,
@@ -66,6 +77,8 @@ export class ConnectionTracker {
     beforeStreamStartBytes: 0,
     truncatedSegments: 0,
     badOptions: 0,
+    afterCloseSegments: 0,
+    afterCloseBytes: 0,
   };
   tcpConnections = 0;
   udpConnections = 0;
@@ -84,6 +97,10 @@ export class ConnectionTracker {
     if (this.#nowNs - this.#lastSweepNs >= SWEEP_INTERVAL_NS) {
       this.#lastSweepNs = this.#nowNs;
       this.#sweep(this.#nowNs);
+    }
+    if (this.#nowNs - this.#lastQuietCheckNs >= QUIET_CHECK_NS) {
+      this.#lastQuietCheckNs = this.#nowNs;
+      this.#flushQuiet(this.#nowNs - QUIET_FLUSH_NS);
     }
 
     let decoded: ReturnType<typeof decodePacket>;
@@ -178,7 +195,15 @@ export class ConnectionTracker {
     const direction = sameEndpoint(source, conn.client) ? Direction.ClientToServer : Direction.ServerToClient;
     // `truncated`: the IP header says more bytes than were captured, so the payload is cut (maybe to 0 bytes).
     conn.handle(direction, segment, segment.payload, ts, truncated);
-    if (conn.closed) this.#closing.set(key, conn);
+    this.#withPending.delete(conn);
+    if (conn.hasPendingChunk) this.#withPending.add(conn);
+    if (conn.closed && !conn.finished) {
+      this.#closing.set(key, conn);
+      // Written at once unless a hole may still fill: a conn-close written at the end of the linger is
+      // stamped seconds before the blob it lands in, and the stitcher's time order cannot place it. The
+      // connection stays in the table for the linger, to absorb retransmissions and the last ACK.
+      if (!conn.waitingForHoles) conn.finish(CloseReason.Fin);
+    }
   }
 
   #udp(
@@ -227,6 +252,15 @@ export class ConnectionTracker {
     this.#flows.set(key, flow);
   }
 
+  /** Writes the chunks of connections quiet since `beforeNs`. */
+  #flushQuiet(beforeNs: bigint): void {
+    for (const conn of this.#withPending) {
+      if (conn.lastNs > beforeNs) break;
+      this.#withPending.delete(conn);
+      conn.flushPending();
+    }
+  }
+
   /** Connections that saw both FINs or a RST, waiting out `CLOSE_LINGER_NS` before they are closed. */
   readonly #closing = new Map<string, TcpConnection>();
 
@@ -240,7 +274,7 @@ export class ConnectionTracker {
       this.#closing.delete(key);
       if (this.#flows.get(key) !== conn) continue; // already closed another way
       this.#flows.delete(key);
-      conn.finish(CloseReason.Fin); // FIN or RST as seen: finish reports what the connection saw
+      conn.finish(CloseReason.Fin); // FIN or RST as seen (no-op when written at the close already)
     }
     for (const [key, flow] of this.#flows) {
       if (nowNs - flow.lastNs <= this.#options.idleTimeoutNs) break;
@@ -252,6 +286,7 @@ export class ConnectionTracker {
 
   /** Closes every connection still open (the capture ended): reason FIN/RST when seen, else `reason`. */
   finishAll(reason: CloseReason): void {
+    this.#withPending.clear();
     for (const flow of this.#flows.values()) flow.finish(reason);
     this.#flows.clear();
     this.#closing.clear();

@@ -1,3 +1,4 @@
+export { QUIET_FLUSH_NS } from "./connection-tracker.js";
 export { IngestError, IngestErrorCode, isIngestError } from "./errors.js";
 export type { IngestOptions } from "./ingest.js";
 export {
@@ -10,7 +11,7 @@ export {
   ingestCapture,
 } from "./ingest.js";
 export type { ReassembledChunk, ReassemblyCounters, StreamReassemblerOptions } from "./stream-reassembler.js";
-export { StreamReassembler } from "./stream-reassembler.js";
+export { MAX_CHUNK_SPAN_NS, StreamReassembler } from "./stream-reassembler.js";
 export type {
   IngestProblem,
   IngestSummary,

@@ -17,7 +17,15 @@ import {
   TcpFlag,
 } from "@cloudtap/packet";
 import { createPcapWriter, isPcapFormatError, PcapErrorCode, readCapture } from "@cloudtap/pcap";
-import { CloseInitiator, CloseReason, keysPrefix, parseBlobKey, Transport } from "@cloudtap/tap-format";
+import {
+  CloseInitiator,
+  CloseReason,
+  dataPrefix,
+  keysPrefix,
+  parseBlobKey,
+  readCtap,
+  Transport,
+} from "@cloudtap/tap-format";
 import { corpusDir } from "@cloudtap/test-harness";
 import { IngestErrorCode, isIngestError } from "./errors.js";
 import { type IngestOptions, ingestCapture } from "./ingest.js";
@@ -343,6 +351,54 @@ describe("ingest", () => {
     assert.equal(conns[0]!.close?.reason, CloseReason.Rst);
     assert.equal(conns[0]!.close?.initiator, CloseInitiator.Server);
     assert.deepEqual(streams(conns[0]!), { c2s: "hi", s2c: "" }, "a RST's payload is not stream data");
+  });
+
+  it("ingest - records land in blobs soon after their time: a quiet connection's chunk, a FIN, the conn-close", async () => {
+    // Connection A answers once, stays open 2 s without a byte, then half-closes and closes; connection B
+    // talks every millisecond meanwhile. Before, A's last response waited for A's close (and its 2 s
+    // linger) and its conn-close for the linger: written seconds after their time, behind B's records.
+    const b: [string, number] = [CLIENT, 50001];
+    const ms = (n: number) => BASE_NS + BigInt(n) * 1_000_000n;
+    const frames: Frame[] = [
+      ...handshake().map((f, i) => ({ ...f, t: ms(i) })),
+      { ...tcp(c, s, ISN_C + 1, ISN_S + 1, Psh | Ack, "GET / HTTP/1.1\r\n\r\n"), t: ms(3) },
+      { ...tcp(s, c, ISN_S + 1, ISN_C + 19, Psh | Ack, "HTTP/1.1 200 OK\r\n\r\n"), t: ms(4) },
+      ...handshake(b, s, 7000, 9000).map((f, i) => ({ ...f, t: ms(5 + i) })),
+    ];
+    let seq = 7001;
+    for (let i = 0; i < 3000; i++) {
+      frames.push({ ...tcp(b, s, seq, 9001, Psh | Ack, "x"), t: ms(10 + i) });
+      seq++;
+      if (i === 2000) {
+        frames.push({ ...tcp(s, c, ISN_S + 20, ISN_C + 19, Fin | Ack), t: ms(10 + i) });
+        frames.push({ ...tcp(c, s, ISN_C + 19, ISN_S + 21, Fin | Ack), t: ms(10 + i) });
+      }
+      if (i === 2001) frames.push({ ...tcp(s, c, ISN_S + 21, ISN_C + 20, Ack), t: ms(10 + i) });
+    }
+    const capture = await pcap(frames);
+    const { order, summary } = await withTempStore(async (store) => {
+      const sum = await ingestCapture({ capture, captureName: "quiet.pcap", dataStore: store });
+      // Each record's time and its last byte's (the time plus its span), in the order written.
+      const times: [bigint, bigint][] = [];
+      for await (const info of store.list(dataPrefix(""))) {
+        for await (const item of readCtap(store.read(info.key)))
+          if ("timestampNs" in item)
+            times.push([item.timestampNs, item.type === "data" ? BigInt(item.spanNs) : 0n]);
+      }
+      return { order: times, summary: sum };
+    });
+    // No record's last byte is older than a record written before it by more than the 15 ms of the quiet
+    // flush; and no chunk spans more than 100 ms (B's byte a millisecond for 3 s is cut).
+    let newest = order[0]![0];
+    let worst = 0n;
+    for (const [ts, span] of order) {
+      if (newest - (ts + span) > worst) worst = newest - (ts + span);
+      if (ts > newest) newest = ts;
+      assert.ok(span <= 100_000_000n, `a chunk spans ${Number(span) / 1e6} ms`);
+    }
+    assert.ok(worst <= 20_000_000n, `a record written ${Number(worst) / 1e6} ms after a newer one`);
+    // The close's last ACK came after the conn-close was written: absorbed and counted.
+    assert.equal(summary.tcp.afterCloseSegments, 1);
   });
 
   it("ingest - a new SYN on a finished 5-tuple starts a second connection", async () => {

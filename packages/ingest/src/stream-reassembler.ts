@@ -13,7 +13,8 @@
  *   reassembler stops waiting for the oldest hole: it skips it (counted in `gapBytes` and
  *   `bufferOverflows`) and emits the buffered data at its true offsets. `finish` does the same for holes
  *   that never filled. A gap is therefore visible as a jump in offsets, never filled or spliced.
- * - Contiguous bytes are coalesced into chunks of at most `maxChunkBytes`. A chunk's bytes were all seen
+ * - Contiguous bytes are coalesced into chunks of at most `maxChunkBytes` spanning at most `maxChunkSpanNs`
+ *   of capture time (a chunk being coalesced when a later byte comes beyond that is emitted first). A chunk's bytes were all seen
  *   within [timestampNs, timestampNs + spanNs]: `timestampNs` is when the earliest of them was seen (the
  *   chunk's first byte unless segments arrived out of order) and `spanNs` how much later the last one was.
  */
@@ -23,7 +24,15 @@ export interface StreamReassemblerOptions {
   readonly maxBufferedBytes: number;
   /** Largest chunk emitted; contiguous segments are joined up to this size. */
   readonly maxChunkBytes: number;
+  /**
+   * Longest time a chunk spans (its last byte seen at most this long after its first): a trickling stream
+   * is cut here, so that a reader's window for chunk spans stays short. Default `MAX_CHUNK_SPAN_NS`.
+   */
+  readonly maxChunkSpanNs?: bigint;
 }
+
+/** Default `maxChunkSpanNs`: 100 ms. */
+export const MAX_CHUNK_SPAN_NS = 100_000_000n;
 
 export interface ReassembledChunk {
   readonly offset: number;
@@ -50,6 +59,7 @@ interface Segment {
 export class StreamReassembler {
   readonly #options: StreamReassemblerOptions;
   readonly #emit: (chunk: ReassembledChunk) => void;
+  readonly #maxSpanNs: bigint;
   /** Out-of-order segments, sorted by offset, non-overlapping, all starting after `#next`. */
   #waiting: Segment[] = [];
   #waitingBytes = 0;
@@ -70,11 +80,17 @@ export class StreamReassembler {
     }
     this.#options = options;
     this.#emit = emit;
+    this.#maxSpanNs = options.maxChunkSpanNs ?? MAX_CHUNK_SPAN_NS;
   }
 
   /** The end of the contiguous stream delivered so far: the next offset expected. */
   get nextOffset(): number {
     return this.#next;
+  }
+
+  /** Bytes of the chunk being coalesced (not yet emitted). */
+  get pendingBytes(): number {
+    return this.#pendingLength;
   }
 
   /** Out-of-order bytes currently held. */
@@ -191,6 +207,7 @@ export class StreamReassembler {
    */
   #deliver(offset: number, data: Uint8Array, timestampNs: bigint, owned: boolean): void {
     const max = this.#options.maxChunkBytes;
+    if (this.#pendingLength > 0 && timestampNs - this.#pendingFirstNs > this.#maxSpanNs) this.flush();
     let at = 0;
     while (at < data.length) {
       if (this.#pendingLength === 0) {

@@ -40,6 +40,10 @@ export interface TcpCounters {
   truncatedSegments: number;
   /** SYN or SYN-ACK segments whose options did not parse (the segment itself is still used). */
   badOptions: number;
+  /** Segments of a connection already closed (retransmissions, the close's last ACK), dropped. */
+  afterCloseSegments: number;
+  /** Payload bytes of those segments. */
+  afterCloseBytes: number;
 }
 
 export interface WrittenObject {

@@ -121,6 +121,28 @@ export class TcpConnection {
     return this.#rst !== undefined || (this.#dirs[0].fin && this.#dirs[1].fin);
   }
 
+  /** Whether a direction still holds bytes behind a hole (a retransmission may yet fill it). */
+  get waitingForHoles(): boolean {
+    return this.#dirs[0].reassembler.bufferedBytes > 0 || this.#dirs[1].reassembler.bufferedBytes > 0;
+  }
+
+  /** Whether a direction has a chunk being coalesced. */
+  get hasPendingChunk(): boolean {
+    return this.#dirs[0].reassembler.pendingBytes > 0 || this.#dirs[1].reassembler.pendingBytes > 0;
+  }
+
+  /** Emits the chunks being coalesced (the connection went quiet). */
+  flushPending(): void {
+    if (this.#finished) return;
+    this.#dirs[0].reassembler.flush();
+    this.#dirs[1].reassembler.flush();
+  }
+
+  /** Whether `finish` ran (the conn-close record is written). */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
   /** The client's SYN sequence number, when seen. */
   get clientIsn(): TcpSeq | undefined {
     return this.#dirs[Direction.ClientToServer].isn;
@@ -136,7 +158,13 @@ export class TcpConnection {
     timestampNs: bigint,
     truncated: boolean,
   ): void {
-    if (this.#finished) throw new Error("TcpConnection: segment after finish");
+    if (this.#finished) {
+      // Closed already (both FINs or a RST, and nothing left to wait for): a retransmission or the last
+      // ACK of the close, which changes nothing.
+      this.#options.counters.afterCloseSegments++;
+      this.#options.counters.afterCloseBytes += payload.length;
+      return;
+    }
     if (timestampNs > this.lastNs) this.lastNs = timestampNs;
     const dir = this.#dirs[direction];
     const flags = segment.flags;
@@ -190,6 +218,9 @@ export class TcpConnection {
 
     if ((flags & TcpFlag.Fin) !== 0 && !dir.fin) {
       dir.fin = true;
+      // No byte of this direction comes after its FIN: the chunk being coalesced is complete now, not when
+      // the connection is closed seconds later (a record written late is stamped before the blob it is in).
+      dir.reassembler.flush();
       this.#firstFin ??= direction;
       if (this.closed) this.#closeNs ??= timestampNs;
     }
