@@ -40,6 +40,8 @@ export interface LagResult {
   readonly blobs: number;
   /** Per stage of the mesh (packages/mesh/src/stage-latency.ts). */
   readonly stages: Record<string, StageFigures>;
+  /** Frames the egress wrote out of time order (`egress_merge_late_frames`): the time order's price. */
+  readonly lateFrames: number;
 }
 
 /** Every instance's counters, by `cloudtap status --json`. */
@@ -203,7 +205,9 @@ export async function measureLag(dir: string, o: { pollMs: number; latenessMs: n
       seen = arrivals.length;
     }
     reader.destroy();
-    const stages = stageQuantiles(await statusSnapshots(stateDir));
+    const snapshots = await statusSnapshots(stateDir);
+    const stages = stageQuantiles(snapshots);
+    const lateFrames = snapshots.reduce((n, s) => n + (s["egress_merge_late_frames"] ?? 0), 0);
     const lags: number[] = [];
     for (const a of arrivals) {
       const blob = landed.find((l) => a.tsMs >= l.startMs && a.tsMs < l.endMs + 50);
@@ -211,7 +215,7 @@ export async function measureLag(dir: string, o: { pollMs: number; latenessMs: n
     }
     lags.sort((x, y) => x - y);
     const q = (p: number) => lags[Math.min(lags.length - 1, Math.floor(p * lags.length))] ?? Number.NaN;
-    return { p50Ms: q(0.5), p99Ms: q(0.99), packets: lags.length, blobs: landed.length, stages };
+    return { p50Ms: q(0.5), p99Ms: q(0.99), packets: lags.length, blobs: landed.length, stages, lateFrames };
   } finally {
     up.kill("SIGTERM");
     await exited;
