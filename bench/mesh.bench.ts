@@ -246,7 +246,11 @@ export async function benchMesh(): Promise<BenchResult[]> {
       name: "mesh, continuous: lag blob landed -> packet out (p50)",
       value: lag.p50Ms,
       unit: "ms",
-      detail: `p99 ${lag.p99Ms.toFixed(0)} ms over ${lag.packets} packets of ${lag.blobs} blobs of 250 ms; FETCHER_POLL 1 s, STITCHER_LATENESS 1 s, PCAP-over-IP reader`,
+      detail: `p99 ${lag.p99Ms.toFixed(0)} ms over ${lag.packets} packets of ${lag.blobs} blobs of 250 ms, ${lag.lateFrames} late; FETCHER_POLL 1 s, STITCHER_LATENESS 1 s, PCAP-over-IP reader; stages p50/p99 ms: ${Object.entries(
+        lag.stages,
+      )
+        .map(([stage, f]) => `${stage} ${f.p50Ms.toFixed(0)}/${f.p99Ms.toFixed(0)}`)
+        .join(", ")}`,
       target: "p99 under 1 s plus the poll interval",
     });
     return results;
