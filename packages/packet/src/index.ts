@@ -29,7 +29,7 @@ export type { PacketLayer } from "./errors.js";
 export { isMalformedPacketError, MalformedPacketError, PacketErrorCode } from "./errors.js";
 export type { EthernetFrame, VlanTag } from "./ethernet.js";
 export { MAX_VLAN_TAGS, parseEthernet } from "./ethernet.js";
-export { checksumImplementation, copyAndSum, fold32, sumBytesOf, sumRange } from "./fast-checksum.js";
+export { fold32, sumRange } from "./fast-checksum.js";
 export type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "./frame-sink.js";
 export { isFlowAware } from "./frame-sink.js";
 export { formatIpAddress, formatIpv4, formatIpv6 } from "./ip-address.js";

@@ -19,7 +19,8 @@
  * connection costs one small object).
  */
 import type { FrameSink } from "@cloudtap/packet";
-import { copyAndSum, fold32 } from "@cloudtap/packet";
+import { fold32 } from "@cloudtap/packet";
+import { copyAndSum } from "@cloudtap/packet/copy-sum";
 import { ETHERNET_HEADER, type FlowTemplates, put16, put32, sumBytes, TCP_HEADER } from "./frame-writer.js";
 import type { TimeOrder } from "./time-order.js";
 

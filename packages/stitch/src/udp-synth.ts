@@ -5,7 +5,8 @@
  * Analyzers reassemble them; nothing is cut.
  */
 import type { FrameSink } from "@cloudtap/packet";
-import { fold32, sumBytesOf } from "@cloudtap/packet";
+import { fold32 } from "@cloudtap/packet";
+import { sumBytesOf } from "@cloudtap/packet/copy-sum";
 import {
   ETHERNET_HEADER,
   type FlowTemplates,
