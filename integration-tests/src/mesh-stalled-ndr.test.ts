@@ -127,14 +127,24 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
             if (i.pid !== undefined && parentOf(i.pid) === up.pid)
               peak.set(i.name, Math.max(peak.get(i.name) ?? 0, rssOf(i.pid)));
         };
+        // What the last probe saw, for the failure message.
+        let seen = "no status yet";
         const stalled = await until("the egress to stall", 300_000, () => {
           sampleMemory();
-          const s = status(stateDir);
-          if (!s) return undefined;
+          // While the NDR is full the egress and the stitchers whose link it breaks restart again and again,
+          // so there is seldom a moment with every instance up: the status of those that answer will do.
+          const s = statusOfThoseUp(stateDir);
+          if (!s) {
+            seen = "cloudtap status printed nothing";
+            return undefined;
+          }
           const egress = s.instances.find((i) => i.instance.service === "mirror-egress")!;
           const backlog =
             sum(s, "stitcher", "stitcher_unacked_messages") + sum(s, "stitcher", "stitcher_backlog_messages");
+          seen = `egress restarts ${egress.instance.restarts}, backlog ${backlog}`;
           return egress.instance.restarts >= 2 && backlog > 0 ? { s, backlog } : undefined;
+        }).catch((err: Error) => {
+          throw new Error(`${err.message} (last seen: ${seen}); up's output:\n${upLog.slice(-3000)}`);
         });
         for (let i = 0; i < 10; i++) {
           sampleMemory();
@@ -203,3 +213,14 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
     },
   );
 });
+
+/** `cloudtap status --json` as printed also when an instance is down (it then exits 1). */
+function statusOfThoseUp(stateDir: string): ReturnType<typeof status> {
+  const r = cloudtap("status", "--state-dir", stateDir, "--json");
+  if ((r.status !== 0 && r.status !== 1) || !r.stdout.trim()) return undefined;
+  try {
+    return JSON.parse(r.stdout) as ReturnType<typeof status>;
+  } catch {
+    return undefined;
+  }
+}

@@ -47,8 +47,12 @@ try {
     openUploadStore: (url) => openStore(url),
   });
 } catch (err) {
-  log.error("outputs do not open", { error: err });
-  process.exit(2);
+  // A full or failing disk (ENOSPC on a stalled NDR's file system) is not a configuration error: exit 1, so
+  // the supervisor restarts at once as after any failure; exit 2 (a restart will not cure it) backs off up to
+  // a minute, and the NDR's return would wait for it.
+  const transient = isTransientIoError(err);
+  log.error("outputs do not open", { error: err, transient });
+  process.exit(transient ? 1 : 2);
 }
 const dedup = new FlowDedup(egress.egress, { maxEntries: c.dedupMaxEntries });
 if (durable) {
@@ -148,3 +152,13 @@ const server = await createRpcServer({
 });
 log.info("listening", { port: server.port, outputs: egress.egress.outputs.map((o) => o.name) });
 shutdown.onShutdown("server", () => server.shutdown(10_000).then(() => {}));
+
+/** An I/O failure a later attempt may not meet (disk full, quota, device error, too many files open). */
+function isTransientIoError(err: unknown): boolean {
+  const transient = new Set(["ENOSPC", "EDQUOT", "EIO", "EAGAIN", "EBUSY", "EMFILE", "ENFILE", "ENOMEM"]);
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === "string" && transient.has(code)) return true;
+  }
+  return false;
+}
