@@ -343,7 +343,9 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     gaugeTimer.unref?.();
     // The shard's backlog in JetStream (cloudtap status): not yet delivered, and delivered but unacked (held
     // here, or held by a dead process until its ack wait ends).
-    const backlogTimer = setInterval(() => {
+    // Read at once too: a stitcher whose mirror link fails within its first seconds (an egress restarting on a
+    // full NDR) would otherwise never show the backlog it leaves in JetStream.
+    const readBacklog = () =>
       consumerPending(bus.jsm, StreamName.Chunks, durable).then(
         (p) => {
           const labels = { shard: String(shard) };
@@ -352,7 +354,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         },
         () => {},
       );
-    }, 2000);
+    void readBacklog();
+    const backlogTimer = setInterval(readBacklog, 2000);
     backlogTimer.unref?.();
     statuses.set(shard, () => ({
       shard,
