@@ -56,9 +56,14 @@ export interface StatusJson {
   }[];
 }
 
-export function status(stateDir: string): StatusJson | undefined {
+/**
+ * `cloudtap status --json`; undefined when an instance does not answer (status 1), unless `evenIfDown`: then
+ * what the instances that answered said (a mesh whose services restart again and again is seldom all up).
+ */
+export function status(stateDir: string, options: { evenIfDown?: boolean } = {}): StatusJson | undefined {
   const r = cloudtap("status", "--state-dir", stateDir, "--json");
-  if (r.status !== 0) return undefined;
+  if (r.status !== 0 && !(options.evenIfDown && r.status === 1)) return undefined;
+  if (!r.stdout.trim()) return undefined;
   return JSON.parse(r.stdout) as StatusJson;
 }
 

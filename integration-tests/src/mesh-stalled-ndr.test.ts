@@ -133,7 +133,7 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
           sampleMemory();
           // While the NDR is full the egress and the stitchers whose link it breaks restart again and again,
           // so there is seldom a moment with every instance up: the status of those that answer will do.
-          const s = statusOfThoseUp(stateDir);
+          const s = status(stateDir, { evenIfDown: true });
           if (!s) {
             seen = "cloudtap status printed nothing";
             return undefined;
@@ -213,14 +213,3 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
     },
   );
 });
-
-/** `cloudtap status --json` as printed also when an instance is down (it then exits 1). */
-function statusOfThoseUp(stateDir: string): ReturnType<typeof status> {
-  const r = cloudtap("status", "--state-dir", stateDir, "--json");
-  if ((r.status !== 0 && r.status !== 1) || !r.stdout.trim()) return undefined;
-  try {
-    return JSON.parse(r.stdout) as ReturnType<typeof status>;
-  } catch {
-    return undefined;
-  }
-}
