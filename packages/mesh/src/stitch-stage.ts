@@ -256,8 +256,27 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       ackWaitMs: options.ackWaitMs ?? 30_000,
       maxAckPending: options.maxAckPending ?? 20_000,
     });
+    // The shard's backlog in JetStream (cloudtap status): not yet delivered, and delivered but unacked (held
+    // here, or held by a dead process until its ack wait ends). Read from the start, before the mirror stream
+    // opens: a stitcher waiting for an egress that is down (restarting on a full NDR) is exactly when the
+    // backlog grows, and a shard that reported nothing would read as an empty one.
+    const readBacklog = () =>
+      consumerPending(bus.jsm, StreamName.Chunks, durable).then(
+        (p) => {
+          const labels = { shard: String(shard) };
+          counters.gauge("stitcher_backlog_messages", labels).set(p.pending);
+          counters.gauge("stitcher_unacked_messages", labels).set(p.ackPending);
+        },
+        () => {},
+      );
+    void readBacklog();
+    const backlogTimer = setInterval(readBacklog, 2000);
+    backlogTimer.unref?.();
     const mirror = options.mirror(shard);
-    const opened = await mirror.open();
+    const opened = await mirror.open().catch((err: unknown) => {
+      clearInterval(backlogTimer);
+      throw err;
+    });
     const recorder = new FrameBatchRecorder();
     const tracer = new ShardTracer(shard, run, options.flowTraceRatio ?? 0);
     const stitcher = createStitcherFromSettings(
@@ -341,22 +360,6 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     };
     const gaugeTimer = setInterval(tableGauges, 1000);
     gaugeTimer.unref?.();
-    // The shard's backlog in JetStream (cloudtap status): not yet delivered, and delivered but unacked (held
-    // here, or held by a dead process until its ack wait ends).
-    // Read at once too: a stitcher whose mirror link fails within its first seconds (an egress restarting on a
-    // full NDR) would otherwise never show the backlog it leaves in JetStream.
-    const readBacklog = () =>
-      consumerPending(bus.jsm, StreamName.Chunks, durable).then(
-        (p) => {
-          const labels = { shard: String(shard) };
-          counters.gauge("stitcher_backlog_messages", labels).set(p.pending);
-          counters.gauge("stitcher_unacked_messages", labels).set(p.ackPending);
-        },
-        () => {},
-      );
-    void readBacklog();
-    const backlogTimer = setInterval(readBacklog, 2000);
-    backlogTimer.unref?.();
     statuses.set(shard, () => ({
       shard,
       done,
