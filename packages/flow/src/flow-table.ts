@@ -278,6 +278,8 @@ export class FlowTable {
   /** Insertion order = least recently active first (a flow is re-inserted when it sees a record). */
   private readonly flows = new Map<string, Flow>();
   private readonly completedIds = new Set<string>();
+  /** The flows holding buffered bytes (behind a hole, or before their consumer exists). */
+  private readonly buffering = new Set<Flow>();
   private nowNs = 0n;
 
   constructor(
@@ -294,6 +296,24 @@ export class FlowTable {
 
   get size(): number {
     return this.flows.size;
+  }
+
+  /**
+   * Record time of the oldest byte buffered anywhere in the table (behind a hole, or before its flow's
+   * consumer exists); undefined when nothing is. Whatever those bytes become when they are released is
+   * stamped no earlier than this, so an ordered output may safely pass everything before it.
+   */
+  oldestBufferedNs(): bigint | undefined {
+    let oldest: bigint | undefined;
+    for (const flow of this.buffering) {
+      for (const t of [flow.c2s.waitingSinceNs, flow.s2c.waitingSinceNs]) {
+        if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
+      }
+      for (const r of flow.datagrams?.held ?? []) {
+        if (oldest === undefined || r.timestampNs < oldest) oldest = r.timestampNs;
+      }
+    }
+    return oldest;
   }
 
   /** Whether the table holds live state of this connection (it has records and has not completed). */
@@ -423,6 +443,8 @@ export class FlowTable {
     if (delta === 0) return;
     flow.bufferedBytes += delta;
     this.stats.bufferedBytes += delta;
+    if (flow.bufferedBytes > 0) this.buffering.add(flow);
+    else this.buffering.delete(flow);
     if (this.stats.bufferedBytes > this.stats.peakBufferedBytes)
       this.stats.peakBufferedBytes = this.stats.bufferedBytes;
   }
@@ -574,6 +596,7 @@ export class FlowTable {
       flow.stream.onComplete({ reason, close: c, directions: [summary(0), summary(1)] });
     }
     this.addBuffered(flow, -flow.bufferedBytes);
+    this.buffering.delete(flow);
     this.flows.delete(flow.connId);
     this.stats.flows = this.flows.size;
     this.stats.completed[reason]++;

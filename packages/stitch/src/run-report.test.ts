@@ -29,7 +29,7 @@ function counters(connections: TlsConnectionProblem[], outcomes: Record<string, 
       connections,
       connectionsNotListed: 0,
     },
-    timeOrder: { frames: 0, lateFrames: 0, capReleases: 0 },
+    timeOrder: { frames: 0, lateFrames: 0, capReleases: 0, peakHeldBytes: 0 },
   };
 }
 

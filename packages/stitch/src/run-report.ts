@@ -37,9 +37,15 @@ export interface StitcherCounters {
   };
   /**
    * The time order of the output: frames through it, frames written out of time order because they came
-   * later than the window (`lateFrames`), frames released early at its byte cap (`capReleases`).
+   * later than the window (`lateFrames`), frames released early at its byte cap (`capReleases`), and the most
+   * frame bytes it held at once (`peakHeldBytes`; with worker threads, the sum of each worker's peak).
    */
-  readonly timeOrder: { readonly frames: number; readonly lateFrames: number; readonly capReleases: number };
+  readonly timeOrder: {
+    readonly frames: number;
+    readonly lateFrames: number;
+    readonly capReleases: number;
+    readonly peakHeldBytes: number;
+  };
 }
 
 /** The flow table's counters as plain data. */
@@ -70,6 +76,7 @@ export function stitcherCountersOf(stitcher: Stitcher): StitcherCounters {
       frames: s.timeOrder.frames,
       lateFrames: s.timeOrder.lateFrames,
       capReleases: s.timeOrder.capReleases,
+      peakHeldBytes: s.timeOrder.peakHeldBytes,
     },
   };
 }

@@ -91,9 +91,10 @@ export interface StitcherTimeOrderOptions extends TimeOrderOptions {
    */
   readonly widenBySpan?: boolean;
   /**
-   * Whether the time order waits while the flow table holds bytes behind a hole (default true): they are
-   * released with their own, older, times once the hole is filled or given up, and would otherwise be late.
-   * The wait is bounded by `maxBytes`. False for merged stitchers (each has its own holes).
+   * Whether the time order waits for bytes the flow table holds behind a hole (default true): they are
+   * released with their own, older, times once the hole is filled or given up, and would otherwise be late,
+   * so the order releases no further than the oldest of them (`FlowTable.oldestBufferedNs`). The wait is
+   * bounded by `maxBytes`. False for merged stitchers (each has its own holes).
    */
   readonly waitForHoles?: boolean;
 }
@@ -467,11 +468,17 @@ export class Stitcher {
     this.releaseAhead(now);
     const order = this.order;
     if (!order) return;
-    if (this.waitForHoles && this.table.stats.bufferedBytes > 0) return;
     // The caller's watermark, when it gives one, decides alone: it is the same for every stitcher that
     // reads the same blobs (worker threads), so their outputs merge into one time order.
     const span = this.widenBySpan ? BigInt(this.maxSpanNs) : 0n;
-    const upTo = (this.inputLowNs ?? now) - this.orderWindowNs - span;
+    let upTo = (this.inputLowNs ?? now) - this.orderWindowNs - span;
+    // Bytes buffered behind a hole (or before their conn-open) come out stamped at their record time or
+    // later, whenever the hole fills or is given up: the order waits for the oldest of them only, not for
+    // every hole to close (which held everything while any one connection anywhere had a hole).
+    if (this.waitForHoles && this.table.stats.bufferedBytes > 0) {
+      const oldest = this.table.oldestBufferedNs();
+      if (oldest !== undefined && oldest < upTo) upTo = oldest;
+    }
     if (upTo <= this.releasedUpToNs) return;
     // Held events the time order is about to pass go first (their frames would be late otherwise).
     if (!this.merging && this.holding.size > 0) this.releaseHeld(upTo);
