@@ -194,3 +194,31 @@ describe("cli - the built command (what `pnpm cloudtap` runs)", () => {
     assert.deepEqual(runs[1]!.tls.outcomes, runs[0]!.tls.outcomes);
   });
 });
+
+describe("cli - the command list", () => {
+  it("cli - --help lists every command by its own summary, and each command loads under its name", async () => {
+    const { CommandSummary } = await import("./command-summaries.js");
+    const help = cloudtap("--help");
+    assert.equal(help.status, 0);
+    const modules = {
+      simulate: async () => (await import("./commands/simulate.js")).simulateCommand,
+      ingest: async () => (await import("./commands/ingest.js")).ingestCommand,
+      inspect: async () => (await import("./commands/inspect.js")).inspectCommand,
+      stitch: async () => (await import("./commands/stitch.js")).stitchCommand,
+      up: async () => (await import("./commands/up.js")).upCommand,
+      status: async () => (await import("./commands/status.js")).statusCommand,
+      replay: async () => (await import("./commands/replay.js")).replayCommand,
+    };
+    assert.deepEqual(Object.keys(modules).sort(), Object.keys(CommandSummary).sort());
+    for (const [name, load] of Object.entries(modules)) {
+      const command = await load();
+      assert.equal(command.name, name);
+      assert.match(
+        help.stdout,
+        new RegExp(`\\b${name}\\s+${command.summary.slice(0, 20).replace(/[()]/g, "\\$&")}`),
+      );
+      assert.equal(cloudtap(name, "--help").status, 0, `${name} --help`);
+    }
+    assert.equal(cloudtap("no-such-command").status, 2);
+  });
+});

@@ -4,24 +4,23 @@
  * Commands are thin wiring over packages/*.
  */
 import type { Command } from "./command.js";
-import { ingestCommand } from "./commands/ingest.js";
-import { inspectCommand } from "./commands/inspect.js";
-import { replayCommand } from "./commands/replay.js";
-import { simulateCommand } from "./commands/simulate.js";
-import { statusCommand } from "./commands/status.js";
-import { stitchCommand } from "./commands/stitch.js";
-import { upCommand } from "./commands/up.js";
+import { type CommandName, CommandSummary } from "./command-summaries.js";
 import { UsageError } from "./usage-error.js";
 
-const commands: Command[] = [
-  simulateCommand,
-  ingestCommand,
-  inspectCommand,
-  stitchCommand,
-  upCommand,
-  statusCommand,
-  replayCommand,
-];
+/**
+ * The commands, each loaded only when it runs: the bundle splits at these imports, so a `stitch` starts
+ * without compiling the mesh's gRPC, NATS and telemetry code (about 0.1 s of every run).
+ */
+const loaders: Record<CommandName, () => Promise<Command>> = {
+  simulate: async () => (await import("./commands/simulate.js")).simulateCommand,
+  ingest: async () => (await import("./commands/ingest.js")).ingestCommand,
+  inspect: async () => (await import("./commands/inspect.js")).inspectCommand,
+  stitch: async () => (await import("./commands/stitch.js")).stitchCommand,
+  up: async () => (await import("./commands/up.js")).upCommand,
+  status: async () => (await import("./commands/status.js")).statusCommand,
+  replay: async () => (await import("./commands/replay.js")).replayCommand,
+};
+const commands = Object.entries(CommandSummary).map(([name, summary]) => ({ name, summary }));
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -41,11 +40,12 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${help()}\n`);
     return name ? 0 : 2;
   }
-  const cmd = commands.find((c) => c.name === name);
-  if (!cmd) {
+  const load = Object.hasOwn(loaders, name) ? loaders[name as CommandName] : undefined;
+  if (!load) {
     process.stderr.write(`cloudtap: unknown command "${name}"\n\n${help()}\n`);
     return 2;
   }
+  const cmd = await load();
   if (rest.includes("--help") || rest.includes("-h")) {
     process.stdout.write(`usage: ${cmd.usage}\n`);
     return 0;

@@ -5,6 +5,7 @@ import { basename } from "node:path";
 import { parseArgs } from "node:util";
 import { ingestCapture } from "@cloudtap/ingest";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { createProgressLine } from "../progress.js";
 import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { formatBytes, parseAttributes, parseSize, toJson } from "../units.js";
@@ -12,7 +13,7 @@ import { UsageError } from "../usage-error.js";
 
 export const ingestCommand: Command = {
   name: "ingest",
-  summary: "turn a pcap/pcapng capture (and its TLS key log) into CTAP blobs in a store",
+  summary: CommandSummary.ingest,
   usage: `cloudtap ingest --pcap <file> [--keylog <file>] --out <store> [--keys-out <store>]
                 [--credentials FILE] [--keys-credentials FILE]
                 [--prefix P] [--tapper-id ID] [--blob-size 8MiB] [--gzip] [--attr key=value ...] [--json] [--quiet]

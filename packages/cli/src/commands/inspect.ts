@@ -4,6 +4,7 @@ import { parseArgs } from "node:util";
 import { listBlobs } from "@cloudtap/fetch";
 import { formatInventory, inspectBlob, inspectStore } from "@cloudtap/inspect";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { createProgressLine } from "../progress.js";
 import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { requireExistingStore } from "../store-path.js";
@@ -11,7 +12,7 @@ import { UsageError } from "../usage-error.js";
 
 export const inspectCommand: Command = {
   name: "inspect",
-  summary: "summarize a blob file or a whole store: records, connections, byte ranges, problems",
+  summary: CommandSummary.inspect,
   usage: `cloudtap inspect <blob file | store URL> [--keys <store>] [--credentials FILE] [--keys-credentials FILE]
                  [--prefix P] [--verbose] [--json] [--quiet]
 

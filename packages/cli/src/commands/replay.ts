@@ -3,13 +3,14 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { LocalReplay, MESH_STATE_FILE, type MeshState } from "@cloudtap/local-mesh";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { parseTime } from "../time.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
 export const replayCommand: Command = {
   name: "replay",
-  summary: "run a past window again through a running mesh (cloudtap up), to outputs of its own",
+  summary: CommandSummary.replay,
   usage: `cloudtap replay --state-dir DIR --since T --until T OUTPUT... [--filter RULE ...] [--tapper ID ...]
                     [--mtu 1500] [--no-embed-keys] [--json]
   OUTPUT, at least one (a mirror-egress of the replay's own writes them):

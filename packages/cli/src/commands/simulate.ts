@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { DEFAULT_START_NS, MAX_START_NS, runSimulation, type SimulationFaults } from "@cloudtap/tapsim";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { openDataAndKeyStores, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { parseTime } from "../time.js";
 import { formatBytes, parseDuration, parseSize, toJson } from "../units.js";
@@ -16,7 +17,7 @@ const FAULTS: Record<string, keyof SimulationFaults> = {
 
 export const simulateCommand: Command = {
   name: "simulate",
-  summary: "make real TLS/HTTP/DNS traffic on loopback and tap it into CTAP blobs, key logs and a manifest",
+  summary: CommandSummary.simulate,
   usage: `cloudtap simulate --out <store> [--keys-out <store>] [--credentials FILE] [--keys-credentials FILE]
                   [--connections 200] [--seed 1] [--start 2025-03-14T09:00:00Z|now|TIME]
                   [--blob-size 4MiB] [--blob-age 5s] [--prefix P] [--gzip] [--concurrency 24]

@@ -10,12 +10,13 @@ import {
   runningReplayFiles,
 } from "@cloudtap/local-mesh";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { toJson } from "../units.js";
 import { UsageError } from "../usage-error.js";
 
 export const statusCommand: Command = {
   name: "status",
-  summary: "health and counters of every instance of a running mesh (cloudtap up)",
+  summary: CommandSummary.status,
   usage: `cloudtap status --state-dir DIR [--json]
   Asks every service instance of the mesh whose state folder is DIR (as cloudtap up printed it) for its
   status over mutual TLS: service, address, process id, state, restarts, and its counters (blobs, records,

@@ -17,6 +17,7 @@ import {
 import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
 import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { egressSpecFromFlags, OUTPUT_FLAG_OPTIONS, parseCleartextPorts } from "../output-flags.js";
 import { createProgressLine } from "../progress.js";
 import { writeStitchSummary } from "../stitch-summary.js";
@@ -36,7 +37,7 @@ import { STITCH_USAGE } from "./stitch-usage.js";
 
 export const stitchCommand: Command = {
   name: "stitch",
-  summary: "stitch the connections of a store back into packets: capture files, VXLAN/GENEVE, PCAP-over-IP",
+  summary: CommandSummary.stitch,
   usage: STITCH_USAGE,
   async run(args, io) {
     const { values } = parseArgs({

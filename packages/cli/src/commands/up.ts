@@ -7,6 +7,7 @@ import { SlowClientPolicy } from "@cloudtap/egress";
 import { LocalMesh, type LocalMeshPlan, type MeshInstance } from "@cloudtap/local-mesh";
 import { DEFAULT_MTU } from "@cloudtap/stitch";
 import type { Command } from "../command.js";
+import { CommandSummary } from "../command-summaries.js";
 import { egressSpecFromFlags, meshOutputsOf, OUTPUT_FLAG_OPTIONS } from "../output-flags.js";
 import { keysCredentialsFor, STORE_CREDENTIAL_OPTIONS, STORE_HELP } from "../store-flags.js";
 import { parseTime } from "../time.js";
@@ -15,7 +16,7 @@ import { UsageError } from "../usage-error.js";
 
 export const upCommand: Command = {
   name: "up",
-  summary: "run the mesh (nats-server, fetchers, key-broker, stitchers, mirror-egress) as local processes",
+  summary: CommandSummary.up,
   usage: `cloudtap up --source <store> OUTPUT... [--keys <store>] [--credentials FILE] [--keys-credentials FILE] [--prefix P] [--once] [--since T] [--until T]
                 [--fetchers 1] [--stitchers 1] [--shards 8] [--variant original|cleartext|both] [--filter RULE ...]
                 [--mtu 1500] [--no-keys] [--no-embed-keys] [--state-dir DIR] [--nats URL] [--json]
