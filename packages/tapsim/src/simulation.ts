@@ -239,8 +239,9 @@ export async function runSimulation(options: SimulationOptions): Promise<Simulat
   });
 
   const controller = new AbortController();
-  // Every connection in flight listens for the abort.
-  setMaxListeners(concurrency + 8, controller.signal);
+  // Every connection in flight listens for the abort, up to twice (its teardown, and its DNS exchange or
+  // client socket): without room for both, node warns of a listener leak that is none.
+  setMaxListeners(2 * concurrency + 16, controller.signal);
   const onAbort = () => controller.abort(options.signal?.reason);
   options.signal?.addEventListener("abort", onAbort, { once: true });
 

@@ -1,6 +1,6 @@
 import { parseArgs } from "node:util";
 import { type EgressSpec, isEgressError, SlowClientPolicy } from "@cloudtap/egress";
-import { captureFileOutput, openEgress } from "@cloudtap/egress/node";
+import { openEgress } from "@cloudtap/egress/node";
 import { DEFAULT_FOLLOW_LATENESS_NS, listBlobs, readKeyLogs, sortBlobsByTime } from "@cloudtap/fetch";
 import { createFlowFilter } from "@cloudtap/flow";
 import {
@@ -14,7 +14,7 @@ import {
   tlsNeeded,
   type Variant,
 } from "@cloudtap/stitch";
-import { defaultWorkerCount, runParallelStitch } from "@cloudtap/stitch-workers";
+import { defaultWorkerCount } from "@cloudtap/stitch-workers";
 import { createKeyStore } from "@cloudtap/tls";
 import type { Command } from "../command.js";
 import { CommandSummary } from "../command-summaries.js";
@@ -33,6 +33,7 @@ import { parseTime } from "../time.js";
 import { parseDuration } from "../units.js";
 import { UsageError } from "../usage-error.js";
 import { runFollow } from "./stitch-follow.js";
+import { runParallel } from "./stitch-parallel.js";
 import { STITCH_USAGE } from "./stitch-usage.js";
 
 export const stitchCommand: Command = {
@@ -184,42 +185,16 @@ export const stitchCommand: Command = {
     // Workers need resync: with skip-rest a blob stops at damage that only one worker sees.
     if (workers > 1 && oneFile && onCorruption === "resync") {
       createFlowFilter(values.filter); // a bad rule fails here, as in the one-thread run
-      const file = files[0]!;
-      const output = captureFileOutput(file, spec) as ReturnType<typeof captureFileOutput> &
-        Parameters<typeof runParallelStitch>[0]["output"];
-      let job: Awaited<ReturnType<typeof runParallelStitch>>;
-      try {
-        for (const c of output.flush()) await output.write(c); // the file header
-        job = await runParallelStitch({
-          workers,
-          blobs,
-          keyLogs: keyLogs.keyLogs.map((k) => k.text),
-          output,
-          signal: io.signal,
-          settings: {
-            ...settings,
-            format: file.format,
-            ...(file.format === "pcap" ? { resolution: "nanosecond" as const } : {}),
-          },
-          ...(progress.active
-            ? { onProgress: (p) => progress.update({ items: p.blobs, bytes: p.blobBytes }) }
-            : {}),
-        });
-        await output.close();
-      } catch (err) {
-        await output.abort();
-        throw err;
-      } finally {
-        progress.done();
-      }
-      return writeStitchSummary(summary, {
-        output: file.path,
-        outputs: [output.report()],
-        encapsulationBytes: 0,
-        workers: job.workers,
-        job,
-        stitcher: job.stitcher,
-        table: job.table,
+      return runParallel({
+        workers,
+        blobs,
+        keyLogs: keyLogs.keyLogs.map((k) => k.text),
+        file: files[0]!,
+        spec,
+        settings,
+        progress,
+        summary,
+        signal: io.signal,
       });
     }
 
