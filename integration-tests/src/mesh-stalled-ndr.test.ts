@@ -160,15 +160,19 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
         assert.ok(!existsSync(live), "the file was never completed while the NDR was full");
 
         // The NDR comes back: the backlog drains.
+        let gapsAtDrain = 0;
         assert.equal(spawnSync("mount", ["-o", "remount,size=256m", ndr]).status, 0);
         let stable = 0;
         await until("the backlog to drain", 600_000, () => {
           // Not before every stitcher reports its shards: one that restarted after the NDR came back answers its
           // status while its shards start, and its share of the backlog reads 0 then (the CI run that lost a
           // shard's flows stopped the mesh at such a moment).
-          stable = meshSettled(status(stateDir), 4) ? stable + 1 : 0;
+          const s = status(stateDir);
+          if (s) gapsAtDrain = sum(s, "stitcher", "stitcher_gaps");
+          stable = meshSettled(s, 4) ? stable + 1 : 0;
           return stable >= 3 ? true : undefined;
         });
+        process.stdout.write(`# drained: the stitchers count ${gapsAtDrain} gaps\n`);
         up.kill("SIGTERM");
         assert.equal(await exited, 0, upLog.slice(-3000));
       } finally {

@@ -272,6 +272,30 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     void readBacklog();
     const backlogTimer = setInterval(readBacklog, 2000);
     backlogTimer.unref?.();
+    // Unacked messages at the start are a dead predecessor's (one process per shard). They come back after
+    // their ack wait, behind messages the predecessor never got: a connection it held is then rebuilt from
+    // its first record only when those arrive, seconds of record time after this process has seen newer
+    // records. Until they are back (`awaitedRedeliveries`, counted down by deliveries of a message a second
+    // time), nothing acts on record time: no timeout, no hole given up as a gap, no time-order release, or
+    // those connections would be cut short in the output. Bounded by twice the ack wait.
+    const startPending = await consumerPending(bus.jsm, StreamName.Chunks, durable).catch(() => undefined);
+    let awaitedRedeliveries = startPending?.ackPending ?? 0;
+    const redeliveryDeadline = Date.now() + 2 * (options.ackWaitMs ?? 30_000) + 5000;
+    if (awaitedRedeliveries > 0)
+      log.info("waiting for a predecessor's unacked messages before acting on record time", {
+        shard,
+        messages: awaitedRedeliveries,
+      });
+    const awaitingRedeliveries = (): boolean => {
+      if (awaitedRedeliveries > 0 && Date.now() > redeliveryDeadline) {
+        log.warn("a predecessor's messages did not all come back: acting on record time again", {
+          shard,
+          missing: awaitedRedeliveries,
+        });
+        awaitedRedeliveries = 0;
+      }
+      return awaitedRedeliveries > 0;
+    };
     const mirror = options.mirror(shard);
     const opened = await mirror.open().catch((err: unknown) => {
       clearInterval(backlogTimer);
@@ -514,6 +538,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     const advance = options.advanceWhenIdle
       ? setInterval(() => {
           if (busy || signal.aborted || mirrorFailure !== undefined || stitcher.table.now <= 0n) return;
+          if (awaitingRedeliveries()) return;
           const silentNs = BigInt(Date.now() - lastMessageAt) * 1_000_000n;
           const watermark = stitcher.table.now - lateness + (silentNs < lateness ? silentNs : lateness);
           if (watermark <= advancedTo || watermark <= 0n) return;
@@ -577,6 +602,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           if (done) break;
           continue;
         }
+        if (msg.deliveryCount > 1 && awaitedRedeliveries > 0 && !heldBySeq.has(msg.seq))
+          awaitedRedeliveries--;
         const already = heldBySeq.get(msg.seq);
         if (already) {
           // A redelivery of a message this process holds (its working() came late): keep the newer handle.
@@ -643,7 +670,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         // act at the newest record time less the lateness bound, a watermark, so that an early-processed
         // later blob does not time out or gap the connections of the blobs still to come.
         const watermark = stitcher.table.now - lateness;
-        if (watermark > 0n) {
+        if (watermark > 0n && !awaitingRedeliveries()) {
           stitcher.flushOlderThan(watermark);
           if (watermark > advancedTo) advancedTo = watermark;
         }
