@@ -74,8 +74,7 @@ export function status(stateDir: string, options: { evenIfDown?: boolean } = {})
  * unacked but what live stitchers hold (a dead stitcher's messages stay unacked until their ack wait ends).
  */
 export function meshSettled(s: StatusJson | undefined, shards: number): boolean {
-  if (s === undefined) return false;
-  if (!s.instances.every((i) => i.instance.service === "nats-server" || i.status !== undefined)) return false;
+  if (s === undefined || !allAnswer(s)) return false;
   const stitchers = s.instances.filter((i) => i.instance.service === "stitcher");
   if (stitchers.some((i) => i.status?.state === "starting")) return false;
   const reported = new Set<string>();
@@ -90,6 +89,11 @@ export function meshSettled(s: StatusJson | undefined, shards: number): boolean 
     sum(s, "stitcher", "stitcher_backlog_messages") === 0 &&
     sum(s, "stitcher", "stitcher_unacked_messages") === sum(s, "stitcher", "stitcher_held_messages")
   );
+}
+
+/** Every instance but nats-server (which has no status service) answered its status. */
+export function allAnswer(s: StatusJson | undefined): boolean {
+  return s?.instances.every((i) => i.instance.service === "nats-server" || i.status !== undefined) ?? false;
 }
 
 /** A counter summed over the instances of a service (every label set; live run only). */
@@ -260,8 +264,6 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
         copies: e.status.counters["egress_duplicate_frames"] ?? 0,
       });
     };
-    const allUp = (s: StatusJson | undefined) =>
-      s?.instances.every((i) => i.instance.service === "nats-server" || i.status !== undefined) ?? false;
 
     const rounds = run.plan.length + 1;
     const perRound = Math.ceil(blobs.length / rounds);
@@ -273,7 +275,7 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
       const s = await until("every instance to answer", 240_000, () => {
         const st = status(stateDir);
         watchEgress(st);
-        return allUp(st) ? st : undefined;
+        return allAnswer(st) ? st : undefined;
       });
       await sleep(run.pauseMs(k));
       const entry = run.plan[k]!;

@@ -3,23 +3,10 @@
  * `cloudtap <command> [options]`: reads the command line, installs the shutdown signal, runs one command.
  * Commands are thin wiring over packages/*.
  */
-import type { Command } from "./command.js";
+import { commandLoaders } from "./command-catalog.js";
 import { type CommandName, CommandSummary } from "./command-summaries.js";
 import { UsageError } from "./usage-error.js";
 
-/**
- * The commands, each loaded only when it runs: the bundle splits at these imports, so a `stitch` starts
- * without compiling the mesh's gRPC, NATS and telemetry code (about 0.1 s of every run).
- */
-const loaders: Record<CommandName, () => Promise<Command>> = {
-  simulate: async () => (await import("./commands/simulate.js")).simulateCommand,
-  ingest: async () => (await import("./commands/ingest.js")).ingestCommand,
-  inspect: async () => (await import("./commands/inspect.js")).inspectCommand,
-  stitch: async () => (await import("./commands/stitch.js")).stitchCommand,
-  up: async () => (await import("./commands/up.js")).upCommand,
-  status: async () => (await import("./commands/status.js")).statusCommand,
-  replay: async () => (await import("./commands/replay.js")).replayCommand,
-};
 const commands = Object.entries(CommandSummary).map(([name, summary]) => ({ name, summary }));
 
 function help(): string {
@@ -40,7 +27,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${help()}\n`);
     return name ? 0 : 2;
   }
-  const load = Object.hasOwn(loaders, name) ? loaders[name as CommandName] : undefined;
+  const load = Object.hasOwn(commandLoaders, name) ? commandLoaders[name as CommandName] : undefined;
   if (!load) {
     process.stderr.write(`cloudtap: unknown command "${name}"\n\n${help()}\n`);
     return 2;

@@ -305,13 +305,13 @@ export class FlowTable {
    */
   oldestBufferedNs(): bigint | undefined {
     let oldest: bigint | undefined;
+    const older = (t: bigint | undefined) => {
+      if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
+    };
     for (const flow of this.buffering) {
-      for (const t of [flow.c2s.waitingSinceNs, flow.s2c.waitingSinceNs]) {
-        if (t !== undefined && (oldest === undefined || t < oldest)) oldest = t;
-      }
-      for (const r of flow.datagrams?.held ?? []) {
-        if (oldest === undefined || r.timestampNs < oldest) oldest = r.timestampNs;
-      }
+      older(flow.c2s.waitingSinceNs);
+      older(flow.s2c.waitingSinceNs);
+      for (const r of flow.datagrams?.held ?? []) older(r.timestampNs);
     }
     return oldest;
   }
