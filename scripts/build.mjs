@@ -5,7 +5,7 @@
  * instead of compiling TypeScript on the fly (0.3 s through tsx). The native parts
  * stay outside the bundle: each is loaded through its package's export `@cloudtap/<package>/native`.
  *
- * `node scripts/build.mjs` builds; `--if-stale` builds only when a source under packages/ is newer than the
+ * `node scripts/build.mjs` builds; `--if-stale` builds only when a source under packages/ or services/ is newer than the
  * bundle (what packages/cli/bin/cloudtap.mjs calls before every run).
  */
 import { readdirSync, rmSync, statSync } from "node:fs";
@@ -18,6 +18,13 @@ export const entries = {
   cloudtap: join(root, "packages/cli/src/main.ts"),
   // The stitch workers' thread entry, found beside the bundle (@cloudtap/stitch-workers).
   "stitch-worker": join(root, "packages/stitch-workers/src/worker.ts"),
+  // What `cloudtap up` starts, found beside the bundle (@cloudtap/local-mesh): each process then starts in
+  // about 0.4 s of CPU instead of the 2 s tsx takes to compile a service's sources.
+  fetcher: join(root, "services/fetcher/src/main.ts"),
+  "key-broker": join(root, "services/key-broker/src/main.ts"),
+  stitcher: join(root, "services/stitcher/src/main.ts"),
+  "mirror-egress": join(root, "services/mirror-egress/src/main.ts"),
+  "orphan-watchdog": join(root, "packages/local-mesh/src/orphan-watchdog.ts"),
 };
 
 function newestSource(dir, newest = 0) {
@@ -40,7 +47,7 @@ function isStale() {
   } catch {
     return true;
   }
-  return newestSource(join(root, "packages")) > built;
+  return Math.max(newestSource(join(root, "packages")), newestSource(join(root, "services"))) > built;
 }
 
 export async function build({ ifStale = false } = {}) {

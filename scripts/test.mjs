@@ -33,6 +33,16 @@ if (chosen.length === 0) {
   console.error("no test files matched");
   process.exit(1);
 }
+// The tests run the `cloudtap` command from its bundle (packages/test-harness/src/cloudtap-command.ts):
+// built here once, so that test files running at once never rebuild it side by side.
+const build = spawnSync(process.execPath, [join(root, "scripts", "build.mjs"), "--if-stale"], {
+  cwd: root,
+  stdio: "inherit",
+});
+if (build.status !== 0) {
+  console.error("the cloudtap bundle did not build");
+  process.exit(1);
+}
 const result = spawnSync(
   process.execPath,
   ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...chosen],

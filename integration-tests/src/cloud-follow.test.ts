@@ -18,6 +18,7 @@ import { type ObjectStore, openStore } from "@cloudtap/object-store";
 import {
   type Azurite,
   byEndpoints,
+  CLOUDTAP_BIN,
   createAzuriteContainer,
   followStreams,
   type S3rver,
@@ -27,7 +28,6 @@ import {
 import { digestCapture } from "./capture-compare.js";
 import { type CloudStores, cloudtapAsync, credentialArgs } from "./cloud-run.js";
 
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A blob's or key log's start time, from its key (`<20-digit start ns>-<sequence>` in its name). */
@@ -78,10 +78,27 @@ function shuffled<T>(items: readonly T[], seed: number): T[] {
   return out;
 }
 
-/** Groups of `size` consecutive objects (by start time), each group shuffled. */
-function landingOrder<T extends { key: string }>(items: readonly T[], size: number, seed: number): T[][] {
+/**
+ * Groups of at most `size` consecutive objects (by start time) that start within `windowNs` of the group's
+ * first, each group shuffled: the landing order of tappers writing in parallel. The window bounds the
+ * lateness the run needs (a group's spread), and so how long the last blobs wait in an idle store.
+ */
+function landingOrder<T extends { key: string }>(
+  items: readonly T[],
+  size: number,
+  windowNs: bigint,
+  seed: number,
+): T[][] {
   const groups: T[][] = [];
-  for (let i = 0; i < items.length; i += size) groups.push(shuffled(items.slice(i, i + size), seed + i));
+  let group: T[] = [];
+  for (const item of items) {
+    if (group.length > 0 && (group.length >= size || startOf(item.key) - startOf(group[0]!.key) > windowNs)) {
+      groups.push(shuffled(group, seed + groups.length));
+      group = [];
+    }
+    group.push(item);
+  }
+  if (group.length > 0) groups.push(shuffled(group, seed + groups.length));
   return groups;
 }
 
@@ -108,7 +125,7 @@ interface FollowRun {
 }
 
 function startFollow(args: readonly string[]): FollowRun {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "stitch", "--follow", ...args], {
+  const child = spawn(process.execPath, [CLOUDTAP_BIN, "stitch", "--follow", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
@@ -272,7 +289,11 @@ for (const backend of [s3Backend(), azureBackend()]) {
       ]);
       assert.equal(sim.status, 0, sim.stderr);
       objects = simulated(join(work, "staging-data"), join(work, "staging-keys"));
-      groups = landingOrder(objects, 4, 11);
+      groups = landingOrder(objects, 4, 2_000_000_000n, 11);
+      assert.ok(
+        groups.some((g) => g.length > 1),
+        "some objects land out of order",
+      );
       lateness = `${spreadNs(groups) / 1_000_000n + 1n}ms`;
     });
     after(async () => {

@@ -12,10 +12,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { ObjectNotFoundError, openStore } from "@cloudtap/object-store";
-import type { FaultProxy } from "@cloudtap/test-harness";
+import { CLOUDTAP_BIN, type FaultProxy } from "@cloudtap/test-harness";
 import { type CaptureDigest, digestCapture } from "./capture-compare.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 export interface CliRun {
   readonly status: number;
@@ -25,7 +23,7 @@ export interface CliRun {
 
 export function cloudtapAsync(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", CLI, ...args], {
+    const child = spawn(process.execPath, [CLOUDTAP_BIN, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

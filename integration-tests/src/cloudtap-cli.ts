@@ -1,13 +1,11 @@
-/** The `cloudtap` command as the integration tests run it: a child process from the sources, through tsx. */
+/** The `cloudtap` command as the integration tests run it: a child process, from its bundle (CLOUDTAP_BIN). */
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ManifestTcpView } from "@cloudtap/test-harness";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
+import { CLOUDTAP_BIN, type ManifestTcpView } from "@cloudtap/test-harness";
 
 export function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", CLI, ...args], {
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], {
     encoding: "utf8",
     timeout: 240_000,
   });

@@ -26,7 +26,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { LocalMesh } from "@cloudtap/local-mesh";
-import { byEndpoints, followStreams } from "@cloudtap/test-harness";
+import { byEndpoints, CLOUDTAP_BIN, followStreams } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap, storeManifest } from "./cloudtap-cli.js";
 import { sumCounter } from "./mesh-helpers.js";
@@ -228,9 +228,7 @@ describe("mesh - bad input: quarantined and counted with its reason, the rest un
     const one = spawnSync(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        new URL("../../packages/cli/src/main.ts", import.meta.url).pathname,
+        CLOUDTAP_BIN,
         "stitch",
         "--source",
         store,

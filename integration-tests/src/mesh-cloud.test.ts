@@ -74,7 +74,7 @@ function stopLeftovers(stateDir: string): void {
     } catch {
       continue;
     }
-    if (/nats-server|services\/[a-z-]+\/src\/main\.ts/.test(cmdline)) process.kill(i.pid, "SIGKILL");
+    if (/nats-server|services\/[a-z-]+\/src\/main\.ts|dist\/(fetcher|key-broker|stitcher|mirror-egress)\.mjs/.test(cmdline)) process.kill(i.pid, "SIGKILL");
   }
 }
 

@@ -16,14 +16,13 @@ import { after, before, describe, it } from "node:test";
 import {
   assertTcpMatchesManifest,
   byEndpoints,
+  CLOUDTAP_BIN,
   followStreams,
   type ManifestTcpView,
 } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap, storeManifest } from "./cloudtap-cli.js";
 import { capinfosOrder } from "./mesh-helpers.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 interface StatusJson {
   readonly instances: readonly {
@@ -144,9 +143,7 @@ describe("mesh - cloudtap up continuous, a replay beside it, SIGTERM", () => {
     up = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        CLI,
+        CLOUDTAP_BIN,
         "up",
         "--source",
         store,

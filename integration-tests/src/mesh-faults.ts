@@ -22,11 +22,9 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { assertTcpMatchesManifest, byEndpoints, followStreams } from "@cloudtap/test-harness";
+import { assertTcpMatchesManifest, byEndpoints, CLOUDTAP_BIN, followStreams } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap, storeManifest } from "./cloudtap-cli.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed with its seed. */
 export function generator(seed: number): () => number {
@@ -206,9 +204,7 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
   const up = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
-      CLI,
+      CLOUDTAP_BIN,
       "up",
       "--source",
       store,

@@ -18,11 +18,15 @@ import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { byEndpoints, followStreams, type NatsServer, startNatsServer } from "@cloudtap/test-harness";
+import {
+  byEndpoints,
+  CLOUDTAP_BIN,
+  followStreams,
+  type NatsServer,
+  startNatsServer,
+} from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap } from "./cloudtap-cli.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 interface Jsz {
   readonly account_details?: readonly {
@@ -93,9 +97,7 @@ describe("mesh - CTAP_CHUNKS keeps only what is unacked", () => {
     const r = spawnSync(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        CLI,
+        CLOUDTAP_BIN,
         "up",
         "--source",
         store,
@@ -151,9 +153,7 @@ describe("mesh - CTAP_CHUNKS keeps only what is unacked", () => {
     up = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        CLI,
+        CLOUDTAP_BIN,
         "up",
         "--source",
         store,

@@ -14,12 +14,11 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:f
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { byEndpoints, followStreams } from "@cloudtap/test-harness";
+import { byEndpoints, CLOUDTAP_BIN, followStreams } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap } from "./cloudtap-cli.js";
 import { filesUnder, land, meshSettled, parentOf, sleep, status, sum, until } from "./mesh-faults.js";
 
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 /** The bound asserted on every service's resident memory while the NDR is stalled. */
 const RSS_BOUND = 768 * 2 ** 20;
 
@@ -76,9 +75,7 @@ describe("mesh - a stalled NDR (full file system): backlog in JetStream, bounded
       const up = spawn(
         process.execPath,
         [
-          "--import",
-          "tsx",
-          CLI,
+          CLOUDTAP_BIN,
           "up",
           "--source",
           store,

@@ -22,11 +22,9 @@ import {
 import { tmpdir } from "node:os";
 import { dirname, join, relative } from "node:path";
 import { after, describe, it } from "node:test";
-import { assertTcpMatchesManifest } from "@cloudtap/test-harness";
+import { assertTcpMatchesManifest, CLOUDTAP_BIN } from "@cloudtap/test-harness";
 import { digestCapture } from "./capture-compare.js";
 import { cloudtap, storeManifest } from "./cloudtap-cli.js";
-
-const CLI = new URL("../../packages/cli/src/main.ts", import.meta.url).pathname;
 
 /** A blob's or key log's start time, from its key (`<20-digit start ns>-<sequence>` in its name). */
 function startOf(key: string): bigint {
@@ -108,7 +106,7 @@ function startFollow(args: readonly string[]): {
   exit: Promise<number | null>;
   stderr: () => string;
 } {
-  const child = spawn(process.execPath, ["--import", "tsx", CLI, "stitch", "--follow", ...args], {
+  const child = spawn(process.execPath, [CLOUDTAP_BIN, "stitch", "--follow", ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";

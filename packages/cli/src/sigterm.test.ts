@@ -21,9 +21,8 @@ import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { gzipSync } from "node:zlib";
 import { dataBlobKey, encodeHeader } from "@cloudtap/tap-format";
-import { corpusDir, tshark } from "@cloudtap/test-harness";
+import { CLOUDTAP_BIN, corpusDir, tshark } from "@cloudtap/test-harness";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 /**
  * From the signal to the process's exit. The issue's bound is one second, and each run prints what it took;
  * the assertion leaves room for a loaded test machine (CLOUDTAP_SIGTERM_WITHIN_MS tightens it), while a run
@@ -32,13 +31,13 @@ const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const WITHIN_MS = Number(process.env["CLOUDTAP_SIGTERM_WITHIN_MS"] ?? 3000);
 
 function cloudtapSync(...args: string[]) {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
 
 function start(args: string[]): { child: ChildProcess; stderr: () => string } {
-  const child = spawn(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const child = spawn(process.execPath, [CLOUDTAP_BIN, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";

@@ -11,11 +11,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { parseBlobKey } from "@cloudtap/tap-format";
-
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
+import { CLOUDTAP_BIN } from "@cloudtap/test-harness";
 
 function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], {
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], {
     encoding: "utf8",
     maxBuffer: 64 * 1024 * 1024,
   });

@@ -22,13 +22,12 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { corpusDir } from "@cloudtap/test-harness";
+import { CLOUDTAP_BIN, corpusDir } from "@cloudtap/test-harness";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const CORPUS = corpusDir();
 
 function cloudtap(...args: string[]): void {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
 }
 

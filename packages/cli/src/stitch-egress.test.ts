@@ -10,12 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { createTunnelLab, type TunnelLab } from "@cloudtap/egress/internal";
-import { byEndpoints, expertInfo, followStreams } from "@cloudtap/test-harness";
-
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
+import { byEndpoints, CLOUDTAP_BIN, expertInfo, followStreams } from "@cloudtap/test-harness";
 
 function cloudtap(...args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], { encoding: "utf8" });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -100,9 +98,7 @@ describe("cli - stitch to several outputs at once", () => {
     );
     const remapLog = join(dir, "remap.jsonl");
     const args = [
-      "--import",
-      "tsx",
-      MAIN,
+      CLOUDTAP_BIN,
       "stitch",
       "--source",
       store,

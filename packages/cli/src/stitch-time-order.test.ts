@@ -10,13 +10,12 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { corpusDir } from "@cloudtap/test-harness";
+import { CLOUDTAP_BIN, corpusDir } from "@cloudtap/test-harness";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const CORPUS = corpusDir();
 
 function cloudtap(...args: string[]): string {
-  const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, ...args], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [CLOUDTAP_BIN, ...args], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   return r.stdout;
 }
@@ -137,9 +136,7 @@ describe("cli - every capture output in time order (issue 10)", () => {
     const child = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        MAIN,
+        CLOUDTAP_BIN,
         "stitch",
         "--source",
         stores["simulator"]!,

@@ -10,8 +10,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import { CLOUDTAP_BIN } from "@cloudtap/test-harness";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "cloudtap-up-orphans-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 /** Generous for a loaded machine; the services' own shutdown bound is 15 s, the watchdog's grace 10 s. */
@@ -33,18 +33,7 @@ describe("cloudtap up - killed with SIGKILL", () => {
     const stateDir = join(dir, "state");
     const up = spawn(
       process.execPath,
-      [
-        "--import",
-        "tsx",
-        MAIN,
-        "up",
-        "--source",
-        store,
-        "--pcapng",
-        join(dir, "out.pcapng"),
-        "--state-dir",
-        stateDir,
-      ],
+      [CLOUDTAP_BIN, "up", "--source", store, "--pcapng", join(dir, "out.pcapng"), "--state-dir", stateDir],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stderr = "";

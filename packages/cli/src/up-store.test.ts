@@ -11,9 +11,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
-import { startS3rver } from "@cloudtap/test-harness";
+import { CLOUDTAP_BIN, startS3rver } from "@cloudtap/test-harness";
 
-const MAIN = new URL("./main.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "cloudtap-up-store-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -44,18 +43,7 @@ function upOnce(name: string, ...args: string[]) {
   const stateDir = join(dir, name);
   const r = spawnSync(
     process.execPath,
-    [
-      "--import",
-      "tsx",
-      MAIN,
-      "up",
-      "--once",
-      "--pcapng",
-      join(dir, `${name}.pcapng`),
-      "--state-dir",
-      stateDir,
-      ...args,
-    ],
+    [CLOUDTAP_BIN, "up", "--once", "--pcapng", join(dir, `${name}.pcapng`), "--state-dir", stateDir, ...args],
     { encoding: "utf8", timeout: 240_000, killSignal: "SIGKILL" },
   );
   return { status: r.status, signal: r.signal, stderr: r.stderr, stdout: r.stdout, stateDir };
@@ -125,9 +113,7 @@ describe("cloudtap up - a store it cannot open", () => {
     const up = spawn(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        MAIN,
+        CLOUDTAP_BIN,
         "up",
         "--no-keys",
         "--source",
@@ -158,14 +144,10 @@ describe("cloudtap up - a store it cannot open", () => {
       );
       const fetcher = readState(stateDir).instances.find((i) => i.name === "fetcher-1");
       assert.equal(fetcher?.lastExit?.code, 3);
-      const status = spawnSync(
-        process.execPath,
-        ["--import", "tsx", MAIN, "status", "--state-dir", stateDir],
-        {
-          encoding: "utf8",
-          timeout: 120_000,
-        },
-      );
+      const status = spawnSync(process.execPath, [CLOUDTAP_BIN, "status", "--state-dir", stateDir], {
+        encoding: "utf8",
+        timeout: 120_000,
+      });
       assert.equal(status.status, 1, "an instance is down");
       assert.match(
         status.stdout,

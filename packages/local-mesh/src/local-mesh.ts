@@ -35,7 +35,7 @@ import {
 import { isPermanentExit, MeshInstanceFailedError } from "./errors.js";
 import { freePort } from "./free-port.js";
 import { defaultRestartDelayMs, type ProcessExit, SupervisedProcess } from "./supervised-process.js";
-import { serviceCommand, tsxCommand, workspaceRoot } from "./workspace.js";
+import { programCommand, serviceCommand, workspaceRoot } from "./workspace.js";
 
 export const MeshService = {
   Nats: "nats-server",
@@ -278,7 +278,11 @@ export class LocalMesh {
     const log = openSync(join(this.stateDir, "logs", "orphan-watchdog.log"), "a", 0o600);
     const watchdog = spawn(
       process.execPath,
-      tsxCommand(root, join(root, "packages", "local-mesh", "src", "orphan-watchdog.ts")),
+      programCommand(
+        root,
+        "orphan-watchdog",
+        join(root, "packages", "local-mesh", "src", "orphan-watchdog.ts"),
+      ),
       {
         env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin" },
         stdio: ["pipe", log, log],
