@@ -176,3 +176,28 @@ export async function consumerPending(
     total: info.num_pending + info.num_ack_pending,
   };
 }
+
+/** How far past the consumer's ack floor `firstUnacked` looks (messages acked out of order are gone). */
+const FIRST_UNACKED_SCAN = 64;
+
+/**
+ * The oldest message of `subject` that `durable` has not acked yet (pending or in flight) on a work-queue
+ * stream, where acked messages are removed: the first that still exists after the consumer's ack floor.
+ * Undefined when nothing is outstanding, or when it is not found within the scan (many acked out of order,
+ * or another subject's messages in between): the caller tries again later.
+ */
+export async function firstUnacked(
+  jsm: JetStreamManager,
+  stream: string,
+  durable: string,
+  subject: string,
+): Promise<{ readonly seq: number; readonly data: Uint8Array } | undefined> {
+  const info = await jsm.consumers.info(stream, durable);
+  if (info.num_pending + info.num_ack_pending === 0) return undefined;
+  const from = info.ack_floor.stream_seq + 1;
+  for (let seq = from; seq < from + FIRST_UNACKED_SCAN; seq++) {
+    const m = await jsm.streams.getMessage(stream, { seq }).catch(() => null);
+    if (m && m.subject === subject) return { seq, data: m.data };
+  }
+  return undefined;
+}

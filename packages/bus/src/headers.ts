@@ -12,6 +12,11 @@ export const MeshHeader = {
   Blob: "Ctap-Blob",
   Batch: "Ctap-Batch",
   Eof: "Ctap-Eof",
+  /**
+   * On a shard's chunk subject, an empty message from the fetchers of a one-shot window: every blob that
+   * starts before this record time (ns) has been published (docs/mesh.md, "Watermarks").
+   */
+  Watermark: "Ctap-Watermark",
   TraceParent: "traceparent",
   TraceState: "tracestate",
 } as const;

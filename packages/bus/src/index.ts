@@ -9,7 +9,7 @@ export type {
   EnsureConsumerOptions,
   MessageStream,
 } from "./consumer.js";
-export { consumeMessages, consumerPending, ensureConsumer } from "./consumer.js";
+export { consumeMessages, consumerPending, ensureConsumer, firstUnacked } from "./consumer.js";
 export {
   BusAbortedError,
   BusError,

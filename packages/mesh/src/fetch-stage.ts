@@ -35,6 +35,7 @@ import {
   ensureKv,
   ensureStreams,
   fetcherConsumer,
+  firstUnacked,
   getJson,
   isStreamFull,
   type KV,
@@ -45,7 +46,7 @@ import {
   StreamName,
   sleep,
 } from "@cloudtap/bus";
-import { batchMsgId, listBlobs, type ShardBatch, shardBatches } from "@cloudtap/fetch";
+import { batchMsgId, listBlobs, type ShardBatch, shardBatches, sortBlobsByTime } from "@cloudtap/fetch";
 import { isObjectNotFound, type ObjectStore } from "@cloudtap/object-store";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import { parseBlobKey } from "@cloudtap/tap-format";
@@ -102,6 +103,8 @@ export interface FetchStageOptions {
    * 200 ms: the end-of-window markers wait for it, so it is part of every one-shot run's length.
    */
   readonly drainCheckMs?: number;
+  /** One-shot: publish watermarks to the shards while the window is worked (default true; see publishWatermark). */
+  readonly watermarks?: boolean;
   /** Only blobs of these tappers (a replay's filter); default all. */
   readonly tapperIds?: readonly string[];
 }
@@ -235,12 +238,44 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
       ...(lookbackNs === undefined ? {} : { lookbackNs }),
       signal,
     };
+    // One-shot: the whole window, enqueued in start-time order, so that the work queue's oldest blob not yet
+    // done bounds every record still to come (the watermarks). Continuous: as listed.
+    const once = options.mode.kind === "once";
+    const listed = [];
     for await (const blob of listBlobs(store, window)) {
       if (tappers && !tappers.has(parseBlobKey(blob.key)?.tapperId ?? "")) continue;
-      await enqueue(blob.key);
+      if (once) listed.push(blob);
+      else await enqueue(blob.key);
       if (last === undefined || blob.key > last) last = blob.key;
     }
+    for (const blob of sortBlobsByTime(listed)) await enqueue(blob.key);
     return last;
+  }
+
+  /**
+   * One-shot: tells every shard how far the window is published (`Ctap-Watermark`, an empty message after
+   * the batches it covers): the start of the oldest blob in the work queue not yet done. Blobs are enqueued
+   * in start-time order and a blob's key is acked only after all its batches are in JetStream, so every blob
+   * that starts earlier has its batches on the shard's subject before the marker. The stitchers then release
+   * their time order as a one-process stitch does at a blob's start, instead of holding everything until
+   * the end of the window (a window shorter than the lateness bound was held whole). Several fetchers
+   * publish the same marker once (msg id); a stitcher keeps the highest it has seen.
+   */
+  let watermarkNs = -1n;
+  async function publishWatermark(): Promise<void> {
+    const first = await firstUnacked(bus.jsm, StreamName.Blobs, durable, queueSubject);
+    if (!first) return;
+    const startNs = parseBlobKey(fromUtf8.decode(first.data))?.startNs;
+    if (startNs === undefined || startNs <= watermarkNs) return;
+    watermarkNs = startNs;
+    for (let shard = 0; shard < shardCount; shard++) {
+      await publishWithId(bus.js, chunkSubject(run, shard), new Uint8Array(0), {
+        msgId: `wm#${run}#${shard}#${startNs}`,
+        headers: makeHeaders({ [MeshHeader.Watermark]: String(startNs) }),
+        signal,
+      });
+    }
+    counters.counter("watermarks_published").add(shardCount);
   }
 
   async function listContinuously(mode: Extract<FetchMode, { kind: "continuous" }>): Promise<void> {
@@ -498,6 +533,10 @@ export function createFetchStage(options: FetchStageOptions): FetchStage {
         if (p.total === 0) {
           drained = true;
           stop.abort(new Error("window drained"));
+        } else if (options.watermarks !== false) {
+          await publishWatermark().catch((err: unknown) =>
+            log.warn("watermark not published", { error: err instanceof Error ? err.message : String(err) }),
+          );
         }
       }
     })();

@@ -279,6 +279,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     // time), nothing acts on record time: no timeout, no hole given up as a gap, no time-order release, or
     // those connections would be cut short in the output. Bounded by twice the ack wait.
     const startPending = await consumerPending(bus.jsm, StreamName.Chunks, durable).catch(() => undefined);
+    const predecessorOutstanding = startPending === undefined || startPending.ackPending > 0;
     let awaitedRedeliveries = startPending?.ackPending ?? 0;
     const redeliveryDeadline = Date.now() + 2 * (options.ackWaitMs ?? 30_000) + 5000;
     if (awaitedRedeliveries > 0)
@@ -550,6 +551,35 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       : undefined;
     advance?.unref?.();
 
+    /**
+     * A one-shot window's watermark (the fetchers': every blob starting before it is on this shard already):
+     * timeouts, gap waits and the time order act at it, as a one-process stitch does at a blob's start. Not
+     * in a process that found messages of a dead predecessor unacked when it started: they come back after
+     * their ack wait, in any order with the marks, and may be older than one; that process keeps to the
+     * lateness bound alone, as before the marks.
+     */
+    let ignoredLogged = false;
+    let marksApplied = 0;
+    const applyWatermark = (markNs: bigint) => {
+      if (markNs <= advancedTo) return;
+      if (predecessorOutstanding) {
+        if (!ignoredLogged) {
+          ignoredLogged = true;
+          log.info("watermarks ignored: a dead predecessor's messages are unacked", { shard });
+        }
+        counters.counter("stitcher_watermarks_ignored", { shard: String(shard) }).add(1);
+        return;
+      }
+      if (marksApplied++ === 0)
+        log.info("releasing at the fetchers' watermarks", { shard, watermarkNs: String(markNs) });
+      advancedTo = markNs;
+      counters.counter("stitcher_watermarks", { shard: String(shard) }).add(1);
+      stitcher.noRecordsBefore(markNs);
+      stitcher.flushOlderThan(markNs);
+      sweep(ship());
+      declare(false);
+    };
+
     const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
     stopPulling = () => stream.stop();
     try {
@@ -600,6 +630,13 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
               : {}),
           });
           if (done) break;
+          continue;
+        }
+        const mark = getHeader(msg.headers, MeshHeader.Watermark);
+        if (mark !== undefined) {
+          busy = false;
+          applyWatermark(BigInt(mark));
+          msg.ack();
           continue;
         }
         if (msg.deliveryCount > 1 && awaitedRedeliveries > 0 && !heldBySeq.has(msg.seq))

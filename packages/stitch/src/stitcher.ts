@@ -340,9 +340,11 @@ class FlowOutput implements FlowStream {
     if (this.tcp || this.tls) {
       const c = completion.close;
       let timestampNs = c && c.timestampNs > this.lastTs ? c.timestampNs : this.lastTs;
-      // A teardown no record holds (timeout, end of input) is made up: stamped at the flow's last activity,
-      // or where the time order already stands when that is later, so that it never lands out of order.
-      if (!c && this.stitcher.releasedUpToNs > timestampNs) timestampNs = this.stitcher.releasedUpToNs;
+      // A teardown no record holds (timeout, end of input) is made up: stamped at the flow's last activity.
+      // Any teardown, made up or recorded, that the time order has passed already (a connection that waited
+      // for its keys finishes when they come, or when it gives up on them) is stamped where the order
+      // stands, so that it never lands out of order.
+      if (this.stitcher.releasedUpToNs > timestampNs) timestampNs = this.stitcher.releasedUpToNs;
       const initiator = c?.initiator === CloseInitiator.Server ? 1 : 0;
       const how =
         c?.reason === CloseReason.Fin
@@ -376,6 +378,8 @@ export class Stitcher {
   readonly table: FlowTable;
   /** Flows with events held for the direction merge. */
   readonly holding = new Set<FlowOutput>();
+  /** TLS flows holding their first chunks until classified or until their keys' verdict. */
+  private readonly tlsHolding = new Set<TlsFlowVariants>();
   /** Completed connections whose TLS keys have not landed yet, with the record time they give up at. */
   private readonly awaiting = new Map<FlowOutput, { completion: FlowCompletion; deadlineNs: bigint }>();
   private readonly keyWaitNs: bigint;
@@ -446,6 +450,9 @@ export class Stitcher {
     if (ns === undefined) this.inputLowNs = undefined;
     else if (this.inputLowNs === undefined || ns > this.inputLowNs) {
       this.inputLowNs = ns;
+      // Merging both directions by time: an event held for the other direction to reach its time can go
+      // once no record before it can come from either direction.
+      if (this.merging && this.holding.size > 0) this.releaseHeld(ns - 1n);
       // What the last blobs made is released as soon as the next one is known to start later.
       this.releaseOrdered(this.table.now);
     }
@@ -479,9 +486,16 @@ export class Stitcher {
       const oldest = this.table.oldestBufferedNs();
       if (oldest !== undefined && oldest < upTo) upTo = oldest;
     }
+    // So do a TLS flow's first chunks, held until it is classified or its keys' verdict is in (short holds:
+    // at most 64 KiB, or from a TLS 1.3 ServerHello to the first encrypted record).
+    for (const t of this.tlsHolding) {
+      const oldest = t.oldestHeldNs;
+      if (oldest !== undefined && oldest < upTo) upTo = oldest;
+    }
     if (upTo <= this.releasedUpToNs) return;
-    // Held events the time order is about to pass go first (their frames would be late otherwise).
-    if (!this.merging && this.holding.size > 0) this.releaseHeld(upTo);
+    // Held events the time order is about to pass go first (their frames would be late otherwise), merged
+    // or not: nothing older can come from the other direction once the order stands past them.
+    if (this.holding.size > 0) this.releaseHeld(upTo);
     this.releasedUpToNs = upTo;
     order.release(upTo);
   }
@@ -665,6 +679,7 @@ export class Stitcher {
             ? {}
             : { maxKeyWaitBytes: tlsOptions.maxKeyWaitBytes }),
           connection: { connId, client: open.client, server: open.server },
+          holders: this.tlsHolding,
         },
         this.stats.tls,
         // A plain (not TLS) flow is its own clear text: labelled cleartext when only that feed is written.

@@ -61,6 +61,11 @@ export interface TlsVariantOptions {
   readonly maxKeyWaitBytes?: number;
   /** Which connection this is, to name it when it does not decrypt. */
   readonly connection?: TlsConnectionIdentity;
+  /**
+   * The flows holding copies of their first chunks (`oldestHeldNs`): each is in the set while it holds some.
+   * Those chunks go out later with their own, older, times: a time order must wait for the oldest of them.
+   */
+  readonly holders?: Set<TlsFlowVariants>;
 }
 
 export interface TlsConnectionIdentity {
@@ -232,6 +237,31 @@ export class TlsFlowVariants {
   }
 
   data(dir: 0 | 1, bytes: Uint8Array, ts: bigint, spanNs: number): void {
+    this.dataIn(dir, bytes, ts, spanNs);
+    this.settle();
+  }
+
+  /**
+   * The record time of the oldest chunk copy held until the flow is classified (cleartext variants) or its
+   * keys' verdict is in (TLS 1.3 with key embedding), or undefined: both holds are short (the first 64 KiB,
+   * or from the ServerHello to the first encrypted record) and go out with these times.
+   */
+  get oldestHeldNs(): bigint | undefined {
+    let oldest: bigint | undefined;
+    for (const h of this.undecided ?? []) if (oldest === undefined || h.ts < oldest) oldest = h.ts;
+    for (const h of this.deferred) if (oldest === undefined || h.ts < oldest) oldest = h.ts;
+    return oldest;
+  }
+
+  /** Keeps this flow's membership of `holders` true to what it holds. */
+  private settle(): void {
+    const holders = this.o.holders;
+    if (!holders) return;
+    if ((this.undecided?.length ?? 0) > 0 || this.deferred.length > 0) holders.add(this);
+    else holders.delete(this);
+  }
+
+  private dataIn(dir: 0 | 1, bytes: Uint8Array, ts: bigint, spanNs: number): void {
     const session = this.session;
     if (this.awaitingVerdict && this.original && session)
       this.dataBeforeVerdict(session, dir, bytes, ts, spanNs);
@@ -271,6 +301,7 @@ export class TlsFlowVariants {
     this.releaseDeferred();
     this.original?.gap(dir, length);
     this.session?.gap(dir, length);
+    this.settle();
   }
 
   /** True while the TLS session holds records it cannot decrypt until more secrets arrive. */
@@ -291,6 +322,7 @@ export class TlsFlowVariants {
     else if (!this.keysEmbedded) this.embedKeys(session);
     this.flushCleartext(0, ts);
     this.flushCleartext(1, ts);
+    this.settle();
   }
 
   /** Stop waiting for secrets: what cannot be decrypted now is reported as `no-keys`. */
@@ -308,6 +340,7 @@ export class TlsFlowVariants {
       this.stop(session);
     }
     this.releaseDeferred();
+    this.settle();
     this.original?.end(e.how, e.initiator, e.timestampNs);
     this.cleartext?.end(e.how, e.initiator, e.timestampNs);
     return this.report;
