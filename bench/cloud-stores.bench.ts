@@ -7,7 +7,8 @@
  * The blobs: synthetic traffic (bench/synthetic-store.ts) in 1 MiB blobs, written to a directory and
  * uploaded to each store. Plain download: list the prefix, then get every object with the SDK, 16 at a
  * time, bytes counted and dropped (the rate the store delivers to one client). Stitch: `cloudtap stitch
- * --source <store> --pcapng --workers 1 --json`, its own `seconds` (open, list, read, stitch, write),
+ * --source <store> --pcapng --workers 1 --json` (CLOUD_BENCH_WORKERS sets `--workers`), its own `seconds`
+ * (open, list, read, stitch, write),
  * with the remote read-ahead (64 blobs, 64 MiB). Fetch only: the same backend, listing and read-ahead as
  * that stitch, in its own process, with no stitching (bench/cloud-fetch-only.ts), its time to the first
  * blob listed apart: the stitch's cost beyond it is the stitcher's. Rates are blob MB (10^6 bytes) per
@@ -26,13 +27,15 @@ import { writeSyntheticStore } from "./synthetic-store.js";
 const TOTAL = Number(process.env["CLOUD_BENCH_BYTES"] ?? 48 * 1024 * 1024);
 const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
 const PARALLEL = 16;
+/** The stitch's `--workers` (CLOUD_BENCH_WORKERS, default 1: the fetch and the stitching on one thread). */
+const WORKERS = process.env["CLOUD_BENCH_WORKERS"] ?? "1";
 
 /** Runs without blocking this process: the GCS stand-in answers from it. */
 function stitch(args: readonly string[], out: string): Promise<{ seconds: number }> {
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", CLI, "stitch", ...args, "--pcapng", out, "--workers", "1", "--json"],
+      ["--import", "tsx", CLI, "stitch", ...args, "--pcapng", out, "--workers", WORKERS, "--json"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";
@@ -265,7 +268,7 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
     const local = await stitch(["--source", storeDir], join(dir, "dir.pcapng"));
     const localRate = mb / local.seconds;
     results.push({
-      name: "directory: cloudtap stitch",
+      name: `directory: cloudtap stitch --workers ${WORKERS}`,
       value: localRate,
       unit: "MB/s",
       detail: `${(blobBytes / 2 ** 20).toFixed(0)} MiB in ${blobs} blobs, ${local.seconds.toFixed(2)} s`,
@@ -298,7 +301,7 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
         detail: `${fetched.seconds.toFixed(2)} s, of which ${fetched.openSeconds.toFixed(2)} s to the first blob listed (SDK load, credentials, list); ${((fetchRate / plainRate) * 100).toFixed(0)}% of the plain download`,
       });
       results.push({
-        name: `${e.name}: cloudtap stitch`,
+        name: `${e.name}: cloudtap stitch --workers ${WORKERS}`,
         value: rate,
         unit: "MB/s",
         detail: `${run.seconds.toFixed(2)} s, ${((rate / plainRate) * 100).toFixed(0)}% of the plain download, ${((rate / fetchRate) * 100).toFixed(0)}% of the fetch only, ${((rate / localRate) * 100).toFixed(0)}% of the directory run`,
