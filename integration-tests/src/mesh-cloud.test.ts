@@ -58,6 +58,10 @@ function environOf(pid: number): Record<string, string> | undefined {
   }
 }
 
+/** A mesh program's command line: nats-server, or a service from its sources or from its bundle. */
+const MESH_PROGRAM =
+  /nats-server|services\/[a-z-]+\/src\/main\.ts|dist\/(fetcher|key-broker|stitcher|mirror-egress)\.mjs/;
+
 /**
  * After an `up` that failed or was killed: ends the mesh processes it left (the pids of its mesh.json that
  * still run one of the mesh's programs), so a failing test leaves nothing running.
@@ -74,7 +78,7 @@ function stopLeftovers(stateDir: string): void {
     } catch {
       continue;
     }
-    if (/nats-server|services\/[a-z-]+\/src\/main\.ts|dist\/(fetcher|key-broker|stitcher|mirror-egress)\.mjs/.test(cmdline)) process.kill(i.pid, "SIGKILL");
+    if (MESH_PROGRAM.test(cmdline)) process.kill(i.pid, "SIGKILL");
   }
 }
 
