@@ -118,6 +118,14 @@ export const stitchCommand: Command = {
     const started = process.hrtime.bigint();
     const summaryContext = { io, json: values.json, started, variant };
 
+    /** The stitcher's settings from the flags, with TLS (and key embedding) when the run needs it. */
+    const stitcherSettings = (tls: boolean, embedKeys: boolean): StitcherSettings => ({
+      mtu,
+      filter: values.filter,
+      finOnTimeout: !values["no-fin-on-timeout"],
+      ...(tls ? { tls: { variant, cleartextPorts, embedKeys } } : {}),
+    });
+
     if (values.follow) {
       // Keys land while the run goes on: TLS is set up whether or not any are there yet.
       const spec: EgressSpec = {
@@ -135,14 +143,7 @@ export const stitchCommand: Command = {
         latenessNs,
         ...(values.state === undefined ? {} : { statePath: values.state }),
         spec,
-        settings: {
-          mtu,
-          filter: values.filter,
-          finOnTimeout: !values["no-fin-on-timeout"],
-          ...(tlsNeeded(variant, true) || spec.embedKeys
-            ? { tls: { variant, cleartextPorts, embedKeys: spec.embedKeys } }
-            : {}),
-        },
+        settings: stitcherSettings(tlsNeeded(variant, true) || spec.embedKeys, spec.embedKeys),
         tlsKeys: keyStore,
         onCorruption,
         quiet: values.quiet,
@@ -163,14 +164,7 @@ export const stitchCommand: Command = {
       // Decrypted payloads in the frames: every file output and upload is owner-only.
       decryptedContent: variant !== "original" && keys.lines > 0,
     };
-    const settings: StitcherSettings = {
-      mtu,
-      filter: values.filter,
-      finOnTimeout: !values["no-fin-on-timeout"],
-      ...(tlsNeeded(variant, keys.lines > 0)
-        ? { tls: { variant, cleartextPorts, embedKeys: spec.embedKeys } }
-        : {}),
-    };
+    const settings = stitcherSettings(tlsNeeded(variant, keys.lines > 0), spec.embedKeys);
     const files = spec.files ?? [];
     const oneFile =
       files.length === 1 && !spec.rotating && !spec.pcapOverIp && (spec.policy?.targets?.length ?? 0) === 0;
