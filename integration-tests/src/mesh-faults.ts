@@ -9,7 +9,7 @@
  * pcapng is judged against the manifest and a one-process `cloudtap stitch` of the same store with its keys.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
@@ -141,6 +141,58 @@ export async function until<T>(what: string, timeoutMs: number, probe: () => T |
   }
 }
 
+/**
+ * One more stitcher, outside `up` (an operator scaling out): stitcher-1's environment (addresses, TLS,
+ * settings) with its own name and ports; it takes its share of the shards by lease.
+ */
+async function startExtraStitcher(stateDir: string, upPid: number, n: number): Promise<ChildProcess> {
+  const mesh = JSON.parse(readFileSync(join(stateDir, "mesh.json"), "utf8")) as MeshJson;
+  const first = mesh.instances.find((i) => i.name === "stitcher-1" && i.pid !== undefined);
+  assert.ok(first && parentOf(first.pid!) === upPid, "stitcher-1 runs under up");
+  const env = Object.fromEntries(
+    readFileSync(`/proc/${first.pid}/environ`, "latin1")
+      .split("\0")
+      .filter((kv) => kv.includes("="))
+      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
+  );
+  const argv = readFileSync(`/proc/${first.pid}/cmdline`, "latin1")
+    .split("\0")
+    .filter((a) => a !== "");
+  delete env["CLOUDTAP_EXIT_REASON_FILE"]; // stitcher-1's, read by up
+  const port = () => String(20_000 + Math.floor(Math.random() * 20_000));
+  const child = spawn(argv[0]!, argv.slice(1), {
+    env: {
+      ...env,
+      STITCHER_INSTANCE: `stitcher-extra-${n}`,
+      STITCHER_STATUS_LISTEN: `127.0.0.1:${port()}`,
+      STITCHER_METRICS_LISTEN: `127.0.0.1:${port()}`,
+    },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let err = "";
+  let acquired = 0;
+  const collect = (d: Buffer) => {
+    const text = String(d);
+    acquired += text.split('"msg":"shard acquired"').length - 1;
+    err = (err + text).slice(-4000);
+  };
+  child.stdout?.on("data", collect);
+  child.stderr?.on("data", collect);
+  child.once("exit", (code) => {
+    if (code !== 0 && code !== null) process.stdout.write(`# extra stitcher exited ${code}: ${err}\n`);
+  });
+  // It has its share once it holds a lease (the others hand theirs over after draining them).
+  await until("the extra stitcher to acquire a shard", 120_000, () => (acquired > 0 ? true : undefined));
+  process.stdout.write(`# stitcher-extra-${n} holds ${acquired} shard(s)\n`);
+  return child;
+}
+
+async function stopExtraStitcher(child: ChildProcess): Promise<void> {
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  child.kill("SIGTERM");
+  assert.equal(await exited, 0, "the extra stitcher stopped cleanly");
+}
+
 export interface FaultRun {
   /** Services or instance names, in order; each entry signals one running instance of it. */
   readonly plan: readonly string[];
@@ -155,6 +207,12 @@ export interface FaultRun {
   readonly simulatorSeed?: number;
   /** Keep the folder (its logs) for a look after the run. */
   readonly keep?: boolean;
+  /**
+   * `cloudtap up --elastic-shards`: the stitchers share the shards by lease. A plan entry "+stitcher" then
+   * starts one more stitcher process (the environment of stitcher-1, another name and ports), outside `up`;
+   * "-stitcher" stops the last one started so with SIGTERM (it gives its shards back).
+   */
+  readonly elastic?: boolean;
 }
 
 export interface FaultResult {
@@ -218,6 +276,7 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
       "2",
       "--shards",
       "4",
+      ...(run.elastic ? ["--elastic-shards"] : []),
       "--pcapng",
       livePcapng,
       "--state-dir",
@@ -265,6 +324,7 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
     const perRound = Math.ceil(blobs.length / rounds);
     land(stagingKeys, keys, keyLogs.slice(0, Math.ceil(keyLogs.length / 3)));
     const signalled: string[] = [];
+    const extra: ChildProcess[] = [];
     for (let k = 0; k < run.plan.length; k++) {
       land(staging, store, blobs.slice(k * perRound, (k + 1) * perRound));
       if (k === 2) land(stagingKeys, keys, keyLogs.slice(Math.ceil(keyLogs.length / 3)));
@@ -275,6 +335,12 @@ export async function runMeshUnderFaults(run: FaultRun): Promise<FaultResult> {
       });
       await sleep(run.pauseMs(k));
       const entry = run.plan[k]!;
+      if (entry === "+stitcher" || entry === "-stitcher") {
+        signalled.push(`${entry}@${new Date().toISOString().slice(11, 19)}`);
+        if (entry === "+stitcher") extra.push(await startExtraStitcher(stateDir, upPid, extra.length + 1));
+        else await stopExtraStitcher(extra.pop()!);
+        continue;
+      }
       const mesh = JSON.parse(readFileSync(join(stateDir, "mesh.json"), "utf8")) as MeshJson;
       const candidates = mesh.instances.filter(
         (i) => (i.service === entry || i.name === entry) && i.pid !== undefined && parentOf(i.pid) === upPid,

@@ -82,6 +82,8 @@ export interface LocalMeshPlan {
   readonly fetchers: number;
   readonly stitchers: number;
   readonly shardCount: number;
+  /** The stitchers share the shards by lease (`STITCHER_SHARDS=auto`) instead of fixed ranges. */
+  readonly elasticShards?: boolean;
   readonly variant: "original" | "cleartext" | "both";
   readonly filter?: readonly string[];
   readonly mtu?: number;
@@ -384,7 +386,7 @@ export class LocalMesh {
           ...common,
           STITCHER_NATS_URL: this.natsUrl,
           STITCHER_SHARD_COUNT: String(p.shardCount),
-          STITCHER_SHARDS: `${first}-${last}`,
+          STITCHER_SHARDS: p.elasticShards ? "auto" : `${first}-${last}`,
           MIRROR_EGRESS_ADDR: egressAddr,
           ...(keyBrokerAddr ? { KEY_BROKER_ADDR: keyBrokerAddr } : {}),
           STITCHER_TLS_DIR: this.tlsDir,

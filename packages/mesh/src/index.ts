@@ -39,6 +39,14 @@ export {
 } from "./replay.js";
 export type { StatusSource } from "./rpc-links.js";
 export { grpcKeyLookup, statusHandlers } from "./rpc-links.js";
+export type { ShardLeaseHooks, ShardLeases, ShardLeasesOptions } from "./shard-leases.js";
+export {
+  assignedShards,
+  DEFAULT_SHARD_LEASE_BEAT_MS,
+  DEFAULT_SHARD_LEASE_TTL_MS,
+  runShardLeases,
+  SHARD_LEASE_BUCKET,
+} from "./shard-leases.js";
 export type { StageFigures } from "./stage-latency.js";
 export {
   MeshStage,

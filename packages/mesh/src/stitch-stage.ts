@@ -82,7 +82,13 @@ export interface KeyLookup {
 export interface StitchStageOptions {
   readonly bus: Bus;
   readonly run: string;
+  /** The shards consumed from the start (fixed ownership); more are started and stopped with `startShard`. */
   readonly shards: readonly number[];
+  /**
+   * Elastic ownership (shard leases, `shard-leases.ts`): shards come and go while the stage runs, and the
+   * stage ends only with the signal, once every shard it runs has drained.
+   */
+  readonly elastic?: boolean;
   readonly settings: Omit<StitcherSettings, "tls" | "encapsulationBytes">;
   readonly variant: Variant;
   readonly cleartextPorts?: Readonly<Record<number, number>>;
@@ -139,6 +145,15 @@ export interface StitchStage {
   /** Resolves when every shard's loop ended (end of window in one-shot runs, or the signal). */
   readonly finished: Promise<void>;
   status(): readonly ShardStatus[];
+  /** Elastic: begins consuming a shard (its lease is held). */
+  startShard(shard: number): void;
+  /**
+   * Elastic: stops consuming a shard and drains it as on shutdown (what it holds goes out; messages of
+   * connections still open stay unacked, for the next owner to rebuild); resolves once it no longer runs.
+   */
+  stopShard(shard: number): Promise<void>;
+  /** The shards running here. */
+  running(): readonly number[];
 }
 
 interface HeldMessage {
@@ -249,7 +264,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     if (attempt === 0) log.info("waiting for the chunk stream", { stream: StreamName.Chunks });
     await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)), signal);
   }
-  const loops = options.shards.map(async (shard) => {
+  const runShard = async (shard: number, signal: AbortSignal): Promise<void> => {
     const durable = stitcherConsumer(run, shard);
     await ensureConsumer(bus.jsm, StreamName.Chunks, durable, {
       filterSubject: chunkSubject(run, shard),
@@ -737,10 +752,55 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       await mirror.close();
       tracer.endAll();
     }
+  };
+  const running = new Map<number, { readonly stop: AbortController; readonly loop: Promise<void> }>();
+  let failStage: (err: unknown) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    failStage = reject;
   });
-  const finished = Promise.all(loops).then(() => {});
+  failed.catch(() => {});
+  const launch = (shard: number): Promise<void> => {
+    const stop = new AbortController();
+    const loop = runShard(shard, AbortSignal.any([signal, stop.signal])).finally(() => {
+      running.delete(shard);
+      if (options.elastic) {
+        // Another stitcher has it now: this process reports nothing of it any more.
+        statuses.delete(shard);
+        const labels = { shard: String(shard) };
+        counters.gauge("stitcher_backlog_messages", labels).set(0);
+        counters.gauge("stitcher_unacked_messages", labels).set(0);
+        counters.gauge("stitcher_held_messages", labels).set(0);
+      }
+    });
+    running.set(shard, { stop, loop });
+    if (options.elastic) loop.catch(failStage);
+    return loop;
+  };
+  const loops = options.shards.map(launch);
+  const finished = options.elastic
+    ? Promise.race([
+        failed,
+        (async () => {
+          if (!signal.aborted)
+            await new Promise<void>((resolve) =>
+              signal.addEventListener("abort", () => resolve(), { once: true }),
+            );
+          while (running.size > 0) await Promise.all([...running.values()].map((r) => r.loop));
+        })(),
+      ])
+    : Promise.all(loops).then(() => {});
   return {
     finished,
     status: () => [...statuses.values()].map((s) => s()),
+    startShard: (shard) => {
+      if (!running.has(shard) && !signal.aborted) launch(shard);
+    },
+    stopShard: async (shard) => {
+      const r = running.get(shard);
+      if (!r) return;
+      r.stop.abort();
+      await r.loop.catch(() => {});
+    },
+    running: () => [...running.keys()].sort((a, b) => a - b),
   };
 }

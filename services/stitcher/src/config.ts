@@ -44,9 +44,9 @@ export const stitcherConfigSpec = {
   },
   shards: {
     env: "STITCHER_SHARDS",
-    parse: parseIntegerRange,
+    parse: (raw: string) => (raw.trim() === "auto" ? ("auto" as const) : parseIntegerRange(raw)),
     optional: true,
-    doc: 'the shards this instance owns, e.g. "0-7" (default: all)',
+    doc: 'the shards this instance owns, e.g. "0-7" (default: all), or "auto": shared by lease with the other stitchers of the run, rebalanced as stitchers come and go',
   },
   mirrorEgressAddr: { env: "MIRROR_EGRESS_ADDR", parse: parseHostPort, doc: "mirror-egress host:port" },
   keyBrokerAddr: {

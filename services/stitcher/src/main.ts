@@ -5,8 +5,9 @@
  */
 // First: the OpenTelemetry SDK starts before any other module is evaluated.
 import "@cloudtap/telemetry/register";
-import { connectBus, consumerPending, putJson, StreamName, stitcherConsumer } from "@cloudtap/bus";
+import { connectBus, consumerPending, ensureKv, putJson, StreamName, stitcherConsumer } from "@cloudtap/bus";
 import {
+  DEFAULT_SHARD_LEASE_TTL_MS,
   followReplays,
   grpcKeyLookup,
   grpcMirrorLink,
@@ -14,6 +15,8 @@ import {
   replayShardKey,
   replayShardsDone,
   runCounters,
+  runShardLeases,
+  SHARD_LEASE_BUCKET,
   settleReplay,
   startCpuProfileFromEnv,
   startStitchStage,
@@ -52,8 +55,11 @@ await startServiceTelemetry({
   shutdown,
   log,
 });
-const first = c.shards?.first ?? 0;
-const last = c.shards?.last ?? c.shardCount - 1;
+// Elastic (STITCHER_SHARDS=auto): the shards come by lease (shard-leases.ts); the replays keep every shard.
+const elastic = c.shards === "auto";
+const range = c.shards === "auto" ? undefined : c.shards;
+const first = range?.first ?? 0;
+const last = range?.last ?? c.shardCount - 1;
 if (last >= c.shardCount) {
   log.error("invalid configuration", { error: `STITCHER_SHARDS ends at ${last}, past STITCHER_SHARD_COUNT` });
   process.exit(2);
@@ -105,7 +111,11 @@ if (c.statusListen) {
           instance,
           counters,
           state,
-          labels: () => ({ run: c.run, shards: `${first}-${last}`, variant: c.variant }),
+          labels: () => ({
+            run: c.run,
+            shards: elastic ? `auto: ${stage?.running().join(",") ?? ""}` : `${first}-${last}`,
+            variant: c.variant,
+          }),
         }),
       ),
     ],
@@ -118,7 +128,8 @@ if (c.statusListen) {
 stage = await startStitchStage({
   bus,
   run: c.run,
-  shards,
+  shards: elastic ? [] : shards,
+  elastic,
   settings: { mtu: c.mtu, filter: c.filter },
   variant: c.variant,
   cleartextPorts: c.cleartextPorts,
@@ -135,9 +146,23 @@ stage = await startStitchStage({
   signal: shutdown.signal,
 });
 shutdown.onShutdown("stitch stage", () => stage?.finished.catch(() => {}));
+if (elastic) {
+  const live = stage;
+  const kv = await ensureKv(bus.js, SHARD_LEASE_BUCKET, { ttlMs: DEFAULT_SHARD_LEASE_TTL_MS });
+  const leases = runShardLeases({
+    kv,
+    instance,
+    shardCount: c.shardCount,
+    hooks: { start: (shard) => live.startShard(shard), stop: (shard) => live.stopShard(shard) },
+    log,
+    counters,
+    signal: shutdown.signal,
+  });
+  shutdown.onShutdown("shard leases", () => leases.finished);
+}
 // JetStream's backlog per shard consumer (what KEDA scales stitchers on), for the metrics and the status.
 const pendingTimer = setInterval(() => {
-  for (const shard of shards) {
+  for (const shard of elastic ? stage.running() : shards) {
     const consumer = stitcherConsumer(c.run, shard);
     consumerPending(bus.jsm, StreamName.Chunks, consumer).then(
       (p) => {
@@ -165,6 +190,13 @@ const replays = followReplays({
   log,
   signal: shutdown.signal,
   run: async (record: ReplayRecord, kv, signal) => {
+    if (elastic) {
+      // Not yet: a replay's shards are split by the fixed ranges; elastic stitchers would each take all.
+      log.warn("replay not taken: this stitcher's shards are elastic (STITCHER_SHARDS=auto)", {
+        run: record.runId,
+      });
+      return;
+    }
     const done = new Set(await replayShardsDone(kv, record.runId));
     const mine = shards.filter((s) => !done.has(s) && s < record.shardCount);
     if (mine.length === 0) return;

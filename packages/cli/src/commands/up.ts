@@ -18,7 +18,7 @@ export const upCommand: Command = {
   name: "up",
   summary: CommandSummary.up,
   usage: `cloudtap up --source <store> OUTPUT... [--keys <store>] [--credentials FILE] [--keys-credentials FILE] [--prefix P] [--once] [--since T] [--until T]
-                [--fetchers 1] [--stitchers 1] [--shards 8] [--variant original|cleartext|both] [--filter RULE ...]
+                [--fetchers 1] [--stitchers 1] [--shards 8] [--elastic-shards] [--variant original|cleartext|both] [--filter RULE ...]
                 [--mtu 1500] [--no-keys] [--no-embed-keys] [--state-dir DIR] [--nats URL] [--json]
   OUTPUT, at least one (given to mirror-egress, the only service that reaches the NDR):
     --pcap FILE | --pcapng FILE ...   capture files
@@ -43,6 +43,9 @@ export const upCommand: Command = {
   The state folder (default: a new temporary folder) holds mesh.json, the logs, the PKI and JetStream's
   files; \`cloudtap status --state-dir DIR\` reads the running mesh's counters.
   --no-keys runs no key-broker: no decryption, no keys embedded.
+  --elastic-shards: the stitchers share the shards by lease in NATS KV (STITCHER_SHARDS=auto) instead of
+  fixed ranges: a stitcher started later with the same settings takes its share, one that stops gives its
+  shards back (docs/mesh.md, "Scale-out"). Replays need fixed ranges.
   Examples: --source s3://tap-data --credentials aws.json; --source gs://tap-data --credentials sa.json;
   --source azblob://acct/netskope --credentials azure.json (the fetchers and the key-broker get the files).
 ${STORE_HELP}`,
@@ -59,6 +62,7 @@ ${STORE_HELP}`,
         until: { type: "string" },
         fetchers: { type: "string", default: "1" },
         stitchers: { type: "string", default: "1" },
+        "elastic-shards": { type: "boolean", default: false },
         shards: { type: "string", default: "8" },
         variant: { type: "string", default: "original" },
         filter: { type: "string", multiple: true, default: [] },
@@ -113,6 +117,7 @@ ${STORE_HELP}`,
       fetchers: count("--fetchers", values.fetchers, 64),
       stitchers,
       shardCount,
+      ...(values["elastic-shards"] ? { elasticShards: true } : {}),
       variant,
       keyBroker: !values["no-keys"],
       filter: values.filter,
