@@ -511,8 +511,8 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     /**
      * Shutdown (continuous mode): what the stitcher holds goes out, so the sinks get every frame made from
      * what was consumed. Messages are acked only for connections that had completed before the flush; a
-     * connection still open is cut here, and its messages stay unacked, so the next stitcher rebuilds it
-     * whole from JetStream (this run's output has its part so far).
+     * connection still open is cut here, and its messages go back to JetStream unacked (nak), so the next
+     * stitcher rebuilds it whole at once (this run's output has its part so far).
      */
     const flushOnShutdown = async () => {
       const open = new Set([...heldConns.keys()].filter((conn) => stitcher.holdsConnection(conn)));
@@ -521,10 +521,16 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       await Promise.allSettled(sends);
       sweep(seq, open);
       tableGauges();
+      // What stays unacked (the open connections' messages) goes back to JetStream now instead of after its
+      // ack wait: the shard's next owner (this stitcher restarted, or another after a handover) gets it at
+      // once and rebuilds those connections without first waiting for a predecessor's messages.
+      for (const h of held) h.msg.nak();
+      counters.counter("stitcher_messages_returned").add(held.length);
       log.info("shard flushed on shutdown", {
         shard,
         openConnections: open.size,
         heldMessages: held.length,
+        returnedMessages: held.length,
         batchesSent: Number(seq),
         batchesAcked: Number(acked),
       });
