@@ -24,6 +24,7 @@ import {
 import { digestCapture } from "./capture-compare.js";
 import { type CloudStores, cloudtapAsync, credentialArgs, simulateInto } from "./cloud-run.js";
 import { storeManifest } from "./cloudtap-cli.js";
+import { environOf } from "./mesh-faults.js";
 import { capinfosOrder, type InstanceCounters, sumCounter } from "./mesh-helpers.js";
 
 interface UpSummary {
@@ -42,20 +43,6 @@ interface Emulated {
   /** The SDK environment that opens both stores without a credentials file (its default chain). */
   readonly chainEnv?: Readonly<Record<string, string>>;
   readonly cleanup: () => Promise<void>;
-}
-
-/** A process's environment from /proc (undefined once it has exited). */
-function environOf(pid: number): Record<string, string> | undefined {
-  try {
-    const out: Record<string, string> = {};
-    for (const entry of readFileSync(`/proc/${pid}/environ`, "latin1").split("\0")) {
-      const eq = entry.indexOf("=");
-      if (eq > 0) out[entry.slice(0, eq)] = entry.slice(eq + 1);
-    }
-    return out;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A mesh program's command line: nats-server, or a service from its sources or from its bundle. */

@@ -119,6 +119,20 @@ export function land(fromRoot: string, toRoot: string, files: readonly string[])
   }
 }
 
+/** A process's environment from /proc (undefined once it has exited). */
+export function environOf(pid: number): Record<string, string> | undefined {
+  try {
+    const out: Record<string, string> = {};
+    for (const entry of readFileSync(`/proc/${pid}/environ`, "latin1").split("\0")) {
+      const eq = entry.indexOf("=");
+      if (eq > 0) out[entry.slice(0, eq)] = entry.slice(eq + 1);
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The parent pid of a process (from /proc), to signal only the processes `up` started. */
 export function parentOf(pid: number): number | undefined {
   try {
@@ -149,12 +163,8 @@ async function startExtraStitcher(stateDir: string, upPid: number, n: number): P
   const mesh = JSON.parse(readFileSync(join(stateDir, "mesh.json"), "utf8")) as MeshJson;
   const first = mesh.instances.find((i) => i.name === "stitcher-1" && i.pid !== undefined);
   assert.ok(first && parentOf(first.pid!) === upPid, "stitcher-1 runs under up");
-  const env = Object.fromEntries(
-    readFileSync(`/proc/${first.pid}/environ`, "latin1")
-      .split("\0")
-      .filter((kv) => kv.includes("="))
-      .map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]),
-  );
+  const env = environOf(first.pid!);
+  assert.ok(env, "stitcher-1's environment");
   const argv = readFileSync(`/proc/${first.pid}/cmdline`, "latin1")
     .split("\0")
     .filter((a) => a !== "");

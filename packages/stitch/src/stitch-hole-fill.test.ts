@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import type { FrameSink } from "@cloudtap/packet";
 import { type ConnOpenRecord, Direction, type TapRecord, Transport } from "@cloudtap/tap-format";
 import { Stitcher } from "./stitcher.js";
+import { parsingSink } from "./test-frame-sink.js";
 
 const T0 = 1_764_000_000_000_000_000n;
 const MS = 1_000_000n;
@@ -31,33 +32,23 @@ const SERVER_ISN = 5000;
 
 /** A sink that parses each Ethernet/IPv4/TCP frame it is given. */
 function recorder(): FrameSink & { segments: Segment[] } {
-  let frame = new Uint8Array(0);
-  const segments: Segment[] = [];
-  return {
-    segments,
-    begin(length: number) {
-      frame = new Uint8Array(length);
-      return frame;
-    },
-    commit(timestampNs: bigint, offsetNs = 0) {
-      const v = new DataView(frame.buffer);
-      const tcp = 14 + (frame[14]! & 0x0f) * 4;
-      const dir = v.getUint16(tcp) === 50_123 ? 0 : 1;
-      const flags = frame[tcp + 13]!;
-      if (flags & 0x02) return; // SYN, SYN-ACK: before any data
-      const headerLength = (frame[tcp + 12]! >> 4) * 4;
-      const isn = dir === 0 ? CLIENT_ISN : SERVER_ISN;
-      const peerIsn = dir === 0 ? SERVER_ISN : CLIENT_ISN;
-      segments.push({
-        dir,
-        offset: v.getUint32(tcp + 4) - isn - 1,
-        len: frame.length - tcp - headerLength,
-        ack: flags & 0x10 ? v.getUint32(tcp + 8) - peerIsn - 1 : -1,
-        fin: (flags & 0x01) !== 0,
-        ns: timestampNs + BigInt(offsetNs),
-      });
-    },
-  };
+  const sink = parsingSink((frame, v, tcp, ns): Segment | undefined => {
+    const dir = v.getUint16(tcp) === 50_123 ? 0 : 1;
+    const flags = frame[tcp + 13]!;
+    if (flags & 0x02) return undefined; // SYN, SYN-ACK: before any data
+    const headerLength = (frame[tcp + 12]! >> 4) * 4;
+    const isn = dir === 0 ? CLIENT_ISN : SERVER_ISN;
+    const peerIsn = dir === 0 ? SERVER_ISN : CLIENT_ISN;
+    return {
+      dir,
+      offset: v.getUint32(tcp + 4) - isn - 1,
+      len: frame.length - tcp - headerLength,
+      ack: flags & 0x10 ? v.getUint32(tcp + 8) - peerIsn - 1 : -1,
+      fin: (flags & 0x01) !== 0,
+      ns,
+    };
+  });
+  return Object.assign(sink, { segments: sink.items });
 }
 
 const open: ConnOpenRecord = {

@@ -20,6 +20,7 @@ import {
 } from "@cloudtap/tap-format";
 import { createKeyStore } from "@cloudtap/tls";
 import { Stitcher } from "./stitcher.js";
+import { parsingSink } from "./test-frame-sink.js";
 
 const T0 = 1_764_000_000_000_000_000n;
 const MS = 1_000_000n;
@@ -28,23 +29,13 @@ const B = "b2".repeat(16);
 
 /** Frames as (client port, time), in the order the sink got them. */
 function recorder(): FrameSink & { frames: { port: number; ns: bigint }[] } {
-  let frame = new Uint8Array(0);
-  const frames: { port: number; ns: bigint }[] = [];
-  return {
-    frames,
-    begin(length: number) {
-      frame = new Uint8Array(length);
-      return frame;
-    },
-    commit(timestampNs: bigint, offsetNs = 0) {
-      const v = new DataView(frame.buffer);
-      const tcp = 14 + (frame[14]! & 0x0f) * 4;
-      const src = v.getUint16(tcp);
-      const dst = v.getUint16(tcp + 2);
-      // The cleartext variant maps 443 to 80: the client port names the connection either way.
-      frames.push({ port: src === 443 || src === 80 ? dst : src, ns: timestampNs + BigInt(offsetNs) });
-    },
-  };
+  const sink = parsingSink((_frame, v, tcp, ns) => {
+    const src = v.getUint16(tcp);
+    const dst = v.getUint16(tcp + 2);
+    // The cleartext variant maps 443 to 80: the client port names the connection either way.
+    return { port: src === 443 || src === 80 ? dst : src, ns };
+  });
+  return Object.assign(sink, { frames: sink.items });
 }
 
 function open(connId: string, port: number): ConnOpenRecord {

@@ -213,6 +213,8 @@ export class TlsFlowVariants {
   /** TLS 1.3, from the ServerHello until the keys' verdict: the original's chunks, copied. */
   private deferred: { dir: 0 | 1; bytes: Uint8Array; ts: bigint; span: number }[] = [];
   private verdictBytes = 0;
+  /** Whether this flow is in `holders` now. */
+  private inHolders = false;
   private pending: [Uint8Array[], Uint8Array[]] = [[], []];
   private report: TlsFlowReport | undefined;
 
@@ -253,11 +255,14 @@ export class TlsFlowVariants {
     return oldest;
   }
 
-  /** Keeps this flow's membership of `holders` true to what it holds. */
+  /** Keeps this flow's membership of `holders` true to what it holds (the set is touched on a change only). */
   private settle(): void {
     const holders = this.o.holders;
     if (!holders) return;
-    if ((this.undecided?.length ?? 0) > 0 || this.deferred.length > 0) holders.add(this);
+    const holding = (this.undecided?.length ?? 0) > 0 || this.deferred.length > 0;
+    if (holding === this.inHolders) return;
+    this.inHolders = holding;
+    if (holding) holders.add(this);
     else holders.delete(this);
   }
 

@@ -10,8 +10,3 @@ import { fileURLToPath } from "node:url";
 
 /** The command's entry point. */
 export const CLOUDTAP_BIN = fileURLToPath(new URL("../../cli/bin/cloudtap.mjs", import.meta.url));
-
-/** The node arguments that run `cloudtap <args>`. */
-export function cloudtapArgs(...args: readonly string[]): string[] {
-  return [CLOUDTAP_BIN, ...args];
-}

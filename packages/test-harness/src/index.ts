@@ -16,7 +16,7 @@ export {
   startAzurite,
   startS3rver,
 } from "./cloud-servers.js";
-export { CLOUDTAP_BIN, cloudtapArgs } from "./cloudtap-command.js";
+export { CLOUDTAP_BIN } from "./cloudtap-command.js";
 export type { CorpusCapture } from "./corpus.js";
 export { corpusCaptures, corpusDir } from "./corpus.js";
 export type { FaultProxy } from "./fault-proxy.js";
