@@ -149,16 +149,15 @@ export function runShardLeases(o: ShardLeasesOptions): ShardLeases {
         o.counters.counter("stitcher_shard_lease_errors").add(1);
         o.log.warn("shard leases: beat failed", { error: err instanceof Error ? err.message : String(err) });
       }
+      // One listener per wait, removed when the beat comes (the signal lives as long as the process).
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, beatMs);
-        o.signal.addEventListener(
-          "abort",
-          () => {
-            clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
+        const done = () => {
+          clearTimeout(timer);
+          o.signal.removeEventListener("abort", done);
+          resolve();
+        };
+        const timer = setTimeout(done, beatMs);
+        o.signal.addEventListener("abort", done, { once: true });
       });
     }
     // Stopped: every shard drains (the stage's own shutdown), then the leases and the membership go.
