@@ -25,7 +25,7 @@ import { scratchDir } from "./scratch.js";
 import { writeSyntheticStore } from "./synthetic-store.js";
 
 const TOTAL = Number(process.env["CLOUD_BENCH_BYTES"] ?? 48 * 1024 * 1024);
-const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
+const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
 const PARALLEL = 16;
 /** The stitch's `--workers` (CLOUD_BENCH_WORKERS, default 1: the fetch and the stitching on one thread). */
 const WORKERS = process.env["CLOUD_BENCH_WORKERS"] ?? "1";
@@ -35,7 +35,7 @@ function stitch(args: readonly string[], out: string): Promise<{ seconds: number
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ["--import", "tsx", CLI, "stitch", ...args, "--pcapng", out, "--workers", WORKERS, "--json"],
+      [CLI, "stitch", ...args, "--pcapng", out, "--workers", WORKERS, "--json"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     let stdout = "";

@@ -23,7 +23,7 @@ import {
 } from "@cloudtap/tap-format";
 import { type StageFigures, stageQuantiles } from "../packages/mesh/src/stage-latency.js";
 
-const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
+const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -46,13 +46,9 @@ export interface LagResult {
 
 /** Every instance's counters, by `cloudtap status --json`. */
 async function statusSnapshots(stateDir: string): Promise<Record<string, number>[]> {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", CLI, "status", "--state-dir", stateDir, "--json"],
-    {
-      stdio: ["ignore", "pipe", "inherit"],
-    },
-  );
+  const child = spawn(process.execPath, [CLI, "status", "--state-dir", stateDir, "--json"], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let out = "";
   child.stdout.on("data", (d) => {
     out += String(d);
@@ -71,8 +67,6 @@ export async function measureLag(dir: string, o: { pollMs: number; latenessMs: n
   const up = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
       CLI,
       "up",
       "--no-keys",

@@ -19,7 +19,7 @@ import { scratchDir } from "./scratch.js";
 import { writeSyntheticStore } from "./synthetic-store.js";
 
 const TOTAL = Number(process.env["MESH_BENCH_BYTES"] ?? 96 * 1024 * 1024);
-const CLI = new URL("../packages/cli/src/main.ts", import.meta.url).pathname;
+const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
 const TICK = 100; // clock ticks per second (CLK_TCK on Linux)
 /** Stitcher counts to run (`MESH_BENCH_STITCHERS=1,2`); default 1, 2 and 4. */
 const STITCHER_COUNTS = (process.env["MESH_BENCH_STITCHERS"] ?? "1,2,4").split(",").map(Number);
@@ -30,10 +30,17 @@ const STITCHER_COUNTS = (process.env["MESH_BENCH_STITCHERS"] ?? "1,2,4").split("
  */
 const PROFILE_DIR = process.env["MESH_BENCH_PROFILE"];
 /**
- * Record time between response records (MESH_BENCH_RECORD_GAP_US, default 1: the store in milliseconds of
- * record time, as the figures before 2026-12-01 evening; 100 is about 1.3 Gb/s of traffic).
+ * Record time between response records (MESH_BENCH_RECORD_GAP_US, default 100: about 1.3 Gb/s of traffic,
+ * so the stitchers' time order releases as the run goes, as it does on a real tap; 1 is the store of the
+ * figures before 2026-12-02, whose whole record time fits in the time order's margin, so every frame
+ * waited for the end of the window).
  */
-const RECORD_GAP_NS = BigInt(process.env["MESH_BENCH_RECORD_GAP_US"] ?? "1") * 1000n;
+const RECORD_GAP_NS = BigInt(process.env["MESH_BENCH_RECORD_GAP_US"] ?? "100") * 1000n;
+/**
+ * A timeline (`MESH_BENCH_TIMELINE=1`): each 200 ms sample's CPU per service (ms of CPU in that sample)
+ * printed to stderr from the window's start, to see which stage waits for which.
+ */
+const TIMELINE = process.env["MESH_BENCH_TIMELINE"] === "1";
 
 interface ProcSample {
   readonly cpuSeconds: number;
@@ -85,8 +92,6 @@ async function meshOnce(dir: string, store: string, stitchers: number): Promise<
   const up = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
       CLI,
       "up",
       "--once",
@@ -130,7 +135,20 @@ async function meshOnce(dir: string, store: string, stitchers: number): Promise<
   const serviceOf = new Map<number, string>();
   let windowOpen = false;
   const fetcherLog = join(stateDir, "logs", "fetcher-1.log");
+  const previous = new Map<number, number>();
+  let tick = 0;
   const timer = setInterval(() => {
+    if (TIMELINE && windowOpen) {
+      const row: string[] = [];
+      for (const [pid, service] of serviceOf) {
+        const s = sample(pid);
+        if (!s) continue;
+        const before = previous.get(pid) ?? s.cpuSeconds;
+        previous.set(pid, s.cpuSeconds);
+        row.push(`${service} ${Math.round((s.cpuSeconds - before) * 1000)}`);
+      }
+      process.stderr.write(`  t=${(tick++ * 0.2).toFixed(1)}s ${row.join("  ")}\n`);
+    }
     if (!windowOpen) windowOpen = logTimes(fetcherLog, "fetch stage running").length > 0;
     const meshFile = join(stateDir, "mesh.json");
     if (!existsSync(meshFile)) return;
@@ -199,7 +217,7 @@ export async function benchMesh(): Promise<BenchResult[]> {
     const oneOut = join(dir, "one.pcapng");
     const one = spawnSync(
       process.execPath,
-      ["--import", "tsx", CLI, "stitch", "--source", store, "--pcapng", oneOut, "--json"],
+      [CLI, "stitch", "--source", store, "--pcapng", oneOut, "--json"],
       { encoding: "utf8", maxBuffer: 64 << 20 },
     );
     if (one.status !== 0) throw new Error(`cloudtap stitch failed: ${one.stderr}`);

@@ -262,7 +262,9 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
     );
     if (found) break;
     if (attempt === 0) log.info("waiting for the chunk stream", { stream: StreamName.Chunks });
-    await sleep(Math.min(2000, 100 * 2 ** Math.min(attempt, 5)), signal);
+    // Every 100 ms for the first 10 s (the fetchers start beside the stitchers, and a doubling wait would
+    // leave the blobs waiting up to twice the time the stream took to appear), then every 2 s.
+    await sleep(attempt < 100 ? 100 : 2000, signal);
   }
   const runShard = async (shard: number, signal: AbortSignal): Promise<void> => {
     const durable = stitcherConsumer(run, shard);
