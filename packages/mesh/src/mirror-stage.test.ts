@@ -11,7 +11,7 @@ import type { ServiceClient } from "@cloudtap/rpc";
 import { encodeBatchRequest, grpcMirrorLink } from "./mirror-stage.js";
 
 describe("mesh - mirror batch encoding", () => {
-  it("encodeBatchRequest gives protobuf-es's bytes for the same request, and decodes to it", () => {
+  it("encodeBatchRequest decodes to the request, copied or written in place into the frames' headroom", () => {
     const frames = new Uint8Array(300_000);
     for (let i = 0; i < frames.length; i++) frames[i] = (i * 31 + 5) & 0xff;
     const traces = [
@@ -19,29 +19,45 @@ describe("mesh - mirror batch encoding", () => {
       {},
       { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
       { traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate: "ü=1,k=" },
+      {
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        tracestate: "k=".padEnd(600, "v"),
+      },
     ];
     for (const seq of [0n, 1n, 127n, 128n, 300n, 2n ** 35n, 2n ** 64n - 1n])
       for (const f of [frames, frames.subarray(7, 200), new Uint8Array(0)])
-        for (const trace of traces) {
-          const value = { seq, frames: f, traceContext: { ...trace } };
-          const want = toBinary(
-            StreamPacketsRequestSchema,
-            create(StreamPacketsRequestSchema, {
-              message: { case: "batch", value },
-            }),
-          );
-          const got = encodeBatchRequest(seq, f, trace);
-          assert.ok(
-            Buffer.from(got).equals(Buffer.from(want)),
-            `seq ${seq}, ${f.length} bytes, ${JSON.stringify(trace)}`,
-          );
-          const back = fromBinary(StreamPacketsRequestSchema, got);
-          assert.equal(back.message.case, "batch");
-          if (back.message.case !== "batch") continue;
-          assert.equal(back.message.value.seq, seq);
-          assert.ok(Buffer.from(back.message.value.frames).equals(Buffer.from(f)));
-          assert.deepEqual({ ...back.message.value.traceContext }, { ...trace });
-        }
+        for (const trace of traces)
+          for (const headroom of [0, 512]) {
+            // The frames at `headroom` in a buffer whose bytes before them are garbage the encoder may overwrite.
+            const room = new Uint8Array(headroom + f.length).fill(0xee, 0, headroom);
+            room.set(f, headroom);
+            const framesIn = room.subarray(headroom);
+            const got = encodeBatchRequest(seq, framesIn, trace, headroom);
+            const what = `seq ${seq}, ${f.length} bytes, ${JSON.stringify(trace)?.slice(0, 80)}, headroom ${headroom}`;
+            const header = got.length - f.length;
+            const inPlace = headroom > 0 && f.length > 0 && header <= headroom;
+            assert.equal(got.buffer === room.buffer, inPlace, `${what}: in place`);
+            const back = fromBinary(
+              StreamPacketsRequestSchema,
+              new Uint8Array(got.buffer, got.byteOffset, got.length),
+            );
+            assert.equal(back.message.case, "batch");
+            if (back.message.case !== "batch") continue;
+            assert.equal(back.message.value.seq, seq, what);
+            assert.ok(Buffer.from(back.message.value.frames).equals(Buffer.from(f)), what);
+            assert.deepEqual({ ...back.message.value.traceContext }, { ...trace }, what);
+            // The same message as protobuf-es encodes (its field order differs: compared decoded).
+            const want = fromBinary(
+              StreamPacketsRequestSchema,
+              toBinary(
+                StreamPacketsRequestSchema,
+                create(StreamPacketsRequestSchema, {
+                  message: { case: "batch", value: { seq, frames: f, traceContext: { ...trace } } },
+                }),
+              ),
+            );
+            assert.deepEqual(back, want, what);
+          }
   });
 });
 

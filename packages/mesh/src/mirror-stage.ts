@@ -497,7 +497,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
         });
       });
     },
-    async send(seq, frames, trace) {
+    async send(seq, frames, trace, headroom) {
       sendsWaiting++;
       let acked: Promise<void>;
       try {
@@ -505,7 +505,7 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
           await new Promise<void>((resolve) => slotWaiters.push(resolve));
         if (failure !== undefined) throw failure;
         acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
-        queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace)));
+        queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace, headroom)));
       } finally {
         sendsWaiting--;
         if (sendsWaiting === 0 && deferredWatermark && failure === undefined) {
@@ -555,15 +555,18 @@ function writeVarint(out: Uint8Array, at: number, n: number): number {
 }
 
 /**
- * A `StreamPacketsRequest` carrying one batch, in protobuf's binary form, built with one copy of the frames
- * (protobuf-es copies a bytes field once per level of message nesting, twice here, on every 1 MiB batch):
- * `batch` (2) = `PacketBatch { seq (1), frames (2), trace_context (3) }`, fields in number order, default
- * values left out, as protobuf-es writes it (tested to be the same bytes).
+ * A `StreamPacketsRequest` carrying one batch, in protobuf's binary form: `batch` (2) = `PacketBatch { seq
+ * (1), trace_context (3), frames (2) }`, default values left out. The frames field comes last (protobuf
+ * allows fields in any order), so all that precedes the frames is one header: with `headroom` bytes free
+ * before `frames` in its buffer (a `FrameBatchRecorder` batch has them), the header is written there and the
+ * message is a view of that buffer, the frames not copied; without, the frames are copied once (protobuf-es
+ * copies a bytes field once per level of message nesting, twice here, on every 1 MiB batch).
  */
 export function encodeBatchRequest(
   seq: bigint,
   frames: Uint8Array,
   trace?: Readonly<Record<string, string>>,
+  headroom = 0,
 ): Uint8Array {
   let seqBytes = 0;
   if (seq !== 0n) {
@@ -577,9 +580,14 @@ export function encodeBatchRequest(
     return { key, value, size };
   });
   let inner = seqBytes === 0 ? 0 : 1 + seqBytes;
-  if (frames.length > 0) inner += 1 + varintBytes(frames.length) + frames.length;
   for (const e of entries) inner += 1 + varintBytes(e.size) + e.size;
-  const out = Buffer.allocUnsafe(1 + varintBytes(inner) + inner);
+  if (frames.length > 0) inner += 1 + varintBytes(frames.length) + frames.length;
+  const total = 1 + varintBytes(inner) + inner;
+  const header = total - frames.length;
+  const inPlace = frames.length > 0 && header <= headroom && header <= frames.byteOffset;
+  const out = inPlace
+    ? new Uint8Array(frames.buffer, frames.byteOffset - header, total)
+    : Buffer.allocUnsafe(total);
   out[0] = 0x12; // field 2 (batch), length-delimited
   let at = writeVarint(out, 1, inner);
   if (seqBytes > 0) {
@@ -587,12 +595,6 @@ export function encodeBatchRequest(
     let v = BigInt.asUintN(64, seq);
     for (; v >= 0x80n; v >>= 7n) out[at++] = Number(v & 0x7fn) | 0x80;
     out[at++] = Number(v);
-  }
-  if (frames.length > 0) {
-    out[at++] = 0x12; // field 2 (frames), length-delimited
-    at = writeVarint(out, at, frames.length);
-    out.set(frames, at);
-    at += frames.length;
   }
   for (const e of entries) {
     out[at++] = 0x1a; // field 3 (trace_context), a map entry
@@ -605,6 +607,12 @@ export function encodeBatchRequest(
     at = writeVarint(out, at, e.value.length);
     out.set(e.value, at);
     at += e.value.length;
+  }
+  if (frames.length > 0) {
+    out[at++] = 0x12; // field 2 (frames), length-delimited
+    at = writeVarint(out, at, frames.length);
+    if (!inPlace) out.set(frames, at);
+    at += frames.length;
   }
   if (at !== out.length) throw new Error(`encodeBatchRequest: wrote ${at} of ${out.length} bytes`);
   return out;

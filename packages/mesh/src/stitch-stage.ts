@@ -61,7 +61,13 @@ export interface MirrorLink {
    * Sends a batch; resolves once the egress acknowledged it (sinks accepted it). `trace` is the batch span's
    * W3C trace context (`traceparent`, `tracestate`), sent with the batch.
    */
-  send(seq: bigint, frames: Uint8Array, trace?: Readonly<Record<string, string>>): Promise<void>;
+  send(
+    seq: bigint,
+    frames: Uint8Array,
+    trace?: Readonly<Record<string, string>>,
+    /** Free bytes before `frames` in its buffer the link may write its message header into. */
+    headroom?: number,
+  ): Promise<void>;
   /**
    * Between batches: the stream's watermark (no frame to come is stamped earlier; undefined: not known)
    * and whether it has nothing pending (the egress then does not wait for it).
@@ -424,7 +430,7 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
           if (arrived !== undefined) holdLatency.observe(shippedAt - arrived);
         });
         const traced = tracer.batch(mine, batch.frames, batch.bytes.length, links);
-        const sent = mirror.send(mine, batch.bytes, traced.trace).then(() => {
+        const sent = mirror.send(mine, batch.bytes, traced.trace, batch.headroom).then(() => {
           roundtripLatency.observe(Date.now() - shippedAt, batch.frames);
           if (mine > acked) acked = mine;
           ackReady();
@@ -743,6 +749,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
         consumeSpan.end();
         // Back-pressure: a slow egress holds this loop, and JetStream keeps the backlog.
         while (sends.length > 8) await Promise.race(sends).catch(() => {});
+        // The client hands out the messages it has buffered without a turn of the event loop: without one
+        // here, the batches this message made would reach the socket (and the egress's acks this process)
+        // only once the buffer is empty, up to 64 messages later, a second at full rate.
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
       if (mirrorFailure !== undefined)
         throw new Error(`shard ${shard}: the mirror stream failed (${String(mirrorFailure)})`);

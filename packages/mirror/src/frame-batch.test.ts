@@ -10,7 +10,13 @@ import type { FlowAwareFrameSink, FrameFlowContext, FrameSink } from "@cloudtap/
 import { createStitcherFromSettings, runStitchJob } from "@cloudtap/stitch";
 import { runSimulation } from "@cloudtap/tapsim";
 import { createKeyStore } from "@cloudtap/tls";
-import { FrameBatchError, FrameBatchRecorder, FrameBatchReplayer } from "./frame-batch.js";
+import {
+  BATCH_HEADROOM,
+  FrameBatchError,
+  FrameBatchRecorder,
+  FrameBatchReplayer,
+  type RecordedBatch,
+} from "./frame-batch.js";
 
 /** A flow-aware pcapng encoder that logs the flow calls it gets (the replay must make the same ones). */
 function loggingEncoder() {
@@ -148,6 +154,59 @@ describe("mirror - frame batches", () => {
       assert.equal(recorder.size, 0);
     });
   }
+
+  it("batches taken one after another share buffers, each with a headroom of its own the holder may overwrite", () => {
+    const recorder = new FrameBatchRecorder({ chunkBytes: 64 * 1024 });
+    const flow = recorder.forFlow({
+      connId: "cd".repeat(16),
+      variant: "original",
+      transport: "tcp",
+      ipVersion: 4,
+      client: { address: "10.0.0.1", port: 1 },
+      server: { address: "10.0.0.2", port: 2 },
+      attributes: {},
+    });
+    const batches: RecordedBatch[] = [];
+    for (let i = 0; i < 200; i++) {
+      flow.begin(700).fill(i & 0xff);
+      flow.commit(BigInt(i));
+      if (i % 3 === 2) batches.push(...recorder.takeBatches(1 << 20));
+    }
+    flow.end();
+    batches.push(...recorder.takeBatches(1 << 20));
+    assert.ok(batches.length > 60);
+    // Most batches after the first in a buffer live in the same buffer as the one before them.
+    const shared = batches.filter((b, i) => i > 0 && b.bytes.buffer === batches[i - 1]!.bytes.buffer).length;
+    assert.ok(shared > batches.length / 2, `${shared} of ${batches.length}`);
+    // Every holder writes over its headroom (as the mirror link writes its header there): no batch changes.
+    const copies = batches.map((b) => Buffer.from(b.bytes));
+    for (const b of batches) {
+      assert.equal(b.headroom, BATCH_HEADROOM);
+      assert.ok(b.bytes.byteOffset >= b.headroom);
+      new Uint8Array(b.bytes.buffer, b.bytes.byteOffset - b.headroom, b.headroom).fill(0x5a);
+    }
+    for (const [i, b] of batches.entries()) assert.ok(Buffer.from(b.bytes).equals(copies[i]!), `batch ${i}`);
+    const seen: number[] = [];
+    const replayer = new FrameBatchReplayer({
+      begin: () => new Uint8Array(0),
+      commit: () => {},
+      forFlow: () => {
+        let buf = new Uint8Array(0);
+        return {
+          begin: (n: number) => {
+            buf = new Uint8Array(n);
+            return buf;
+          },
+          commit: () => seen.push(buf[0]!),
+        };
+      },
+    });
+    for (const b of batches) replayer.replay(b.bytes);
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 200 }, (_, i) => i & 0xff),
+    );
+  });
 
   it("a malformed batch is a FrameBatchError, never a partial frame", () => {
     const recorder = new FrameBatchRecorder();

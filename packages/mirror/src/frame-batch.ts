@@ -30,6 +30,11 @@ export class FrameBatchError extends Error {
 export interface RecordedBatch {
   readonly bytes: Uint8Array;
   readonly frames: number;
+  /**
+   * Bytes just before `bytes` in its buffer that belong to this batch alone (0: none): room for the header
+   * of the message that carries it (the mirror stream's protobuf), so the frames go out without a copy.
+   */
+  readonly headroom: number;
   /** Connections whose flows ended in this batch. */
   readonly endedConnections: readonly string[];
 }
@@ -37,21 +42,28 @@ export interface RecordedBatch {
 /** Default size of a recorder's buffers: batches up to this size leave it without a copy. */
 export const DEFAULT_RECORDER_CHUNK_BYTES = 1024 * 1024;
 
+/** Bytes kept free before every batch a recorder hands out (`RecordedBatch.headroom`). */
+export const BATCH_HEADROOM = 512;
+
 /**
  * A frame sink that records; `take()` returns the batch so far and starts the next. Events are recorded into
  * buffers of `chunkBytes`: when one is full it is sealed as it is and recording goes on in a new one, so a
- * large output (a time-order stage releasing a window at once) is never copied to grow a buffer, and
- * `takeBatches` hands the sealed buffers out as batches without copying them.
+ * large output (a time-order stage releasing a window at once) is never copied to grow a buffer.
+ * `takeBatches` hands the batches out as views of those buffers, each with `BATCH_HEADROOM` free bytes
+ * before it, and the next batch is recorded in the rest of the buffer: no frame is copied between the
+ * stitcher writing it and the mirror stream's socket write.
  */
 export class FrameBatchRecorder implements FlowAwareFrameSink {
   private readonly chunkBytes: number;
   private buf: Uint8Array;
   private view: DataView;
-  private at = 0;
+  /** Where the batch being recorded begins in `buf` (its headroom is before it). */
+  private batchAt = BATCH_HEADROOM;
+  private at = BATCH_HEADROOM;
   private frameAt = -1;
   private frames = 0;
   /** Full buffers, sealed (bytes and frame counts), oldest first. */
-  private sealed: { bytes: Uint8Array; frames: number }[] = [];
+  private sealed: { bytes: Uint8Array; frames: number; headroom: number }[] = [];
   private sealedBytes = 0;
   private nextRef = 0;
   private ended: string[] = [];
@@ -68,7 +80,7 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
 
   /** Bytes recorded since the last `take()`. */
   get size(): number {
-    return this.sealedBytes + this.at;
+    return this.sealedBytes + this.at - this.batchAt;
   }
 
   get frameCount(): number {
@@ -85,14 +97,36 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   /** Room for an event of `n` bytes: the current buffer, or a new one once the current one is sealed. */
   private reserve(n: number): void {
     if (this.at + n <= this.buf.length) return;
-    if (this.at > 0) {
-      this.sealed.push({ bytes: this.buf.subarray(0, this.at), frames: this.frames });
-      this.sealedBytes += this.at;
-      this.at = 0;
+    if (this.at > this.batchAt) {
+      this.sealed.push({
+        bytes: this.buf.subarray(this.batchAt, this.at),
+        frames: this.frames,
+        headroom: BATCH_HEADROOM,
+      });
+      this.sealedBytes += this.at - this.batchAt;
       this.frames = 0;
     }
-    this.buf = new Uint8Array(Math.max(this.chunkBytes, n));
+    this.fresh(n);
+  }
+
+  /** A new buffer with room for an event of `n` bytes after the headroom. */
+  private fresh(n: number): void {
+    this.buf = new Uint8Array(Math.max(this.chunkBytes, BATCH_HEADROOM + n));
     this.view = new DataView(this.buf.buffer);
+    this.batchAt = BATCH_HEADROOM;
+    this.at = BATCH_HEADROOM;
+  }
+
+  /**
+   * After a take: the next batch goes on in the rest of the buffer (past a headroom of its own) while a
+   * sixteenth of the buffer is left, else in a new one.
+   */
+  private nextBatch(): void {
+    const rest = this.buf.length - this.at - BATCH_HEADROOM;
+    if (rest >= Math.max(4096, this.chunkBytes >>> 4)) {
+      this.batchAt = this.at + BATCH_HEADROOM;
+      this.at = this.batchAt;
+    } else this.fresh(0);
   }
 
   private beginFrame(ref: number, length: number): Uint8Array {
@@ -185,22 +219,27 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
    */
   takeBatches(maxBytes: number): RecordedBatch[] {
     const parts = this.sealed;
-    if (this.at > 0) parts.push({ bytes: this.buf.slice(0, this.at), frames: this.frames });
+    if (this.at > this.batchAt)
+      parts.push({
+        bytes: this.buf.subarray(this.batchAt, this.at),
+        frames: this.frames,
+        headroom: BATCH_HEADROOM,
+      });
     const endedConnections = this.ended;
     this.sealed = [];
     this.sealedBytes = 0;
-    this.at = 0;
     this.frames = 0;
     this.ended = [];
+    this.nextBatch();
     const out: RecordedBatch[] = [];
     for (const part of parts) {
       if (part.bytes.length <= maxBytes)
-        out.push({ bytes: part.bytes, frames: part.frames, endedConnections: [] });
-      else out.push(...split(part.bytes, maxBytes));
+        out.push({ bytes: part.bytes, frames: part.frames, headroom: part.headroom, endedConnections: [] });
+      else out.push(...split(part.bytes, part.headroom, maxBytes));
     }
     if (out.length > 0) {
       const last = out[out.length - 1]!;
-      out[out.length - 1] = { bytes: last.bytes, frames: last.frames, endedConnections };
+      out[out.length - 1] = { ...last, endedConnections };
     }
     return out;
   }
@@ -208,25 +247,29 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   /** The batch recorded so far (a copy), and a fresh start. */
   take(): RecordedBatch {
     const parts = this.sealed.map((c) => c.bytes);
-    parts.push(this.buf.subarray(0, this.at));
+    parts.push(this.buf.subarray(this.batchAt, this.at));
     const bytes = new Uint8Array(this.size);
     let at = 0;
     for (const p of parts) {
       bytes.set(p, at);
       at += p.length;
     }
-    const batch = { bytes, frames: this.frameCount, endedConnections: this.ended };
+    const batch = { bytes, frames: this.frameCount, headroom: 0, endedConnections: this.ended };
     this.sealed = [];
     this.sealedBytes = 0;
-    this.at = 0;
     this.frames = 0;
     this.ended = [];
+    this.batchAt = BATCH_HEADROOM;
+    this.at = BATCH_HEADROOM;
     return batch;
   }
 }
 
-/** One buffer of events cut at event boundaries into batches of at most `maxBytes` (but for a bigger event). */
-function split(bytes: Uint8Array, maxBytes: number): RecordedBatch[] {
+/**
+ * One buffer of events cut at event boundaries into batches of at most `maxBytes` (but for a bigger event);
+ * the first keeps the buffer's headroom, the others have none.
+ */
+function split(bytes: Uint8Array, headroom: number, maxBytes: number): RecordedBatch[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: RecordedBatch[] = [];
   let start = 0;
@@ -235,14 +278,24 @@ function split(bytes: Uint8Array, maxBytes: number): RecordedBatch[] {
   while (at < bytes.length) {
     const size = eventSize(bytes, view, at);
     if (at > start && at + size - start > maxBytes) {
-      out.push({ bytes: bytes.subarray(start, at), frames, endedConnections: [] });
+      out.push({
+        bytes: bytes.subarray(start, at),
+        frames,
+        headroom: start === 0 ? headroom : 0,
+        endedConnections: [],
+      });
       start = at;
       frames = 0;
     }
     if (bytes[at] === FrameBatchEvent.Frame) frames++;
     at += size;
   }
-  out.push({ bytes: bytes.subarray(start), frames, endedConnections: [] });
+  out.push({
+    bytes: bytes.subarray(start),
+    frames,
+    headroom: start === 0 ? headroom : 0,
+    endedConnections: [],
+  });
   return out;
 }
 
