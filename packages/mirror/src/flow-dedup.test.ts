@@ -126,7 +126,10 @@ describe("FlowDedup", () => {
   });
 });
 
-/** The digest as first written (BigInt halves, DataView reads): what journals written before hold. */
+/**
+ * The digest written plainly (BigInt halves, DataView reads, the words read listed first): the first 32
+ * words, every eighth from the 32nd (index 31) while before the last 4, and the last 4.
+ */
 function referenceDigest(bytes: Uint8Array, timestampNs: bigint, originalLength: number): number {
   const P1 = 0x01000193;
   const P2 = 0x5bd1e995;
@@ -140,7 +143,13 @@ function referenceDigest(bytes: Uint8Array, timestampNs: bigint, originalLength:
   h2 = Math.imul(h2 ^ lo, P2);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.length);
   const words = bytes.length >>> 2;
-  for (let i = 0; i < words; i++) {
+  const head = Math.min(words, 32);
+  const tail = Math.max(head, words - 4);
+  const read: number[] = [];
+  for (let i = 0; i < head; i++) read.push(i);
+  for (let i = head - 1 + 8; i < tail; i += 8) read.push(i);
+  for (let i = tail; i < words; i++) read.push(i);
+  for (const i of read) {
     const w = view.getUint32(i << 2, true);
     h1 = Math.imul(h1 ^ w, P1);
     h2 = Math.imul((h2 ^ w) + (h2 >>> 15), P2);
@@ -155,16 +164,33 @@ function referenceDigest(bytes: Uint8Array, timestampNs: bigint, originalLength:
 }
 
 describe("mirror - frameDigest", () => {
-  it("is the digest journals hold: aligned and unaligned frames, every length mod 4, extreme timestamps", () => {
+  it("reads the frame's first 128 bytes, every eighth word after, and its last 16 (aligned or not, every length mod 4, extreme timestamps)", () => {
     const backing = new Uint8Array(4096 + 8);
     for (let i = 0; i < backing.length; i++) backing[i] = (i * 131 + 7) & 0xff;
     const stamps = [0n, 1n, -1n, 1_764_000_000_123_456_789n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 64n - 1n];
     for (const offset of [0, 1, 2, 3, 4])
-      for (const length of [0, 1, 3, 4, 5, 54, 1514, 4096])
+      for (const length of [0, 1, 3, 4, 5, 54, 127, 128, 129, 143, 144, 150, 1514, 4096])
         for (const ts of stamps) {
           const frame = backing.subarray(offset, offset + length);
           assert.equal(frameDigest(frame, ts, length + 9), referenceDigest(frame, ts, length + 9));
         }
+  });
+});
+
+describe("mirror - frameDigest's reach", () => {
+  it("a change in the headers, the timestamp, the lengths, a word read or the last bytes changes the digest", () => {
+    const frame = new Uint8Array(1514);
+    for (let i = 0; i < frame.length; i++) frame[i] = (i * 7 + 3) & 0xff;
+    const base = frameDigest(frame, 5n, 1514);
+    assert.notEqual(frameDigest(frame, 6n, 1514), base);
+    assert.notEqual(frameDigest(frame, 5n, 1515), base);
+    assert.notEqual(frameDigest(frame.subarray(0, 1513), 5n, 1514), base);
+    // Bytes 0-127 (headers), byte 124 + 32k (the words read between), the last 16.
+    for (const at of [0, 13, 50, 127, 124 + 32, 124 + 32 * 20, 1498, 1513]) {
+      const changed = frame.slice();
+      changed[at]! ^= 0x40;
+      assert.notEqual(frameDigest(changed, 5n, 1514), base, `byte ${at}`);
+    }
   });
 });
 
@@ -188,14 +214,18 @@ describe("mirror - FlowDedup in front of a strict target", () => {
       embedKeys: () => assert.equal(open, false, "key log while a frame is begun"),
     };
     const dedup = new FlowDedup(target);
-    for (let copy = 0; copy < 2; copy++) {
+    for (let copy = 0; copy < 3; copy++) {
       const f = dedup.forFlow(flow("c1"));
-      f.begin(60).fill(7);
-      f.commit(1000n);
+      // The copies come the two ways a frame reaches the de-duplicator: staged (begin, commit) or whole.
+      if (copy === 2) f.writeFrame?.(new Uint8Array(60).fill(7), 1000n);
+      else {
+        f.begin(60).fill(7);
+        f.commit(1000n);
+      }
       dedup.embedKeys(`CLIENT_RANDOM ${copy}`);
       f.end();
     }
     assert.equal(committed, 1);
-    assert.equal(dedup.stats.duplicateFrames, 1);
+    assert.equal(dedup.stats.duplicateFrames, 2);
   });
 });

@@ -204,8 +204,12 @@ export class MergeInput {
     const n = b.view.getUint32(b.at + 17, true);
     const sink = ref === NO_FLOW ? this.merge.target : this.flows.get(ref)!;
     const start = b.at + FRAME_HEADER;
-    sink.begin(n).set(b.bytes.subarray(start, start + n));
-    sink.commit(ts, 0, original);
+    const frame = b.bytes.subarray(start, start + n);
+    if (sink.writeFrame) sink.writeFrame(frame, ts, original);
+    else {
+      sink.begin(n).set(frame);
+      sink.commit(ts, 0, original);
+    }
     b.at = start + n;
     this.appliedEvents++;
     this.heldBytes -= n;

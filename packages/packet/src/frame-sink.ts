@@ -18,6 +18,12 @@ export interface FrameSink {
    */
   beginAt?(length: number): number;
   readonly buffer?: Uint8Array;
+  /**
+   * Optional fast path for a whole frame already in memory (a replayed batch): the same as `begin(n)`,
+   * copying `bytes` in and `commit(timestampNs, 0, originalLength)`, without the sink staging it first.
+   * `bytes` is only valid during the call.
+   */
+  writeFrame?(bytes: Uint8Array, timestampNs: bigint, originalLength?: number): void;
 }
 
 /** What a sink may want to know of the flow a frame belongs to (export policy, tunnel metadata). */
