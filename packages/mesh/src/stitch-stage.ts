@@ -341,6 +341,9 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       },
       {
         sink: recorder,
+        // A message's bytes are never reused (the NATS client reads into fresh buffers; the CTAP reader's
+        // records are views of them): held events can keep views.
+        stableInput: true,
         keys: keys.store,
         embedKeys: (text) => recorder.embedKeys(text),
         onFlowComplete: (flow) => {

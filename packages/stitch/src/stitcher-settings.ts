@@ -45,6 +45,8 @@ export interface StitcherWiring {
   /** Receives a TLS flow's key-log lines, when `settings.tls.embedKeys`. */
   readonly embedKeys?: (keyLogText: string) => void;
   readonly onFlowComplete?: (flow: StitchedFlow) => void;
+  /** Record payloads stay valid after `accept` (see `StitcherOptions.stableInput`). */
+  readonly stableInput?: boolean;
 }
 
 /** Whether TLS must be parsed: keys to use or embed, or a variant that needs decryption. */
@@ -64,6 +66,7 @@ export function createStitcherFromSettings(settings: StitcherSettings, wiring: S
     ...(settings.timeOrder === undefined ? {} : { timeOrder: settings.timeOrder }),
     ...(settings.reorderWindowNs === undefined ? {} : { reorderWindowNs: settings.reorderWindowNs }),
     ...(wiring.onFlowComplete ? { onFlowComplete: wiring.onFlowComplete } : {}),
+    ...(wiring.stableInput ? { stableInput: true } : {}),
     ...(tls && wiring.keys
       ? {
           tls: {

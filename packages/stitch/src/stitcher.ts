@@ -63,6 +63,13 @@ export interface StitcherOptions {
   /** Close a connection that ended by timeout (or the input's end) with a synthetic FIN exchange. Default true. */
   readonly finOnTimeout?: boolean;
   readonly reorderWindowNs?: bigint;
+  /**
+   * The records' payloads stay valid and unchanged after `accept` (the mesh's stitcher: each chunk message's
+   * bytes are its own, kept while its connections are open): events held for the direction merge keep views
+   * of them instead of copies (the merge holds most of a response's bytes). Default false: the flow table's
+   * bytes are only valid during the call, as for a blob read in chunks.
+   */
+  readonly stableInput?: boolean;
   readonly maxHeldBytesPerFlow?: number;
   readonly flowTable?: FlowTableOptions;
   /** Called once per flow, after its last packet. */
@@ -262,7 +269,7 @@ class FlowOutput implements FlowStream {
     }
     this.merge ??= new MergeState();
     const m = this.merge;
-    const copy = bytes?.slice();
+    const copy = this.stitcher.options.stableInput ? bytes : bytes?.slice();
     m.held[dir].push({ dir, ts, bytes: copy, length, spanNs });
     m.heldBytes += copy?.length ?? 0;
     this.stitcher.stats.heldEvents++;
