@@ -208,6 +208,19 @@ describe("mirror - frame batches", () => {
     );
   });
 
+  it("takes with nothing recorded use no room: the next batch starts where it would have", () => {
+    const recorder = new FrameBatchRecorder();
+    recorder.begin(10).fill(1);
+    recorder.commit(1n);
+    const [first] = recorder.takeBatches(1 << 20);
+    for (let i = 0; i < 5000; i++) assert.deepEqual(recorder.takeBatches(1 << 20), []);
+    recorder.begin(10).fill(2);
+    recorder.commit(2n);
+    const [next] = recorder.takeBatches(1 << 20);
+    assert.equal(next!.bytes.buffer, first!.bytes.buffer);
+    assert.equal(next!.bytes.byteOffset, first!.bytes.byteOffset + first!.bytes.length + BATCH_HEADROOM);
+  });
+
   it("a malformed batch is a FrameBatchError, never a partial frame", () => {
     const recorder = new FrameBatchRecorder();
     recorder.begin(10).fill(7);

@@ -219,18 +219,20 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
    */
   takeBatches(maxBytes: number): RecordedBatch[] {
     const parts = this.sealed;
-    if (this.at > this.batchAt)
+    // Nothing recorded in the open buffer: it stays as it is (an idle shard takes every tick).
+    if (this.at > this.batchAt) {
       parts.push({
         bytes: this.buf.subarray(this.batchAt, this.at),
         frames: this.frames,
         headroom: BATCH_HEADROOM,
       });
+      this.nextBatch();
+    }
     const endedConnections = this.ended;
     this.sealed = [];
     this.sealedBytes = 0;
     this.frames = 0;
     this.ended = [];
-    this.nextBatch();
     const out: RecordedBatch[] = [];
     for (const part of parts) {
       if (part.bytes.length <= maxBytes)
