@@ -221,6 +221,23 @@ describe("mirror - frame batches", () => {
     assert.equal(next!.bytes.byteOffset, first!.bytes.byteOffset + first!.bytes.length + BATCH_HEADROOM);
   });
 
+  it("take() after takeBatches() leaves the batches handed out as they were", () => {
+    const recorder = new FrameBatchRecorder();
+    recorder.begin(100).fill(1);
+    recorder.commit(1n);
+    const [viewed] = recorder.takeBatches(1 << 20);
+    const kept = Buffer.from(viewed!.bytes);
+    recorder.begin(100).fill(2);
+    recorder.commit(2n);
+    recorder.take();
+    for (let i = 0; i < 50; i++) {
+      recorder.begin(100).fill(3);
+      recorder.commit(3n);
+    }
+    recorder.takeBatches(1 << 20);
+    assert.ok(Buffer.from(viewed!.bytes).equals(kept));
+  });
+
   it("a malformed batch is a FrameBatchError, never a partial frame", () => {
     const recorder = new FrameBatchRecorder();
     recorder.begin(10).fill(7);

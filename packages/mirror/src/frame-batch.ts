@@ -261,8 +261,8 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
     this.sealedBytes = 0;
     this.frames = 0;
     this.ended = [];
-    this.batchAt = BATCH_HEADROOM;
-    this.at = BATCH_HEADROOM;
+    // Not back to the buffer's start: batches handed out by `takeBatches` may be views of it.
+    if (this.at > this.batchAt) this.nextBatch();
     return batch;
   }
 }
