@@ -6,9 +6,9 @@
  *
  * Acks (the third link of the ack chain): a chunk message is acked only when every connection that had a
  * record in it is no longer held by the stitcher (completed, timed out, or flushed at the end of a window)
- * and the egress acknowledged the batch that carried its last frames. Until then the message is held (its
- * body is not: only the handle) and `working()` is sent every `workingEveryMs`, so JetStream does not
- * redeliver it. A stitcher that dies therefore leaves every message of every open connection unacked, and its
+ * and the egress acknowledged the batch that carried its last frames. Until then the message is held (with
+ * its body: the stitcher's direction merge keeps views of it) and `working()` is sent every
+ * `workingEveryMs`, so JetStream does not redeliver it. A stitcher that dies therefore leaves every message of every open connection unacked, and its
  * replacement rebuilds those connections from their first record: no connection state lives only in a dead
  * process's memory. The price is duplicates, bounded by the connections of the messages held at the kill.
  *

@@ -8,7 +8,8 @@
  * Why digests and not a per-flow frame count: a rebuilt connection gets its records again from JetStream,
  * possibly in another order of messages, and the packet layout of a TCP flow (which ACK goes with which
  * segment) may then differ; skipping "the first n frames" could drop frames that were never written. A
- * digest drops only a frame that is, to 52 bits, the same bytes with the same timestamp as one written;
+ * digest drops only a frame that is, to 52 bits, the same frame (the bytes it reads, below) with the same
+ * timestamp as one written;
  * anything that differs is written (a duplicate at worst, never a loss).
  *
  * Digest: two 32-bit FNV-style lanes over the frame's length, original length and timestamp, and over its

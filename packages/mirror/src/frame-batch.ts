@@ -62,7 +62,7 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
   private at = BATCH_HEADROOM;
   private frameAt = -1;
   private frames = 0;
-  /** Full buffers, sealed (bytes and frame counts), oldest first. */
+  /** Batches recorded up to a full buffer, sealed (views, frame counts, headroom), oldest first. */
   private sealed: { bytes: Uint8Array; frames: number; headroom: number }[] = [];
   private sealedBytes = 0;
   private nextRef = 0;
@@ -214,8 +214,8 @@ export class FrameBatchRecorder implements FlowAwareFrameSink {
 
   /**
    * The batches recorded so far, cut at event boundaries so that none is above `maxBytes` (but for a single
-   * event that is bigger), and a fresh start. Connections that ended go with the last batch. The sealed
-   * buffers are handed out as they are; only the open one's bytes are copied.
+   * event that is bigger), and a fresh start. Connections that ended go with the last batch. Nothing is
+   * copied: the batches are views of the recorder's buffers (see the class), which it never writes again.
    */
   takeBatches(maxBytes: number): RecordedBatch[] {
     const parts = this.sealed;

@@ -66,8 +66,10 @@ export interface StitcherOptions {
   /**
    * The records' payloads stay valid and unchanged after `accept` (the mesh's stitcher: each chunk message's
    * bytes are its own, kept while its connections are open): events held for the direction merge keep views
-   * of them instead of copies (the merge holds most of a response's bytes). Default false: the flow table's
-   * bytes are only valid during the call, as for a blob read in chunks.
+   * of them instead of copies (the merge holds most of a response's bytes). A view keeps the buffer it is
+   * in: the caller's, which the mesh's stitcher keeps anyway until the message is acked, after its
+   * connections are released. Default false: the flow table's bytes are only valid during the call, as for
+   * a blob read in chunks.
    */
   readonly stableInput?: boolean;
   readonly maxHeldBytesPerFlow?: number;

@@ -8,8 +8,10 @@
  *   service's `<SERVICE>_METRICS_LISTEN` address once its config is parsed;
  * - the resource: `service.name` from `OTEL_SERVICE_NAME` (else the service's folder name),
  *   `service.namespace` cloudtap, `service.instance.id` from `<SERVICE>_INSTANCE`, `OTEL_RESOURCE_ATTRIBUTES`.
- * - without a span processor (no exporter, none given), no tracer provider and no context manager are set:
- *   spans are the API's no-ops and nothing is carried across awaits.
+ * - without a span processor (no exporter, none given), no tracer provider is set and the context manager
+ *   keeps no active context: spans are the API's no-ops and nothing is carried across awaits, so such a
+ *   process does not pass a trace on either (what comes in a message's headers does not reach what it
+ *   sends). Give every service the same OTEL settings (`cloudtap up` and the deploy files do).
  * `register.ts` starts it before any application module is evaluated. `shutdownTelemetry()` flushes and
  * stops it: the last step of a service's shutdown.
  */
