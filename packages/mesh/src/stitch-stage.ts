@@ -10,7 +10,8 @@
  * its body: the stitcher's direction merge keeps views of it) and `working()` is sent every
  * `workingEveryMs`, so JetStream does not redeliver it. A stitcher that dies therefore leaves every message
  * of every open connection unacked, and its replacement rebuilds those connections from their first record:
- * no connection state lives only in a dead process's memory. The price is duplicates, bounded by the connections of the messages held at the kill.
+ * no connection state lives only in a dead process's memory. The price is duplicates, bounded by the
+ * connections of the messages held at the kill.
  *
  * Keys: before a message's records are stitched, the client randoms of its ClientHellos (first client bytes
  * of a connection) are looked up in the key broker and waited for, up to `keyWaitMs`; the stitcher's key
