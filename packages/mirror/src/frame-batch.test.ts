@@ -41,6 +41,38 @@ function loggingEncoder() {
   return { encoder, sink, calls };
 }
 
+/** A TCP flow's context, for recorder tests. */
+function tcpFlow(connId: string): FrameFlowContext {
+  return {
+    connId,
+    variant: "original",
+    transport: "tcp",
+    ipVersion: 4,
+    client: { address: "10.0.0.1", port: 1 },
+    server: { address: "10.0.0.2", port: 2 },
+    attributes: {},
+  };
+}
+
+/** A replayer that pushes each flow frame's first byte to `seen`, and -1 at each flow's end. */
+function firstBytesReplayer(seen: number[]): FrameBatchReplayer {
+  return new FrameBatchReplayer({
+    begin: () => new Uint8Array(0),
+    commit: () => {},
+    forFlow: () => {
+      let buf = new Uint8Array(0);
+      return {
+        begin: (n: number) => {
+          buf = new Uint8Array(n);
+          return buf;
+        },
+        commit: () => seen.push(buf[0]!),
+        end: () => seen.push(-1),
+      };
+    },
+  });
+}
+
 async function stitchInto(
   sink: FlowAwareFrameSink & { embedKeys(t: string): void },
   store: ObjectStore,
@@ -109,15 +141,7 @@ describe("mirror - frame batches", () => {
   for (const chunkBytes of [undefined, 8192, 20_000]) {
     it(`takeBatches cuts at event boundaries under the cap, and the replay of the parts is the whole (buffers of ${chunkBytes ?? "default"} bytes)`, () => {
       const recorder = new FrameBatchRecorder(chunkBytes === undefined ? {} : { chunkBytes });
-      const flow = recorder.forFlow({
-        connId: "ab".repeat(16),
-        variant: "original",
-        transport: "tcp",
-        ipVersion: 4,
-        client: { address: "10.0.0.1", port: 1 },
-        server: { address: "10.0.0.2", port: 2 },
-        attributes: {},
-      });
+      const flow = recorder.forFlow(tcpFlow("ab".repeat(16)));
       for (let i = 0; i < 100; i++) {
         flow.begin(1000).fill(i);
         flow.commit(BigInt(i));
@@ -133,21 +157,7 @@ describe("mirror - frame batches", () => {
       );
       assert.deepEqual(batches.at(-1)!.endedConnections, ["ab".repeat(16)]);
       const seen: number[] = [];
-      const replayer = new FrameBatchReplayer({
-        begin: () => new Uint8Array(0),
-        commit: () => {},
-        forFlow: () => {
-          let buf = new Uint8Array(0);
-          return {
-            begin: (n: number) => {
-              buf = new Uint8Array(n);
-              return buf;
-            },
-            commit: () => seen.push(buf[0]!),
-            end: () => seen.push(-1),
-          };
-        },
-      });
+      const replayer = firstBytesReplayer(seen);
       for (const b of batches) replayer.replay(b.bytes);
       assert.deepEqual(seen, [...Array.from({ length: 100 }, (_, i) => i), -1]);
       assert.deepEqual(recorder.takeBatches(10_000), []);
@@ -157,15 +167,7 @@ describe("mirror - frame batches", () => {
 
   it("batches taken one after another share buffers, each with a headroom of its own the holder may overwrite", () => {
     const recorder = new FrameBatchRecorder({ chunkBytes: 64 * 1024 });
-    const flow = recorder.forFlow({
-      connId: "cd".repeat(16),
-      variant: "original",
-      transport: "tcp",
-      ipVersion: 4,
-      client: { address: "10.0.0.1", port: 1 },
-      server: { address: "10.0.0.2", port: 2 },
-      attributes: {},
-    });
+    const flow = recorder.forFlow(tcpFlow("cd".repeat(16)));
     const batches: RecordedBatch[] = [];
     for (let i = 0; i < 200; i++) {
       flow.begin(700).fill(i & 0xff);
@@ -187,25 +189,9 @@ describe("mirror - frame batches", () => {
     }
     for (const [i, b] of batches.entries()) assert.ok(Buffer.from(b.bytes).equals(copies[i]!), `batch ${i}`);
     const seen: number[] = [];
-    const replayer = new FrameBatchReplayer({
-      begin: () => new Uint8Array(0),
-      commit: () => {},
-      forFlow: () => {
-        let buf = new Uint8Array(0);
-        return {
-          begin: (n: number) => {
-            buf = new Uint8Array(n);
-            return buf;
-          },
-          commit: () => seen.push(buf[0]!),
-        };
-      },
-    });
+    const replayer = firstBytesReplayer(seen);
     for (const b of batches) replayer.replay(b.bytes);
-    assert.deepEqual(
-      seen,
-      Array.from({ length: 200 }, (_, i) => i & 0xff),
-    );
+    assert.deepEqual(seen, [...Array.from({ length: 200 }, (_, i) => i & 0xff), -1]);
   });
 
   it("takes with nothing recorded use no room: the next batch starts where it would have", () => {

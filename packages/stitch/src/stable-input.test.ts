@@ -13,31 +13,20 @@ import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { listBlobs } from "@cloudtap/fetch";
 import { openStore } from "@cloudtap/object-store";
-import type { FrameSink } from "@cloudtap/packet";
 import { readCtap, type TapRecord } from "@cloudtap/tap-format";
 import { runSimulation } from "@cloudtap/tapsim";
 import { Stitcher } from "./stitcher.js";
+import { parsingSink } from "./test-frame-sink.js";
 
-/** A sink that hashes every frame with its time, in order. */
-function hashingSink(): FrameSink & { digest(): string; frames: number } {
+/** A sink that hashes every frame with its time, in order (the stitch tests' parsing sink, one item a frame). */
+function hashingSink() {
   const h = createHash("sha256");
-  let frame = new Uint8Array(0);
-  let frames = 0;
-  return {
-    begin(length: number) {
-      frame = new Uint8Array(length);
-      return frame;
-    },
-    commit(timestampNs: bigint, offsetNs = 0) {
-      h.update(frame);
-      h.update(String(timestampNs + BigInt(offsetNs)));
-      frames++;
-    },
-    digest: () => h.digest("hex"),
-    get frames() {
-      return frames;
-    },
-  };
+  const sink = parsingSink((frame, _view, _tcp, ns) => {
+    h.update(frame);
+    h.update(String(ns));
+    return true;
+  });
+  return { sink, digest: () => h.digest("hex"), frames: () => sink.items.length };
 }
 
 async function stitch(
@@ -45,8 +34,8 @@ async function stitch(
   stableInput: boolean,
   scribble: boolean,
 ): Promise<{ digest: string; frames: number; heldEvents: number }> {
-  const sink = hashingSink();
-  const stitcher = new Stitcher({ sink, reorderWindowNs: 60_000_000_000n, stableInput });
+  const out = hashingSink();
+  const stitcher = new Stitcher({ sink: out.sink, reorderWindowNs: 60_000_000_000n, stableInput });
   for (const blob of blobs) {
     // Each blob in a buffer of its own, as a chunk message is.
     const own = blob.slice();
@@ -60,7 +49,7 @@ async function stitch(
     if (scribble) own.fill(0x5a);
   }
   stitcher.flushAll();
-  return { digest: sink.digest(), frames: sink.frames, heldEvents: stitcher.stats.heldEvents };
+  return { digest: out.digest(), frames: out.frames(), heldEvents: stitcher.stats.heldEvents };
 }
 
 describe("stitch - stable input", () => {
