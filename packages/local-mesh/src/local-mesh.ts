@@ -20,7 +20,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { StatusService } from "@cloudtap/proto";
 import {
@@ -189,10 +189,11 @@ export class LocalMesh {
     return this.plan.otlpEndpoint || process.env["OTEL_EXPORTER_OTLP_ENDPOINT"] || undefined;
   }
 
+  /** Replaced whole (a rename), so `cloudtap status` and anything else reading it never sees half a file. */
   private writeState(): void {
-    writeFileSync(join(this.stateDir, MESH_STATE_FILE), `${JSON.stringify(this.state, null, 2)}\n`, {
-      mode: 0o600,
-    });
+    const path = join(this.stateDir, MESH_STATE_FILE);
+    writeFileSync(`${path}.tmp`, `${JSON.stringify(this.state, null, 2)}\n`, { mode: 0o600 });
+    renameSync(`${path}.tmp`, path);
   }
 
   private spawn(
