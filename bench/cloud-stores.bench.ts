@@ -1,43 +1,53 @@
 /**
  * Cloud stores (`pnpm bench cloud-stores`): `cloudtap stitch` from each emulator next to a plain SDK
- * download of the same objects in the same run, and next to the directory run of the same blobs.
+ * download of the same objects in the same run, and next to the directory run of the same blobs, twice:
  *
- * The stores: s3rver (S3) and azurite (Azure Blob), each its own process on 127.0.0.1, and the test
- * harness's stand-in of the GCS JSON API (no GCS emulator runs here), which answers from this process.
- * The blobs: synthetic traffic (bench/synthetic-store.ts) in 1 MiB blobs, written to a directory and
- * uploaded to each store. Plain download: list the prefix, then get every object with the SDK, 16 at a
- * time, bytes counted and dropped (the rate the store delivers to one client). Stitch: `cloudtap stitch
- * --source <store> --pcapng --workers 1 --json` (CLOUD_BENCH_WORKERS sets `--workers`), its own `seconds`
- * (open, list, read, stitch, write),
- * with the remote read-ahead (64 blobs, 64 MiB). Fetch only: the same backend, listing and read-ahead as
- * that stitch, in its own process, with no stitching (bench/cloud-fetch-only.ts), its time to the first
- * blob listed apart: the stitch's cost beyond it is the stitcher's. Rates are blob MB (10^6 bytes) per
- * second.
+ * - **loopback**: the emulators on 127.0.0.1, on the same 2 cores as the stitch. Here the store's own work
+ *   (the emulator, a Node process) and cloudtap's compete for the cores: the plain download alone keeps
+ *   them about 90 % busy, so this pass measures CPU, not which side is the limit.
+ * - **link** (CLOUD_BENCH_LINK, default 400mbit; "none" skips it): the whole pass again inside a network
+ *   namespace of its own whose loopback the kernel shapes to that rate (a `tbf` queue), so the store
+ *   delivers at the rate of a link, as a remote store does, and the question the target asks is answered:
+ *   is the stitch as fast as the store can deliver? Needs root and `ip`/`tc`; skipped with a message
+ *   otherwise. CLOUD_BENCH_LOOPBACK=0 runs this pass alone.
+ *
+ * The stores: s3rver (S3) and azurite (Azure Blob), each its own process, and the test harness's stand-in
+ * of the GCS JSON API (no GCS emulator runs here), which answers from the bench's process. The blobs:
+ * synthetic traffic (bench/synthetic-store.ts) in 1 MiB blobs, written to a directory and uploaded to each
+ * store. Every measured run is its own process, timed from its start to its last byte, SDK import included:
+ * - plain download (bench/cloud-plain-download.ts): the SDK alone lists the prefix and gets every object,
+ *   16 at a time, bytes counted and dropped;
+ * - fetch only (bench/cloud-fetch-only.ts): cloudtap's backend, listing and read-ahead (64 blobs, 64 MiB),
+ *   no stitching, its time to the first blob listed apart;
+ * - `cloudtap stitch --source <store> --pcapng --workers 1 --json` (CLOUD_BENCH_WORKERS sets `--workers`):
+ *   its own `seconds` (open, list, read, stitch, write), the store on its own thread.
+ * Rates are blob MB (10^6 bytes) per second.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { openStore } from "@cloudtap/object-store";
 import { createAzuriteContainer, startAzurite, startGcsStandIn, startS3rver } from "@cloudtap/test-harness";
 import type { BenchResult } from "./bench-result.js";
+import type { PlainDownloadConfig } from "./cloud-plain-download.js";
 import { scratchDir } from "./scratch.js";
 import { writeSyntheticStore } from "./synthetic-store.js";
 
-const TOTAL = Number(process.env["CLOUD_BENCH_BYTES"] ?? 48 * 1024 * 1024);
+const TOTAL = Number(process.env["CLOUD_BENCH_BYTES"] ?? 192 * 1024 * 1024);
 const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
-const PARALLEL = 16;
 /** The stitch's `--workers` (CLOUD_BENCH_WORKERS, default 1: the fetch and the stitching on one thread). */
 const WORKERS = process.env["CLOUD_BENCH_WORKERS"] ?? "1";
+/** The shaped link's rate, as `tc` reads it, or "none". */
+const LINK = process.env["CLOUD_BENCH_LINK"] ?? "400mbit";
+const FETCH_ONLY = new URL("./cloud-fetch-only.ts", import.meta.url).pathname;
+const PLAIN = new URL("./cloud-plain-download.ts", import.meta.url).pathname;
+const LINKED = new URL("./cloud-stores-linked.ts", import.meta.url).pathname;
 
-/** Runs without blocking this process: the GCS stand-in answers from it. */
-function stitch(args: readonly string[], out: string): Promise<{ seconds: number }> {
+/** Runs a process that prints one JSON line, without blocking this one (the GCS stand-in answers here). */
+function jsonProcess<T>(label: string, command: string, args: readonly string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [CLI, "stitch", ...args, "--pcapng", out, "--workers", WORKERS, "--json"],
-      { stdio: ["ignore", "pipe", "pipe"] },
-    );
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -48,71 +58,112 @@ function stitch(args: readonly string[], out: string): Promise<{ seconds: number
     });
     child.on("error", reject);
     child.on("close", (code) => {
-      if (code !== 0) reject(new Error(`cloudtap stitch failed: ${stderr.slice(-2000)}`));
-      else resolve({ seconds: (JSON.parse(stdout) as { seconds: number }).seconds });
+      if (code !== 0) reject(new Error(`${label} failed: ${stderr.slice(-2000)}`));
+      else resolve(JSON.parse(stdout) as T);
     });
   });
 }
 
-const FETCH_ONLY = new URL("./cloud-fetch-only.ts", import.meta.url).pathname;
+const stitch = (args: readonly string[], out: string) =>
+  jsonProcess<{ seconds: number }>("cloudtap stitch", process.execPath, [
+    CLI,
+    "stitch",
+    ...args,
+    "--pcapng",
+    out,
+    "--workers",
+    WORKERS,
+    "--json",
+  ]);
 
 /** cloudtap's fetch half alone, its own process (bench/cloud-fetch-only.ts). */
-function fetchOnly(
-  url: string,
-  credentialsFile: string,
-): Promise<{ seconds: number; openSeconds: number; bytes: number }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", FETCH_ONLY, url, credentialsFile], {
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d: Buffer) => {
-      stdout += d.toString();
-    });
-    child.stderr.on("data", (d: Buffer) => {
-      stderr += d.toString();
-    });
-    child.on("error", reject);
-    child.on("close", (code) => {
-      if (code !== 0) reject(new Error(`fetch only failed: ${stderr.slice(-2000)}`));
-      else resolve(JSON.parse(stdout) as { seconds: number; openSeconds: number; bytes: number });
-    });
-  });
-}
+const fetchOnly = (url: string, credentialsFile: string) =>
+  jsonProcess<{ seconds: number; openSeconds: number; bytes: number }>("fetch only", process.execPath, [
+    "--import",
+    "tsx",
+    FETCH_ONLY,
+    url,
+    credentialsFile,
+  ]);
 
-/** Gets every key with `get` (bytes counted), `PARALLEL` at a time. */
-async function downloadAll(keys: readonly string[], get: (key: string) => Promise<number>): Promise<number> {
-  let next = 0;
-  let bytes = 0;
-  await Promise.all(
-    Array.from({ length: PARALLEL }, async () => {
-      while (next < keys.length) {
-        // Not `bytes += await ...`: that reads `bytes` before the wait and loses the others' counts.
-        const n = await get(keys[next++]!);
-        bytes += n;
-      }
-    }),
-  );
-  return bytes;
-}
-
-async function drain(body: AsyncIterable<Uint8Array>): Promise<number> {
-  let n = 0;
-  for await (const c of body) n += c.length;
-  return n;
-}
+/** The SDK alone, its own process (bench/cloud-plain-download.ts). */
+const plainDownload = (config: PlainDownloadConfig) =>
+  jsonProcess<{ seconds: number; listedSeconds: number; bytes: number }>("plain download", process.execPath, [
+    "--import",
+    "tsx",
+    PLAIN,
+    JSON.stringify(config),
+  ]);
 
 interface Emulator {
   readonly name: string;
   readonly url: string;
   readonly credentialsFile: string;
-  /** List and get every object with the SDK alone: bytes. */
-  plain(): Promise<number>;
+  /** What the plain download lists and gets. */
+  readonly plain: PlainDownloadConfig;
   close(): Promise<void>;
 }
 
+/** Both passes: on loopback, then (unless CLOUD_BENCH_LINK=none) inside a namespace with a shaped link. */
 export async function benchCloudStores(): Promise<BenchResult[]> {
+  const results =
+    process.env["CLOUD_BENCH_LOOPBACK"] === "0"
+      ? []
+      : (await benchCloudStoresHere()).map((r) => ({ ...r, name: `loopback: ${r.name}` }));
+  if (LINK === "none") return results;
+  const ns = `cloudtap-bench-${process.pid}`;
+  const ip = (...args: string[]) => spawnSync("ip", args, { encoding: "utf8" });
+  const made = ip("netns", "add", ns);
+  if (made.status !== 0) {
+    process.stderr.write(
+      `cloud-stores: no shaped-link pass (ip netns add: ${(made.stderr || made.error?.message) ?? ""})\n`,
+    );
+    return results;
+  }
+  try {
+    const setUp = [
+      ["netns", "exec", ns, "ip", "link", "set", "lo", "up"],
+      [
+        "netns",
+        "exec",
+        ns,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        "lo",
+        "root",
+        "tbf",
+        "rate",
+        LINK,
+        "burst",
+        "256kb",
+        "latency",
+        "100ms",
+      ],
+    ];
+    for (const step of setUp) {
+      const r = ip(...step);
+      if (r.status !== 0) throw new Error(`ip ${step.join(" ")}: ${r.stderr}`);
+    }
+    const linked = await jsonProcess<BenchResult[]>("the shaped-link pass", "ip", [
+      "netns",
+      "exec",
+      ns,
+      process.execPath,
+      "--import",
+      "tsx",
+      LINKED,
+    ]);
+    for (const r of linked) results.push({ ...r, name: `link ${LINK}: ${r.name}` });
+  } finally {
+    ip("netns", "del", ns);
+  }
+  return results;
+}
+
+/** One pass, on this process's network (the stores on its loopback). */
+export async function benchCloudStoresHere(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(scratchDir(), "cloudtap-bench-cloud-"));
   const emulators: Emulator[] = [];
   try {
@@ -163,38 +214,12 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
         secret_access_key: pair.secretAccessKey,
       });
       await upload(url, credentialsFile);
-      const sdk = await import("@aws-sdk/client-s3");
-      const client = new sdk.S3Client({
-        endpoint: s3.endpoint,
-        forcePathStyle: true,
-        region: "us-east-1",
-        credentials: pair,
-        requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED",
-      });
       emulators.push({
         name: "s3 (s3rver)",
         url,
         credentialsFile,
-        plain: async () => {
-          const keys: string[] = [];
-          let token: string | undefined;
-          do {
-            const page = await client.send(
-              new sdk.ListObjectsV2Command({ Bucket: "bench", Prefix: "t/", ContinuationToken: token }),
-            );
-            for (const o of page.Contents ?? []) keys.push(o.Key!);
-            token = page.IsTruncated ? page.NextContinuationToken : undefined;
-          } while (token);
-          return downloadAll(keys, async (key) => {
-            const out = await client.send(new sdk.GetObjectCommand({ Bucket: "bench", Key: key }));
-            return drain(out.Body as AsyncIterable<Uint8Array>);
-          });
-        },
-        close: async () => {
-          client.destroy();
-          await s3.cleanup();
-        },
+        plain: { kind: "s3", endpoint: s3.endpoint, bucket: "bench", prefix: "t/", ...pair },
+        close: () => s3.cleanup(),
       });
     }
 
@@ -209,22 +234,17 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
       const url = `azblob://benchacct/bench/t?endpoint=${azurite.endpoint(account.name)}`;
       const credentialsFile = file("azure.json", { access_key: account.key });
       await upload(url, credentialsFile);
-      const sdk = await import("@azure/storage-blob");
-      const container = new sdk.ContainerClient(
-        `${azurite.endpoint(account.name)}/bench`,
-        new sdk.StorageSharedKeyCredential(account.name, account.key),
-      );
       emulators.push({
         name: "azure (azurite)",
         url,
         credentialsFile,
-        plain: async () => {
-          const keys: string[] = [];
-          for await (const b of container.listBlobsFlat({ prefix: "t/" })) keys.push(b.name);
-          return downloadAll(keys, async (key) => {
-            const res = await container.getBlobClient(key).download();
-            return drain(res.readableStreamBody as unknown as AsyncIterable<Uint8Array>);
-          });
+        plain: {
+          kind: "azure",
+          endpoint: azurite.endpoint(account.name),
+          account: account.name,
+          key: account.key,
+          container: "bench",
+          prefix: "t/",
         },
         close: () => azurite.cleanup(),
       });
@@ -238,27 +258,16 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
       const url = `gs://bench/t?endpoint=${gcs.endpoint}`;
       const credentialsFile = file("gcs.json", sa.file);
       await upload(url, credentialsFile);
-      const { Storage } = await import("@google-cloud/storage");
-      const storage = new Storage({
-        apiEndpoint: gcs.endpoint,
-        useAuthWithCustomEndpoint: true,
-        projectId: "bench",
-        credentials: sa.file as never,
-        scopes: ["https://www.googleapis.com/auth/devstorage.read_write"],
-        retryOptions: { autoRetry: false },
-      });
-      // JWT access with scope (the service account signs its own token): no token endpoint to reach.
-      (storage.authClient as unknown as { useJWTAccessWithScope?: boolean }).useJWTAccessWithScope = true;
       emulators.push({
         name: "gcs (stand-in)",
         url,
         credentialsFile,
-        plain: async () => {
-          const [objects] = await storage.bucket("bench").getFiles({ prefix: "t/", autoPaginate: true });
-          return downloadAll(
-            objects.map((o) => o.name),
-            (key) => drain(storage.bucket("bench").file(key).createReadStream({ validation: false })),
-          );
+        plain: {
+          kind: "gcs",
+          endpoint: gcs.endpoint,
+          bucket: "bench",
+          prefix: "t/",
+          serviceAccountFile: credentialsFile,
         },
         close: () => gcs.close(),
       });
@@ -274,10 +283,10 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
       detail: `${(blobBytes / 2 ** 20).toFixed(0)} MiB in ${blobs} blobs, ${local.seconds.toFixed(2)} s`,
     });
     for (const e of emulators) {
-      const t0 = process.hrtime.bigint();
-      const got = await e.plain();
-      const plainSeconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      if (got !== blobBytes) throw new Error(`${e.name}: downloaded ${got} of ${blobBytes} bytes`);
+      const plain = await plainDownload(e.plain);
+      const plainSeconds = plain.seconds;
+      if (plain.bytes !== blobBytes)
+        throw new Error(`${e.name}: downloaded ${plain.bytes} of ${blobBytes} bytes`);
       const plainRate = mb / plainSeconds;
       const fetched = await fetchOnly(e.url, e.credentialsFile);
       if (fetched.bytes !== blobBytes)
@@ -292,7 +301,7 @@ export async function benchCloudStores(): Promise<BenchResult[]> {
         name: `${e.name}: plain SDK download`,
         value: plainRate,
         unit: "MB/s",
-        detail: `${plainSeconds.toFixed(2)} s, ${PARALLEL} gets at a time`,
+        detail: `${plainSeconds.toFixed(2)} s, of which ${plain.listedSeconds.toFixed(2)} s to the list (SDK load, client, list); 16 gets at a time`,
       });
       results.push({
         name: `${e.name}: cloudtap fetch only (no stitching)`,

@@ -18,6 +18,8 @@ export const entries = {
   cloudtap: join(root, "packages/cli/src/main.ts"),
   // The stitch workers' thread entry, found beside the bundle (@cloudtap/stitch-workers).
   "stitch-worker": join(root, "packages/stitch-workers/src/worker.ts"),
+  // A source store's own thread (@cloudtap/stitch-workers openStoreOnThread), found beside the bundle too.
+  "store-thread": join(root, "packages/stitch-workers/src/store-thread-worker.ts"),
   // What `cloudtap up` starts, found beside the bundle (@cloudtap/local-mesh): each process then starts in
   // about 0.4 s of CPU instead of the 2 s tsx takes to compile a service's sources.
   fetcher: join(root, "services/fetcher/src/main.ts"),

@@ -8,6 +8,7 @@
  */
 import { registerCloudStores } from "@cloudtap/cloud-stores";
 import { type ObjectStore, openStore } from "@cloudtap/object-store";
+import { openStoreOnThread } from "@cloudtap/stitch-workers";
 import { parseSize } from "./units.js";
 import { UsageError } from "./usage-error.js";
 
@@ -46,23 +47,42 @@ function isLocal(url: string): boolean {
   return scheme === "file" || scheme === "memory";
 }
 
+export interface OpenStoreFlags {
+  readonly readOnly: boolean;
+  /**
+   * A cloud source store on a thread of its own (`openStoreOnThread`), so that its SDK's work overlaps with
+   * the stitching; not for local stores (the file system's reads are off the thread already) nor when
+   * CLOUDTAP_STORE_THREAD=0 (the benchmarks' comparison). The caller closes it (`closeStore`).
+   */
+  readonly thread?: boolean;
+}
+
 /** Opens one store by URL with its credentials file (cloud schemes registered first). */
 export function openStoreWithCredentials(
   flag: string,
   url: string,
   credentialsFile: string | undefined,
-  options: { readonly readOnly: boolean },
+  options: OpenStoreFlags,
 ): ObjectStore {
   registerCloudStores();
   if (credentialsFile !== undefined && isLocal(url))
     throw new UsageError(`${flag} ${url} is a local store: it takes no credentials file`);
+  if (options.thread && options.readOnly && !isLocal(url) && process.env["CLOUDTAP_STORE_THREAD"] !== "0")
+    return openStoreOnThread(url, { credentialsFile });
   return openStore(url, { credentialsFile, readOnly: options.readOnly });
+}
+
+/** Ends a store's own thread, if it has one. */
+export async function closeStore(store: ObjectStore): Promise<void> {
+  if ("close" in store && typeof store.close === "function") await (store.close as () => Promise<void>)();
 }
 
 export interface OpenedStores {
   readonly data: ObjectStore;
   /** The key store: its own URL and credentials, or the data store itself. */
   readonly keys: ObjectStore;
+  /** Ends the stores' own threads (with `thread`); nothing for others. */
+  close(): Promise<void>;
 }
 
 /**
@@ -77,18 +97,23 @@ export function openDataAndKeyStores(
     readonly keysFlag: string;
   },
   values: StoreCredentialValues,
-  options: { readonly readOnly: boolean },
+  options: OpenStoreFlags,
 ): OpenedStores {
+  if (flags.keys === undefined && values["keys-credentials"] !== undefined)
+    throw new UsageError(
+      `--keys-credentials goes with ${flags.keysFlag}: without it keys are read from the data store`,
+    );
   const data = openStoreWithCredentials(flags.dataFlag, flags.data, values.credentials, options);
-  if (flags.keys === undefined) {
-    if (values["keys-credentials"] !== undefined)
-      throw new UsageError(
-        `--keys-credentials goes with ${flags.keysFlag}: without it keys are read from the data store`,
-      );
-    return { data, keys: data };
-  }
+  if (flags.keys === undefined) return { data, keys: data, close: () => closeStore(data) };
   const keysCredentials = keysCredentialsFor(flags.data, flags.keys, values);
-  return { data, keys: openStoreWithCredentials(flags.keysFlag, flags.keys, keysCredentials, options) };
+  let keys: ObjectStore;
+  try {
+    keys = openStoreWithCredentials(flags.keysFlag, flags.keys, keysCredentials, options);
+  } catch (err) {
+    void closeStore(data);
+    throw err;
+  }
+  return { data, keys, close: async () => void (await Promise.all([closeStore(data), closeStore(keys)])) };
 }
 
 /**

@@ -65,7 +65,11 @@ export async function* listBlobs(
       size: obj.size,
       read: () => store.read(obj.key, window.signal ? { signal: window.signal } : {}),
       readBytes: (options) =>
-        store.readBytes(obj.key, { ...options, ...(window.signal ? { signal: window.signal } : {}) }),
+        store.readBytes(obj.key, {
+          ...options,
+          sizeHint: obj.size,
+          ...(window.signal ? { signal: window.signal } : {}),
+        }),
     };
   }
   yield* skipped;
@@ -92,7 +96,7 @@ export async function* listKeyLogs(
       kind: "keys",
       size: obj.size,
       read: () => store.read(obj.key, opts),
-      readBytes: (options) => store.readBytes(obj.key, { ...options, ...opts }),
+      readBytes: (options) => store.readBytes(obj.key, { ...options, sizeHint: obj.size, ...opts }),
     };
   }
 }

@@ -51,12 +51,12 @@ export {
 export type { OpenStoreOptions, StoreFactory } from "./open-store.js";
 export { openStore, registerStoreScheme, storeSchemes } from "./open-store.js";
 export { listAllPages } from "./paged-list.js";
-export { readAll } from "./read-all.js";
+export { joinBytes, readAll } from "./read-all.js";
 export { ReadOnlyStoreError, readOnlyStore } from "./read-only-store.js";
 export { classifyCommonFailure, isRetryableStatus, networkCodeOf } from "./remote-failure.js";
 export { RemoteRoot } from "./remote-root.js";
 export type { ProviderFailure, RemoteStoreInit, RemoteStoreOptions, UploadBody } from "./remote-store.js";
-export { RemoteStore, wholeOrParts } from "./remote-store.js";
+export { expectedReadLength, RemoteStore, wholeOrParts } from "./remote-store.js";
 export { endpointOption, parseStoreUrl, rejectUrlCredentials } from "./remote-url.js";
 export type {
   CallFailure,
@@ -67,3 +67,5 @@ export type {
   RetryPolicy,
 } from "./retry.js";
 export { backoffMs, CallDeadline, DEFAULT_RETRY_POLICY, resumableRead, sleep, withRetries } from "./retry.js";
+export type { SerializedError } from "./thread-errors.js";
+export { reviveError, serializeError } from "./thread-errors.js";

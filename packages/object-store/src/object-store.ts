@@ -44,9 +44,17 @@ export interface ReadOptions {
 export interface ReadBytesOptions extends ReadOptions {
   /**
    * Where `readBytes` puts the bytes: called once with the size, it returns a buffer of at least that many
-   * bytes (e.g. a reused or shared one); the result is then a view of it. Default: a new buffer.
+   * bytes (e.g. a reused or shared one); the result is then a view of it. Default: a new buffer. With a
+   * `sizeHint` that proves too small (the object grew since it was listed), it is called a second time
+   * with the true size.
    */
   readonly allocate?: (size: number) => Uint8Array;
+  /**
+   * The object's size as listed. A backend that streams its reads then puts the bytes into one buffer of
+   * that size as they arrive, instead of gathering chunks and copying them twice (joined, then into
+   * `allocate`'s buffer): a copy of every byte and an allocation per object less.
+   */
+  readonly sizeHint?: number;
 }
 
 export interface WriteOptions {

@@ -1,17 +1,18 @@
+/** Joins chunks into one array (the one chunk itself when there is only one). */
+export function joinBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0]!;
+  const out = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of parts) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
 /** Joins an async iterable of chunks into one array. */
 export async function readAll(source: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
   const parts: Uint8Array[] = [];
-  let n = 0;
-  for await (const c of source) {
-    parts.push(c);
-    n += c.length;
-  }
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(n);
-  let p = 0;
-  for (const c of parts) {
-    out.set(c, p);
-    p += c.length;
-  }
-  return out;
+  for await (const c of source) parts.push(c);
+  return joinBytes(parts);
 }

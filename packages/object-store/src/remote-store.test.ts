@@ -29,6 +29,8 @@ class MapBackend extends RemoteStore {
   readonly calls: string[] = [];
   /** Failures the next calls throw, in order (an object with `status`/`kind`). */
   readonly failures: { status?: number; kind?: ProviderFailure["kind"] }[] = [];
+  /** Bytes per chunk of a read's body (default: the whole range in one). */
+  chunkBytes: number | undefined;
   constructor(root = "base") {
     super({
       url: "map://bucket/base",
@@ -69,7 +71,8 @@ class MapBackend extends RemoteStore {
     this.maybeFail(`open ${range.start}-${range.end ?? ""}`);
     const bytes = this.objects.get(name);
     if (!bytes) throw Object.assign(new Error("no such object"), { kind: "object-not-found" });
-    return { body: [bytes.subarray(range.start, range.end)] };
+    const body = bytes.subarray(range.start, range.end);
+    return { body: this.chunkBytes ? chunked(body, this.chunkBytes) : [body] };
   }
   protected async putObject(name: string, bytes: Uint8Array): Promise<unknown> {
     this.maybeFail(`put ${bytes.length}`);
@@ -116,6 +119,42 @@ describe("object-store - the remote backends' skeleton", () => {
       );
       assert.deepEqual([...Buffer.concat(parts)], [...bytes]);
     }
+  });
+
+  it("readBytes with the listed size: chunks go straight into allocate's buffer; an object that changed still reads whole", async () => {
+    const store = new MapBackend();
+    store.chunkBytes = 3;
+    const bytes = Uint8Array.from({ length: 10 }, (_, i) => 100 + i);
+    store.objects.set("base/k", bytes);
+    const sizes: number[] = [];
+    const buffers: ArrayBuffer[] = [];
+    const allocate = (n: number) => {
+      sizes.push(n);
+      const b = new ArrayBuffer(n + 5);
+      buffers.push(b);
+      return new Uint8Array(b, 2, n + 3);
+    };
+    const read = async (options: Parameters<typeof store.readBytes>[1]) => {
+      sizes.length = 0;
+      buffers.length = 0;
+      const got = await store.readBytes("k", { allocate, ...options });
+      assert.equal(got.buffer, buffers.at(-1), "a view of allocate's (last) buffer");
+      return [...got];
+    };
+    assert.deepEqual(await read({ sizeHint: 10 }), [...bytes]);
+    assert.deepEqual(sizes, [10]);
+    assert.deepEqual(await read({ sizeHint: 10, range: { start: 2, end: 8 } }), [...bytes.subarray(2, 8)]);
+    assert.deepEqual(sizes, [6]);
+    assert.deepEqual(await read({ sizeHint: 10, range: { start: 7 } }), [...bytes.subarray(7)]);
+    assert.deepEqual(sizes, [3]);
+    // Grown since listed: a second buffer of the true size; shrunk: the bytes there are.
+    assert.deepEqual(await read({ sizeHint: 4 }), [...bytes]);
+    assert.deepEqual(sizes, [4, 10]);
+    assert.deepEqual(await read({ sizeHint: 20 }), [...bytes]);
+    assert.deepEqual(sizes, [20]);
+    assert.deepEqual(await read({}), [...bytes]);
+    assert.deepEqual(sizes, [10]);
+    assert.deepEqual([...(await store.readBytes("k", { sizeHint: 10 }))], [...bytes]);
   });
 
   it("writes whole (retried) or in parts, lists and stats through the root, reads ranges, deletes", async () => {

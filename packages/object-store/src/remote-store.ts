@@ -28,7 +28,7 @@ import type {
 } from "./object-store.js";
 import type { OpenStoreOptions } from "./open-store.js";
 import { listAllPages } from "./paged-list.js";
-import { readAll } from "./read-all.js";
+import { joinBytes, readAll } from "./read-all.js";
 import { classifyCommonFailure } from "./remote-failure.js";
 import { RemoteRoot } from "./remote-root.js";
 import {
@@ -253,11 +253,38 @@ export abstract class RemoteStore implements ObjectStore {
   }
 
   async readBytes(key: string, options: ReadBytesOptions = {}): Promise<Uint8Array> {
-    const bytes = await readAll(this.read(key, options));
-    if (!options.allocate) return bytes;
-    const into = options.allocate(bytes.length).subarray(0, bytes.length);
-    into.set(bytes);
-    return into;
+    const expected = expectedReadLength(options);
+    if (expected === undefined) {
+      const bytes = await readAll(this.read(key, options));
+      if (!options.allocate) return bytes;
+      const into = options.allocate(bytes.length).subarray(0, bytes.length);
+      into.set(bytes);
+      return into;
+    }
+    // The listed size: straight into one buffer; more bytes than that (the object changed) are gathered
+    // and the whole copied once more, into a buffer of the true size.
+    const allocate = options.allocate ?? ((n: number) => new Uint8Array(n));
+    const into = allocate(expected).subarray(0, expected);
+    let at = 0;
+    let more: Uint8Array[] | undefined;
+    for await (const c of this.read(key, options)) {
+      if (more) more.push(c);
+      else if (at + c.length <= expected) {
+        into.set(c, at);
+        at += c.length;
+      } else {
+        const fits = expected - at;
+        into.set(c.subarray(0, fits), at);
+        at = expected;
+        more = [c.subarray(fits)];
+      }
+    }
+    if (!more) return into.subarray(0, at);
+    const rest = joinBytes(more);
+    const whole = allocate(expected + rest.length).subarray(0, expected + rest.length);
+    whole.set(into);
+    whole.set(rest, expected);
+    return whole;
   }
 
   /** `sensitive` has no meaning here: the bucket's or container's access control applies. */
@@ -291,4 +318,13 @@ export abstract class RemoteStore implements ObjectStore {
       throw err;
     }
   }
+}
+
+/** The bytes a ranged or whole read of an object of `sizeHint` bytes gives, when a hint is given. */
+export function expectedReadLength(options: ReadBytesOptions): number | undefined {
+  const size = options.sizeHint;
+  if (size === undefined || !Number.isSafeInteger(size) || size < 0) return undefined;
+  const start = options.range?.start ?? 0;
+  const end = Math.min(options.range?.end ?? size, size);
+  return Math.max(0, end - start);
 }

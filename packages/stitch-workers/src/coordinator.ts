@@ -17,7 +17,7 @@
  *   frame by the worker that owned the frame. Counters are the sums of the workers'.
  */
 import { availableParallelism } from "node:os";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
 import { type BlobProblem, type BlobSource, type FetchedBlob, readAhead } from "@cloudtap/fetch";
 import { mergeCaptureRecords } from "@cloudtap/pcap";
 import {
@@ -28,6 +28,7 @@ import {
 } from "@cloudtap/stitch";
 import { StitchWorkerError } from "./errors.js";
 import type { FromWorker, ShardInit, ShardSettings, ToWorker } from "./protocol.js";
+import { startWorker } from "./thread-entry.js";
 
 export interface ParallelStitchOutput {
   /** Writes merged records (after the file header the output wrote itself); `done` when the buffer is free. */
@@ -70,21 +71,6 @@ export function defaultWorkerCount(cores = availableParallelism()): number {
   return cores < 4 ? 1 : Math.min(4, cores - 1);
 }
 
-/** Where the worker's code is: beside this file, as TypeScript in a checkout or as the bundle's entry. */
-function workerSource(): { code: string } | { url: URL } {
-  const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    // A TypeScript checkout (tests, `node --import tsx`): the worker registers tsx itself, since loader hooks
-    // are per thread.
-    const file = new URL("./worker.ts", here).href;
-    const api = import.meta.resolve("tsx/esm/api");
-    return {
-      code: `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); })`,
-    };
-  }
-  return { url: new URL("./stitch-worker.mjs", here) };
-}
-
 class Deferred<T> {
   resolve!: (v: T) => void;
   reject!: (e: unknown) => void;
@@ -104,7 +90,6 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
   // At least 2: a worker sends a round's output when the next round (or the end) arrives.
   const depth = Math.max(2, o.depth ?? 3);
   const format = o.settings.format;
-  const source = workerSource();
   const workers: Worker[] = [];
   /** Per round, per worker: its output. */
   const rounds = new Map<number, { outs: (Out | undefined)[]; got: number; ready: Deferred<void> }>();
@@ -135,10 +120,7 @@ export async function runParallelStitch(o: ParallelStitchOptions): Promise<Paral
 
   for (let shard = 0; shard < n; shard++) {
     const init: ShardInit = { shard, shards: n, settings: o.settings, keyLogs: o.keyLogs ?? [] };
-    const w =
-      "code" in source
-        ? new Worker(source.code, { eval: true, workerData: init })
-        : new Worker(source.url, { workerData: init });
+    const w = startWorker("./worker.ts", "stitch-worker.mjs", { workerData: init });
     const d = new Deferred<Done>();
     d.promise.catch(() => {});
     done.push(d);

@@ -6,6 +6,8 @@
 export const StitchWorkersErrorCode = {
   /** A worker thread threw, failed to start, or exited before its shard was done. */
   WorkerFailed: "worker-failed",
+  /** The thread of a store opened with `openStoreOnThread` failed to start, exited, or was closed. */
+  StoreThreadFailed: "store-thread-failed",
 } as const;
 export type StitchWorkersErrorCode = (typeof StitchWorkersErrorCode)[keyof typeof StitchWorkersErrorCode];
 
@@ -24,4 +26,18 @@ export class StitchWorkerError extends Error {
 
 export function isStitchWorkerError(err: unknown): err is StitchWorkerError {
   return err instanceof StitchWorkerError;
+}
+
+export class StoreThreadError extends Error {
+  override readonly name = "StoreThreadError";
+  readonly code = StitchWorkersErrorCode.StoreThreadFailed;
+  readonly category = "internal";
+  constructor(
+    /** The store, as its URL names it (credentials removed). */
+    readonly store: string,
+    detail: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`store thread of ${store}: ${detail}`, options);
+  }
 }

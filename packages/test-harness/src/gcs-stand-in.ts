@@ -19,6 +19,8 @@ interface StoredObject {
   readonly bytes: Buffer;
   readonly generation: number;
   readonly updated: string;
+  /** Computed once, when the object is stored, as GCS keeps them in the object's metadata. */
+  readonly hashes: { readonly md5Hash: string; readonly crc32c: string };
 }
 
 interface Upload {
@@ -201,11 +203,11 @@ export async function startGcsStandIn(): Promise<GcsStandIn> {
     size: String(o.bytes.length),
     updated: o.updated,
     timeCreated: o.updated,
-    ...hashes(o.bytes),
+    ...o.hashes,
   });
 
   const store = (bucket: string, name: string, bytes: Buffer) => {
-    const o = { bytes, generation: ++generation, updated: new Date().toISOString() };
+    const o = { bytes, generation: ++generation, updated: new Date().toISOString(), hashes: hashes(bytes) };
     buckets.get(bucket)!.objects.set(name, o);
     return o;
   };
@@ -272,7 +274,7 @@ export async function startGcsStandIn(): Promise<GcsStandIn> {
         json(res, 200, resource(b, name, o));
         return;
       }
-      const h = hashes(o.bytes);
+      const h = o.hashes;
       const headers: Record<string, string | number> = {
         "content-type": "application/octet-stream",
         "x-goog-generation": String(o.generation),
