@@ -55,6 +55,10 @@ export async function connectBus(options: ConnectBusOptions): Promise<Bus> {
         maxReconnectAttempts: -1,
         reconnectDelayHandler: () => backoffDelayMs(reconnectAttempt++, options.backoff),
         timeout: 5000,
+        // No Error made (and stack captured) ahead of every request and publish for the case it fails: a
+        // cost on each JetStream publish and pull (4 % of the fetcher's CPU). A failure still throws its
+        // typed error, without the caller's async frames in its stack.
+        noAsyncTraces: true,
       });
     } catch (err) {
       const retryInMs = backoffDelayMs(attempt, options.backoff);
