@@ -77,13 +77,19 @@ async function stream(m: Extract<ToStoreThread, { t: "read" }>): Promise<void> {
       entry.credit--;
       const owns =
         c.buffer instanceof ArrayBuffer && c.byteOffset === 0 && c.byteLength === c.buffer.byteLength;
-      const chunk = owns ? c : c.slice();
+      // A copy of its own (a Buffer's `slice` shares memory; transferring that would take its neighbours' bytes).
+      const chunk = owns ? c : new Uint8Array(c);
       send({ t: "chunk", id, chunk }, [chunk.buffer as ArrayBuffer]);
     }
     if (!signal.aborted) send({ t: "end", id });
   });
 }
 
+port.on("messageerror", () => {
+  // A call whose message cannot be read is not known here, and would never be answered: the thread ends
+  // (in a worker, `process.exit` ends the thread), and the caller's side fails every call on its exit.
+  process.exit(1);
+});
 port.on("message", (m: ToStoreThread) => {
   switch (m.t) {
     case "list":
@@ -121,7 +127,7 @@ port.on("message", (m: ToStoreThread) => {
         });
         const given = into !== undefined && bytes.buffer === into.buffer;
         const mine = given || (bytes.buffer instanceof ArrayBuffer && ours.has(bytes.buffer));
-        const out = mine ? bytes : bytes.slice();
+        const out = mine ? bytes : new Uint8Array(bytes);
         const buffer = out.buffer as ArrayBuffer | SharedArrayBuffer;
         send(
           { t: "bytes", id: m.id, buffer, offset: out.byteOffset, length: out.length, inPlace: given },

@@ -197,6 +197,14 @@ describe("store thread (s3rver)", { timeout: 120_000 }, () => {
     abort.abort(new Error("given up"));
     await assert.rejects(pending, /given up/);
     assert.deepEqual(Buffer.from(await threaded.readBytes("small/1.bin")), small[1]);
+    // A streamed read aborted after its first chunk: the next step rejects, queued chunks or not.
+    const streamAbort = new AbortController();
+    const it = threaded.read("big.bin", { signal: streamAbort.signal })[Symbol.asyncIterator]();
+    assert.ok(((await it.next()).value as Uint8Array).length > 0);
+    await new Promise((r) => setTimeout(r, 50));
+    streamAbort.abort(new Error("stream given up"));
+    await assert.rejects(it.next(), /stream given up/);
+    assert.deepEqual(Buffer.from(await threaded.readBytes("small/2.bin")), small[2]);
 
     const other = openStoreOnThread(url, { credentialsFile });
     assert.equal((await other.listPage("small/")).objects.length, 5);

@@ -15,6 +15,9 @@
  * - The thread keeps the process alive only while a call is in progress; `close()` ends it.
  * - The thread failing (it cannot start, or exits) fails every call in progress and every later one with
  *   `StoreThreadError`, which a stitch reports per blob like any read failure.
+ * - An object larger than its listed size (it changed since the listing) is read into a buffer of the
+ *   thread's and copied into a second `allocate`: the lent buffer is not given back (as without the thread,
+ *   the remote store's first buffer is not).
  */
 import type { Worker } from "node:worker_threads";
 import { registerCloudStores } from "@cloudtap/cloud-stores";
@@ -83,6 +86,10 @@ export function openStoreOnThread(url: string, options: StoreOnThreadOptions = {
     w.unref();
     w.on("message", (m: FromStoreThread) => calls.get(m.id)?.settle(m));
     w.on("error", (err) => failAll(new StoreThreadError(named, err.message, { cause: err })));
+    // A message that cannot be read leaves its call unanswered: every call fails rather than waits.
+    w.on("messageerror", (err) =>
+      failAll(new StoreThreadError(named, `a message did not arrive: ${err.message}`)),
+    );
     w.on("exit", (code) => failAll(new StoreThreadError(named, `the thread exited (code ${code})`)));
     worker = w;
     return w;
@@ -136,7 +143,14 @@ export function openStoreOnThread(url: string, options: StoreOnThreadOptions = {
         },
       });
       signal?.addEventListener("abort", onAbort, { once: true });
-      post(m, transfer);
+      try {
+        post(m, transfer);
+      } catch (err) {
+        // Not sent (e.g. a buffer the runtime refuses to transfer): the call is over, nothing holds the thread.
+        closeCall(id);
+        signal?.removeEventListener("abort", onAbort);
+        reject(err);
+      }
     });
 
   const listPage = (prefix: string, o: ListOptions = {}): Promise<ListPage> =>
@@ -212,10 +226,12 @@ export function openStoreOnThread(url: string, options: StoreOnThreadOptions = {
       poke();
     };
     o.signal?.addEventListener("abort", onAbort, { once: true });
-    post({ t: "read", id, key, range: o.range });
     let taken = 0;
     try {
+      post({ t: "read", id, key, range: o.range });
       for (;;) {
+        // Aborted: no more of what is queued.
+        if (error && o.signal?.aborted) throw error;
         const chunk = queue.shift();
         if (chunk) {
           // Credit back by whole rounds: the worker stays up to STREAM_CREDIT chunks ahead of this reader.
