@@ -2,7 +2,7 @@
 import { existsSync } from "node:fs";
 /**
  * Builds what the container images run: one ES module per program (the four services, the health probe,
- * the PKI command, the `cloudtap` CLI with its stitch-worker thread), bundled with esbuild from the
+ * the PKI command, the `cloudtap` CLI with its stitch-worker and store threads), bundled with esbuild from the
  * workspace's TypeScript, plus the native addons beside them under node_modules/@cloudtap/<package>/ so that
  * each package's `@cloudtap/<package>/native` export resolves from the bundle as it does in the workspace, and
  * the few data files a package resolves through its exports (the simulator's test certificates).
@@ -29,6 +29,8 @@ export const programs = {
   cloudtap: "packages/cli/src/main.ts",
   // Found beside the CLI's bundle by @cloudtap/stitch-workers.
   "stitch-worker": "packages/stitch-workers/src/worker.ts",
+  // A cloud source store's own thread (openStoreOnThread), found beside the CLI's bundle too.
+  "store-thread": "packages/stitch-workers/src/store-thread-worker.ts",
 };
 
 /** The native addons: package folder -> the file its `./native` export names. */
