@@ -699,6 +699,20 @@ describe("deploy - the image's programs", () => {
     const http1 = manifest.connections.filter((c) => c.protocol === "https-h1").length;
     assert.ok(http1 > 0, "the simulation has HTTP/1.1 over TLS");
 
+    // The image's CLI stitches the same store in one process: a cloud source is read on the store's own
+    // thread, whose bundle (store-thread.mjs) must be beside the CLI's.
+    const source = simulator.find((a) => a.startsWith("--out="))!.slice("--out=".length);
+    const oneProcess = join(dirs.out, "..", "one-process.pcapng");
+    const stitched = await runCommand(
+      process.execPath,
+      [join(app, "cloudtap.mjs"), "stitch", "--source", source, "--pcapng", oneProcess, "--json"],
+      { env: jobEnv("demo-simulator"), timeoutMs: 300_000 },
+    );
+    assert.equal(stitched.code, 0, stitched.stderr);
+    const summary = JSON.parse(stitched.stdout) as { blobs: number; packets: number; problems: unknown[] };
+    assert.ok(summary.blobs > 0 && summary.packets > 0, stitched.stdout);
+    assert.deepEqual(summary.problems, [], "every blob read through the store's thread");
+
     // The mesh with the demo's environment, one-shot (FETCHER_ONCE: the demo runs continuously) so that the
     // stitchers say when every shard's window is done.
     await startMesh(services, dirs, (_name, _key, value) => local(value), {
