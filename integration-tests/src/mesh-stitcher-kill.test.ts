@@ -39,6 +39,8 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
 
     const meshFile = join(dir, "mesh.pcapng");
     const restarts: string[] = [];
+    /** Why each restarted instance had exited (its exit status and reason line), for a failure's message. */
+    const exits: string[] = [];
     const mesh = new LocalMesh(
       {
         stateDir: join(dir, "state"),
@@ -54,7 +56,12 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
         // exported whose messages are still held, and their copies reach the egress.
         env: { STITCHER_ACK_WAIT: "3s", STITCHER_LATENESS: "1s" },
       },
-      { onRestart: (name) => restarts.push(name) },
+      {
+        onRestart: (name, exit) => {
+          restarts.push(name);
+          exits.push(`${name}: ${JSON.stringify(exit)}`);
+        },
+      },
     );
     let killedAtRecords = 0;
     let droppedCopies = 0;
@@ -89,7 +96,7 @@ describe("mesh - a stitcher killed with SIGKILL mid-window", () => {
     } finally {
       await mesh.stop();
     }
-    assert.deepEqual(restarts, ["stitcher-1"]);
+    assert.deepEqual(restarts, ["stitcher-1"], `restarts:\n${exits.join("\n")}`);
     assert.ok(killedAtRecords > 0);
 
     // Complete: every connection's bytes as the manifest has them, and every packet of a one-process run.

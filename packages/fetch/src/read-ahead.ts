@@ -16,7 +16,6 @@
  * many small reads in flight keep it busy (e.g. depth 64, 64 MiB); a directory needs few (depth 2, the
  * default, with no byte bound).
  */
-import { joinBytes } from "@cloudtap/object-store";
 import type { BlobSource } from "./blob-source.js";
 
 export interface ReadAheadOptions {
@@ -54,8 +53,16 @@ export interface FetchedBlob {
 export const DEFAULT_READ_AHEAD_DEPTH = 2;
 export const DEFAULT_READ_AHEAD_MAX_BYTES = 64 * 1024 * 1024;
 
-/** Chunks joined into one array (`joinBytes` of @cloudtap/object-store). */
-export const joinChunks = joinBytes;
+export function joinChunks(chunks: readonly Uint8Array[]): Uint8Array {
+  if (chunks.length === 1) return chunks[0]!;
+  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
 
 async function collect(source: AsyncIterable<Uint8Array>): Promise<Uint8Array[]> {
   const out: Uint8Array[] = [];
