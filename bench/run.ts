@@ -12,6 +12,7 @@ import { benchMesh } from "./mesh.bench.js";
 import { benchStitch } from "./stitch.bench.js";
 import { benchTapFormat } from "./tap-format.bench.js";
 import { benchTls } from "./tls.bench.js";
+import { benchTransportFloor } from "./transport-floor.bench.js";
 
 const suites: Record<string, () => Promise<BenchResult[]>> = {
   "tap-format": benchTapFormat,
@@ -20,6 +21,7 @@ const suites: Record<string, () => Promise<BenchResult[]>> = {
   egress: benchEgress,
   mesh: benchMesh,
   "cloud-stores": benchCloudStores,
+  "transport-floor": benchTransportFloor,
 };
 
 const wanted = process.argv.slice(2);
