@@ -56,4 +56,9 @@ export {
   stageQuantiles,
 } from "./stage-latency.js";
 export type { KeyLookup, MirrorLink, ShardStatus, StitchStage, StitchStageOptions } from "./stitch-stage.js";
-export { DEFAULT_STITCH_LATENESS_NS, startStitchStage } from "./stitch-stage.js";
+export {
+  DEFAULT_STITCH_LATENESS_NS,
+  DEFAULT_STITCH_PULL_BYTES,
+  pullMessagesPerShard,
+  startStitchStage,
+} from "./stitch-stage.js";

@@ -31,6 +31,7 @@ import {
   sleep,
   stitcherConsumer,
 } from "@cloudtap/bus";
+import { DEFAULT_BATCH_MAX_BYTES } from "@cloudtap/fetch";
 import { FrameBatchRecorder } from "@cloudtap/mirror";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import {
@@ -108,6 +109,14 @@ export interface StitchStageOptions {
   readonly latenessNs?: bigint;
   readonly ackWaitMs?: number;
   readonly maxAckPending?: number;
+  /**
+   * Bytes of chunk messages this process asks JetStream for ahead of its work, over all its shards (default
+   * `DEFAULT_STITCH_PULL_BYTES`): each shard's pull asks for this share of it in messages of the fetchers'
+   * largest batch (`DEFAULT_BATCH_MAX_BYTES`), at least 1 and at most 64.
+   */
+  readonly pullBytes?: number;
+  /** Shards the pull bytes are shared by (default: `shards`' count; elastic: pass the shard count). */
+  readonly pullShards?: number;
   readonly workingEveryMs?: number;
   /** Share of flows (0..1, chosen by a hash of the connection id) traced with flow and decrypt spans. */
   readonly flowTraceRatio?: number;
@@ -174,6 +183,21 @@ interface HeldMessage {
 export const MAX_MIRROR_BATCH_BYTES = 1024 * 1024;
 
 export const DEFAULT_STITCH_LATENESS_NS = 120_000_000_000n;
+
+/**
+ * What a stitcher process pulls ahead, over all its shards' pulls: 32 MiB. They share one NATS connection,
+ * and nats-server disconnects a client with more than its `max_pending` (64 MiB by default) waiting to be
+ * written to it ("slow consumer"); the messages it had sent come back only after the ack wait. With 64
+ * messages per shard (up to 64 MiB each of 8 shards) that happened in about one mesh run in three at full
+ * speed, and the run stalled for the 30 s ack wait. It also bounds the memory the pulls hold.
+ */
+export const DEFAULT_STITCH_PULL_BYTES = 32 * 1024 * 1024;
+
+/** Messages each shard's pull asks for: its share of the pull bytes in the fetchers' largest batches. */
+export function pullMessagesPerShard(pullBytes: number, shards: number): number {
+  const n = Math.floor(pullBytes / (Math.max(1, shards) * DEFAULT_BATCH_MAX_BYTES));
+  return Math.min(64, Math.max(1, n));
+}
 
 const hex = (bytes: Uint8Array) => Buffer.from(bytes).toString("hex");
 
@@ -259,6 +283,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
   const statuses = new Map<number, () => ShardStatus>();
   const deliveryLatency = new StageLatency(counters, MeshStage.ChunkDelivery);
   const holdLatency = new StageLatency(counters, MeshStage.StitchHold);
+  const pullMessages = pullMessagesPerShard(
+    options.pullBytes ?? DEFAULT_STITCH_PULL_BYTES,
+    options.pullShards ?? options.shards.length,
+  );
   const roundtripLatency = new StageLatency(counters, MeshStage.MirrorRoundtrip);
   // The fetchers own the streams' settings (limits); the stitcher waits for them to exist.
   for (let attempt = 0; ; attempt++) {
@@ -613,7 +641,10 @@ export async function startStitchStage(options: StitchStageOptions): Promise<Sti
       declare(false);
     };
 
-    const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, { maxMessages: 64, signal });
+    const stream = await consumeMessages(bus.js, StreamName.Chunks, durable, {
+      maxMessages: pullMessages,
+      signal,
+    });
     stopPulling = () => stream.stop();
     try {
       for await (const msg of stream) {

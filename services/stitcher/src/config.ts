@@ -2,6 +2,7 @@
  * The stitcher's configuration (environment `STITCHER_*` and peers as `<PEER>_ADDR`, or the YAML file named
  * by `STITCHER_CONFIG`). It owns shards `STITCHER_SHARDS` (e.g. "0-7") of `STITCHER_SHARD_COUNT`.
  */
+import { DEFAULT_STITCH_PULL_BYTES } from "@cloudtap/mesh";
 import {
   type ConfigSpec,
   integer,
@@ -12,6 +13,7 @@ import {
   parseDurationMs,
   parseHostPort,
   parseIntegerRange,
+  parseSize,
   parseString,
 } from "@cloudtap/service-kit";
 
@@ -125,6 +127,12 @@ export const stitcherConfigSpec = {
     doc: "record-time lateness bound: timeouts, gap waits and the time order act at the newest record time less this (docs/mesh.md)",
   },
   ackWaitMs: { env: "STITCHER_ACK_WAIT", parse: parseDurationMs, default: 30_000, doc: "JetStream ack wait" },
+  pullBytes: {
+    env: "STITCHER_PULL_BYTES",
+    parse: parseSize,
+    default: DEFAULT_STITCH_PULL_BYTES,
+    doc: "chunk bytes pulled ahead over all shards of the live run (a replay pulls half as much beside it); keep the sum under nats-server's max_pending, 64 MiB by default, or it drops the connection as a slow consumer",
+  },
   statusListen: {
     env: "STITCHER_STATUS_LISTEN",
     parse: parseHostPort,

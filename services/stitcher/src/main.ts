@@ -131,6 +131,8 @@ stage = await startStitchStage({
   shards: elastic ? [] : shards,
   elastic,
   settings: { mtu: c.mtu, filter: c.filter },
+  pullBytes: c.pullBytes,
+  pullShards: elastic ? c.shardCount : shards.length,
   variant: c.variant,
   cleartextPorts: c.cleartextPorts,
   mirror: (shard) => grpcMirrorLink({ client: mirrorClient, stitcherId: `${instance}/${shard}`, mtu: c.mtu }),
@@ -216,6 +218,8 @@ const replays = followReplays({
         run: record.runId,
         shards: mine,
         settings: { mtu: c.mtu, filter: record.flowRules.length > 0 ? [...record.flowRules] : c.filter },
+        // Beside the live run's pulls on the same connection: half as much again, under nats-server's limit.
+        pullBytes: Math.floor(c.pullBytes / 2),
         variant: c.variant,
         cleartextPorts: c.cleartextPorts,
         mirror: (shard) =>
