@@ -24,7 +24,7 @@ import {
   type StreamPacketsResponse,
   type StreamPacketsResponseSchema,
 } from "@cloudtap/proto";
-import { preEncoded, type ServiceClient, type ServiceHandlers } from "@cloudtap/rpc";
+import { GRPC_FRAME_HEADER_BYTES, preEncoded, type ServiceClient, type ServiceHandlers } from "@cloudtap/rpc";
 import type { CounterRegistry, Logger } from "@cloudtap/service-kit";
 import {
   Attr,
@@ -505,7 +505,12 @@ export function grpcMirrorLink(options: GrpcMirrorLinkOptions): MirrorLink {
           await new Promise<void>((resolve) => slotWaiters.push(resolve));
         if (failure !== undefined) throw failure;
         acked = new Promise<void>((resolve, reject) => waiting.set(seq, { resolve, reject }));
-        queue.push(preEncoded(StreamPacketsRequestSchema, encodeBatchRequest(seq, frames, trace, headroom)));
+        const request = encodeBatchRequest(seq, frames, trace, headroom);
+        // Framed in place when the headroom left before the request holds gRPC's frame header too.
+        const prefixFree =
+          request.buffer === frames.buffer &&
+          request.byteOffset - GRPC_FRAME_HEADER_BYTES >= frames.byteOffset - (headroom ?? 0);
+        queue.push(preEncoded(StreamPacketsRequestSchema, request, { prefixFree }));
       } finally {
         sendsWaiting--;
         if (sendsWaiting === 0 && deferredWatermark && failure === undefined) {

@@ -15,7 +15,12 @@ export { SERVICE_IDENTITIES, ServiceIdentity, SPIFFE_TRUST_DOMAIN, spiffeId } fr
 export type { CreatePkiOptions } from "./pki.js";
 export { caCertificatePath, certificatePath, createPki, privateKeyPath } from "./pki.js";
 export type { RpcServer, RpcServerOptions, ServiceRegistration } from "./server.js";
-export { createRpcServer, DEFAULT_SERVER_CHANNEL_OPTIONS, registerService } from "./server.js";
+export {
+  createRpcServer,
+  DEFAULT_SERVER_CHANNEL_OPTIONS,
+  registerService,
+  SERVER_FLOW_CONTROL_WINDOW,
+} from "./server.js";
 export type {
   AuthContext,
   BidiStreamingClientMethod,
@@ -39,6 +44,7 @@ export {
   createClient,
   DEFAULT_CLIENT_CHANNEL_OPTIONS,
   DEFAULT_UNARY_TIMEOUT_MS,
+  GRPC_FRAME_HEADER_BYTES,
   preEncoded,
   serviceDefinition,
 } from "./service-adapter.js";

@@ -115,24 +115,43 @@ function asBuffer(bytes: Uint8Array): Buffer {
 }
 
 const PRE_ENCODED = Symbol("cloudtap.rpc.preEncoded");
+const PREFIX_FREE = Symbol("cloudtap.rpc.prefixFree");
+/**
+ * Set on a serialized message whose 5 bytes before it in its buffer are free: grpc-js (this project's patch
+ * of its `IdentityHandler`) then writes the gRPC frame header there instead of copying the message into a
+ * new buffer behind one.
+ */
+const FRAME_IN_PLACE = Symbol.for("cloudtap.grpc.frameInPlace");
+
+/** Bytes of a gRPC message frame's header (compressed flag, u32 length). */
+export const GRPC_FRAME_HEADER_BYTES = 5;
 
 /**
  * A message its sender encoded itself (the protobuf binary form of the method's message), sent as it is: a
  * hot path with a large bytes field nested in a message (protobuf-es copies such a field once per level of
  * nesting). The caller answers for the bytes being a valid encoding of the message; pass it where the
- * message goes (`preEncoded(schema, bytes)` is typed as the message).
+ * message goes (`preEncoded(schema, bytes)` is typed as the message). `prefixFree`: the
+ * `GRPC_FRAME_HEADER_BYTES` bytes before `bytes` in its buffer are the caller's and may be overwritten, so
+ * the message is framed where it is, not copied.
  */
 export function preEncoded<Desc extends DescMessage>(
   _schema: Desc,
   bytes: Uint8Array,
+  options: { readonly prefixFree?: boolean } = {},
 ): MessageInitShape<Desc> {
-  return { [PRE_ENCODED]: bytes } as unknown as MessageInitShape<Desc>;
+  const prefixFree = options.prefixFree === true && bytes.byteOffset >= GRPC_FRAME_HEADER_BYTES;
+  return { [PRE_ENCODED]: bytes, [PREFIX_FREE]: prefixFree } as unknown as MessageInitShape<Desc>;
 }
 
 function serializer(desc: DescMessage): (value: unknown) => Buffer {
   return (value) => {
-    const pre = (value as { [PRE_ENCODED]?: Uint8Array })[PRE_ENCODED];
-    if (pre !== undefined) return asBuffer(pre);
+    const v = value as { [PRE_ENCODED]?: Uint8Array; [PREFIX_FREE]?: boolean };
+    const pre = v[PRE_ENCODED];
+    if (pre !== undefined) {
+      const out = asBuffer(pre);
+      if (v[PREFIX_FREE] === true) (out as unknown as Record<symbol, boolean>)[FRAME_IN_PLACE] = true;
+      return out;
+    }
     return asBuffer(toBinary(desc, create(desc, value as MessageInitShape<DescMessage>)));
   };
 }
