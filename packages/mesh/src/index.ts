@@ -1,5 +1,6 @@
 /** The egress's de-duplication, for mirror-egress to build (services depend on the mesh only). */
 export { FlowDedup } from "@cloudtap/mirror";
+export { reportBusEvents } from "./bus-events.js";
 export { startCpuProfileFromEnv } from "./cpu-profile.js";
 export type { EgressJournalCommit, LoadedEgressJournal } from "./egress-journal.js";
 export { DEFAULT_EGRESS_JOURNAL_MAX_BYTES, EGRESS_JOURNAL_FILE, EgressJournal } from "./egress-journal.js";

@@ -11,6 +11,7 @@ import {
   type FetchMode,
   followReplays,
   replayHandlers,
+  reportBusEvents,
   runCounters,
   startCpuProfileFromEnv,
 } from "@cloudtap/mesh";
@@ -45,8 +46,7 @@ const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
   name: `${SERVICE}-${instance}`,
   signal: shutdown.signal,
-  onEvent: (event) =>
-    log.info("nats", { event: event.type, ...("server" in event ? { server: event.server } : {}) }),
+  onEvent: reportBusEvents(log, counters),
 });
 shutdown.onShutdown("nats", () => bus.close());
 

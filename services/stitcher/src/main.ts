@@ -14,6 +14,7 @@ import {
   type ReplayRecord,
   replayShardKey,
   replayShardsDone,
+  reportBusEvents,
   runCounters,
   runShardLeases,
   SHARD_LEASE_BUCKET,
@@ -86,8 +87,7 @@ const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
   name: `${SERVICE}-${instance}`,
   signal: shutdown.signal,
-  onEvent: (event) =>
-    log.info("nats", { event: event.type, ...("server" in event ? { server: event.server } : {}) }),
+  onEvent: reportBusEvents(log, counters),
 });
 shutdown.onShutdown("nats", () => bus.close());
 
