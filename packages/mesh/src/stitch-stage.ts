@@ -188,8 +188,9 @@ export const DEFAULT_STITCH_LATENESS_NS = 120_000_000_000n;
  * What a stitcher process pulls ahead, over all its shards' pulls: 32 MiB. They share one NATS connection,
  * and nats-server disconnects a client with more than its `max_pending` (64 MiB by default) waiting to be
  * written to it ("slow consumer"); the messages it had sent come back only after the ack wait. With 64
- * messages per shard (up to 64 MiB each of 8 shards) that happened in about one mesh run in three at full
- * speed, and the run stalled for the 30 s ack wait. It also bounds the memory the pulls hold.
+ * messages per shard (up to 64 MiB each of 8 shards) that happened in three of six mesh runs at full speed,
+ * and each of them stalled for the 30 s ack wait. It also bounds the memory the pulls hold. (A record larger
+ * than a batch travels in a message of its own, up to the stream's 8 MiB: rare, and not counted here.)
  */
 export const DEFAULT_STITCH_PULL_BYTES = 32 * 1024 * 1024;
 
