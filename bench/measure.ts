@@ -9,6 +9,16 @@ export interface Measured {
   readonly status: number;
 }
 
+/** Clock ticks per second of /proc's CPU times (CLK_TCK on Linux). */
+const TICK = 100;
+
+/** CPU seconds (user + system, every thread) another process has used, from /proc/<pid>/stat. */
+export function processCpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) / TICK;
+}
+
 function hwm(pid: number): number {
   try {
     const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));

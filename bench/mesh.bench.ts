@@ -14,13 +14,13 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { BenchResult } from "./bench-result.js";
+import { processCpuSeconds } from "./measure.js";
 import { measureLag } from "./mesh-lag.js";
 import { scratchDir } from "./scratch.js";
 import { writeSyntheticStore } from "./synthetic-store.js";
 
 const TOTAL = Number(process.env["MESH_BENCH_BYTES"] ?? 96 * 1024 * 1024);
 const CLI = new URL("../packages/cli/bin/cloudtap.mjs", import.meta.url).pathname;
-const TICK = 100; // clock ticks per second (CLK_TCK on Linux)
 /** Stitcher counts to run (`MESH_BENCH_STITCHERS=1,2`); default 1, 2 and 4. */
 const STITCHER_COUNTS = (process.env["MESH_BENCH_STITCHERS"] ?? "1,2,4").split(",").map(Number);
 /**
@@ -50,12 +50,11 @@ interface ProcSample {
 
 function sample(pid: number): ProcSample | undefined {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpuSeconds = processCpuSeconds(pid);
     const status = readFileSync(`/proc/${pid}/status`, "utf8");
     const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? "0") * 1024;
     return {
-      cpuSeconds: (Number(f[11]) + Number(f[12])) / TICK,
+      cpuSeconds,
       hwmBytes: kb("VmHWM"),
       rssBytes: kb("VmRSS"),
     };

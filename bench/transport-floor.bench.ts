@@ -14,7 +14,7 @@
  * through both hops and does its own work besides. `TRANSPORT_FLOOR_BYTES` (default 512 MiB).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import {
@@ -39,6 +39,7 @@ import {
 } from "@cloudtap/rpc";
 import { startNatsServer } from "@cloudtap/test-harness";
 import type { BenchResult } from "./bench-result.js";
+import { processCpuSeconds } from "./measure.js";
 import { scratchDir } from "./scratch.js";
 
 const TOTAL = Number(process.env["TRANSPORT_FLOOR_BYTES"] ?? 512 * 1024 * 1024);
@@ -49,14 +50,6 @@ const STREAM = StreamName.Chunks;
 const SUBJECT = chunkSubject("floor", 0);
 const HEADROOM = 64;
 const SELF = new URL(import.meta.url).pathname;
-const TICK = 100;
-
-/** CPU seconds (user + system, all threads) of another process, from /proc. */
-function procCpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) / TICK;
-}
 
 const cpuNow = () => {
   const u = process.cpuUsage();
@@ -217,11 +210,11 @@ export async function benchTransportFloor(): Promise<BenchResult[]> {
     const sub = start("nats-sub", nats.url);
     children.push(sub.child);
     await sub.line((l) => l === "ready");
-    const server0 = procCpuSeconds(nats.pid!);
+    const server0 = processCpuSeconds(nats.pid!);
     const pub = start("nats-pub", nats.url);
     children.push(pub.child);
     const [p, s] = [await pub.report(), await sub.report()];
-    const server = procCpuSeconds(nats.pid!) - server0;
+    const server = processCpuSeconds(nats.pid!) - server0;
     const seconds = Math.max(p.seconds, s.seconds);
     results.push({
       name: "JetStream hop (publish -> file stream -> pull, ack)",
@@ -239,11 +232,11 @@ export async function benchTransportFloor(): Promise<BenchResult[]> {
   const server = start("grpc-server", pki);
   try {
     const port = (await server.line((l) => l.startsWith("port "))).slice(5);
-    const server0 = procCpuSeconds(server.child.pid!);
+    const server0 = processCpuSeconds(server.child.pid!);
     const client = start("grpc-client", `${pki},${port}`);
     children.push(client.child);
     const c = await client.report();
-    const s = procCpuSeconds(server.child.pid!) - server0;
+    const s = processCpuSeconds(server.child.pid!) - server0;
     results.push({
       name: "gRPC hop (MirrorService stream, mutual TLS)",
       value: perMib(c.cpuSeconds + s),
