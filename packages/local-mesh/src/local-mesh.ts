@@ -13,14 +13,20 @@
  * watchdog (its own process, `orphan-watchdog.ts`) ends nats-server, and any service still running after
  * a grace, once this process is gone without its ordered stop (SIGKILL, a crash).
  *
- * Telemetry: every service instance serves Prometheus metrics on a free loopback port of its own
+ * Ports: every listener binds port 0 on loopback and reports what the kernel chose (service-kit
+ * `recordListening`, nats-server's ports file); the mesh records it in `mesh.json`, hands it to the instances
+ * started after, and pins it for the instance's restarts. A port found free here and handed over would be
+ * free only until someone else took it: a concurrent program's listener, or an outgoing connection's local
+ * port from the same range, and the instance then failed its start on every restart.
+ *
+ * Telemetry: every service instance serves Prometheus metrics on a loopback port of its own
  * (`<SERVICE>_METRICS_LISTEN`, listed in `mesh.json`), and gets this process's `OTEL_*` variables with its
  * own `OTEL_SERVICE_NAME`, so traces go wherever `OTEL_EXPORTER_OTLP_ENDPOINT` (or the plan's
  * `otlpEndpoint`) points; without one, no spans leave the processes.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, renameSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { StatusService } from "@cloudtap/proto";
 import {
@@ -32,6 +38,7 @@ import {
   HealthStatus,
   ServiceIdentity,
 } from "@cloudtap/rpc";
+import { type ListenReport, ListenRole, parseListenReport } from "@cloudtap/service-kit";
 import { isPermanentExit, MeshInstanceFailedError } from "./errors.js";
 import { freePort } from "./free-port.js";
 import { defaultRestartDelayMs, type ProcessExit, SupervisedProcess } from "./supervised-process.js";
@@ -134,9 +141,14 @@ export const MESH_STATE_FILE = "mesh.json";
 
 interface Running {
   readonly service: MeshService;
-  readonly address: string;
-  readonly metrics?: string;
+  /** host:port of its gRPC server, "" until it reported the port it bound (and for nats-server). */
+  address: string;
+  metrics?: string;
   readonly process: SupervisedProcess;
+  /** The variables its gRPC and metrics listen addresses are set in (services only). */
+  readonly listenEnv?: { readonly rpc: string; readonly metrics: string };
+  /** Where it reports the ports it bound (services only). */
+  readonly listenFile?: string;
 }
 
 export class LocalMesh {
@@ -196,29 +208,38 @@ export class LocalMesh {
     renameSync(`${path}.tmp`, path);
   }
 
+  /**
+   * Starts an instance. A service (`rpcListenEnv`, the variable of its gRPC listen address) is told to listen
+   * on port 0 for its gRPC server and its metrics, and to report the ports it bound (`listening` reads them).
+   */
   private spawn(
     service: MeshService,
     name: string,
-    address: string,
     command: string,
     args: string[],
     env: Record<string, string>,
-    /** host:port of its metrics endpoint (services only). */
-    metrics?: string,
+    rpcListenEnv?: string,
   ) {
     const prefix = SERVICE_PREFIX[service];
-    const telemetry =
-      prefix && metrics
-        ? { ...telemetryEnvironment(service, this.otlpEndpoint), [`${prefix}METRICS_LISTEN`]: metrics }
-        : {};
+    const listenEnv =
+      prefix && rpcListenEnv ? { rpc: rpcListenEnv, metrics: `${prefix}METRICS_LISTEN` } : undefined;
+    const listen = listenEnv
+      ? {
+          ...telemetryEnvironment(service, this.otlpEndpoint),
+          [listenEnv.rpc]: ANY_LOOPBACK_PORT,
+          [listenEnv.metrics]: ANY_LOOPBACK_PORT,
+        }
+      : {};
     const logFile = join(this.stateDir, "logs", `${name}.log`);
+    const listenFile = listenEnv ? join(this.stateDir, "logs", `${name}.listen`) : undefined;
     const process = new SupervisedProcess({
       name,
       command,
       args,
-      env: { ...serviceEnvironment(service), ...telemetry, ...this.plan.env, ...env },
+      env: { ...serviceEnvironment(service), ...this.plan.env, ...env, ...listen },
       logFile,
       exitReasonFile: join(this.stateDir, "logs", `${name}.exit`),
+      ...(listenFile ? { listenFile } : {}),
       restartPolicy: (exit, restarts) => this.restartDelay(exit, restarts),
       // nats-server cannot watch its stdin: the watchdog terminates it; services end by themselves.
       onStart: (pid) =>
@@ -236,9 +257,50 @@ export class LocalMesh {
       },
     });
     process.start();
-    this.running.push({ service, address, ...(metrics ? { metrics } : {}), process });
+    this.running.push({
+      service,
+      address: "",
+      process,
+      ...(listenEnv ? { listenEnv } : {}),
+      ...(listenFile ? { listenFile } : {}),
+    });
     this.writeState();
     return process;
+  }
+
+  /**
+   * Waits until a service reported the ports it bound, records them (`mesh.json`) and pins them for its
+   * restarts, so a restarted instance listens where its peers were told to connect; returns its gRPC address.
+   * Binding port 0 in the service, instead of handing it a port found free here, leaves no window in which
+   * another program (or an outgoing connection) takes the port first. An instance of a continuous run that
+   * exits for good before it listened gets a port found free here, for its later tries.
+   */
+  private async listening(name: string, timeoutMs = 120_000): Promise<string> {
+    const r = this.running.find((x) => x.process.name === name);
+    if (!r?.listenFile || !r.listenEnv) throw new Error(`${name} is not a service of this mesh`);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.failure) throw this.failure;
+      const report = readListenReport(r.listenFile);
+      const rpc = report?.ports[ListenRole.Rpc];
+      const metrics = report?.ports[ListenRole.Metrics];
+      // The current process's report only: a restart before it listened removes its predecessor's file.
+      if (report && report.pid === r.process.pid && rpc !== undefined && metrics !== undefined)
+        return this.pinListen(r, `127.0.0.1:${rpc}`, `127.0.0.1:${metrics}`);
+      if (!this.plan.once && isPermanentExit(r.process.lastExit))
+        return this.pinListen(r, `127.0.0.1:${await freePort()}`, `127.0.0.1:${await freePort()}`);
+      if (Date.now() > deadline)
+        throw new Error(`${name} did not report the ports it listens on in ${timeoutMs} ms (see its log)`);
+      await new Promise((resolveWait) => setTimeout(resolveWait, 50));
+    }
+  }
+
+  private pinListen(r: Running, address: string, metrics: string): string {
+    r.address = address;
+    r.metrics = metrics;
+    r.process.pin({ env: { [r.listenEnv!.rpc]: address, [r.listenEnv!.metrics]: metrics } });
+    this.writeState();
+    return address;
   }
 
   /**
@@ -306,53 +368,58 @@ export class LocalMesh {
     await createPki(this.tlsDir);
     const root = workspaceRoot();
     const node = process.execPath;
-    const loopback = async () => `127.0.0.1:${await freePort()}`;
 
     if (p.natsUrl) this.natsUrl = p.natsUrl;
     else {
-      const port = await freePort();
+      // Port -1: nats-server picks one and writes it to its ports file; its restarts keep that port.
+      const portsDir = join(this.stateDir, "nats-ports");
+      mkdirSync(portsDir, { recursive: true, mode: 0o700 });
+      const args = (port: number) => [
+        "-a",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-js",
+        "-sd",
+        join(this.stateDir, "jetstream"),
+        "--ports_file_dir",
+        portsDir,
+      ];
+      const nats = this.spawn(MeshService.Nats, "nats-server", "nats-server", args(-1), {});
+      const port = await natsPort(nats, portsDir, 15_000);
+      nats.pin({ args: args(port) });
       this.natsUrl = `nats://127.0.0.1:${port}`;
-      this.spawn(
-        MeshService.Nats,
-        "nats-server",
-        "",
-        "nats-server",
-        ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", join(this.stateDir, "jetstream")],
-        {},
-      );
+      this.writeState();
       await waitForPort(port, 15_000);
     }
     const common = { LOG_LEVEL: "info" };
 
-    const egressAddr = await loopback();
     this.spawn(
       MeshService.MirrorEgress,
       "mirror-egress",
-      egressAddr,
       node,
       serviceCommand(root, "mirror-egress"),
       {
         ...common,
-        ...egressEnvironment(p.outputs, egressAddr, this.tlsDir, p.mtu),
+        ...egressEnvironment(p.outputs, ANY_LOOPBACK_PORT, this.tlsDir, p.mtu),
         // A restarted egress resumes its capture files and drops the frames it wrote (docs/mesh.md).
         MIRROR_EGRESS_STATE_DIR: join(this.stateDir, "egress"),
       },
-      await loopback(),
+      "MIRROR_EGRESS_LISTEN",
     );
+    const egressAddr = await this.listening("mirror-egress");
     await this.healthy("mirror-egress", egressAddr, ServiceIdentity.MirrorEgress);
 
-    const keyBrokerAddr = p.keyBroker === false ? undefined : await loopback();
+    let keyBrokerAddr: string | undefined;
     const vaultKey = randomBytes(32).toString("hex");
-    if (keyBrokerAddr) {
+    if (p.keyBroker !== false) {
       this.spawn(
         MeshService.KeyBroker,
         "key-broker",
-        keyBrokerAddr,
         node,
         serviceCommand(root, "key-broker"),
         {
           ...common,
-          KEY_BROKER_LISTEN: keyBrokerAddr,
           KEY_BROKER_KEYS_STORE: storeUrl(p.keys ?? p.source),
           ...credentialsEnv(
             "KEY_BROKER_KEYS_STORE_CREDENTIALS",
@@ -365,8 +432,9 @@ export class LocalMesh {
           KEY_BROKER_VAULT_KEY: vaultKey,
           KEY_BROKER_POLL_MS: "1000",
         },
-        await loopback(),
+        "KEY_BROKER_LISTEN",
       );
+      keyBrokerAddr = await this.listening("key-broker");
       await this.healthy("key-broker", keyBrokerAddr, ServiceIdentity.KeyBroker);
     }
 
@@ -375,12 +443,9 @@ export class LocalMesh {
       const first = i * per;
       const last = Math.min(p.shardCount, first + per) - 1;
       if (first > last) break;
-      const addr = await loopback();
-      const metrics = await loopback();
       this.spawn(
         MeshService.Stitcher,
         `stitcher-${i + 1}`,
-        addr,
         node,
         serviceCommand(root, "stitcher"),
         {
@@ -392,25 +457,22 @@ export class LocalMesh {
           ...(keyBrokerAddr ? { KEY_BROKER_ADDR: keyBrokerAddr } : {}),
           STITCHER_TLS_DIR: this.tlsDir,
           STITCHER_VARIANT: p.variant,
-          STITCHER_STATUS_LISTEN: addr,
           STITCHER_INSTANCE: `stitcher-${i + 1}`,
           // Continuous: a quiet shard does not hold the egress's time merge back (a window's end closes it).
           ...(p.once ? {} : { STITCHER_IDLE_AFTER: "2s" }),
           ...(p.mtu ? { STITCHER_MTU: String(p.mtu) } : {}),
           ...(p.filter?.length ? { STITCHER_FILTER: p.filter.join(";") } : {}),
         },
-        metrics,
+        "STITCHER_STATUS_LISTEN",
       );
+      const addr = await this.listening(`stitcher-${i + 1}`);
       await this.healthy(`stitcher-${i + 1}`, addr, ServiceIdentity.Stitcher);
     }
 
     for (let i = 0; i < p.fetchers; i++) {
-      const addr = await loopback();
-      const metrics = await loopback();
       this.spawn(
         MeshService.Fetcher,
         `fetcher-${i + 1}`,
-        addr,
         node,
         serviceCommand(root, "fetcher"),
         {
@@ -424,15 +486,14 @@ export class LocalMesh {
           FETCHER_ONCE: String(p.once),
           ...(p.sinceNs === undefined ? {} : { FETCHER_SINCE: String(p.sinceNs) }),
           ...(p.untilNs === undefined ? {} : { FETCHER_UNTIL: String(p.untilNs) }),
-          FETCHER_STATUS_LISTEN: addr,
           FETCHER_TLS_DIR: this.tlsDir,
           FETCHER_INSTANCE: `fetcher-${i + 1}`,
         },
-        metrics,
+        "FETCHER_STATUS_LISTEN",
       );
     }
     for (const r of this.running.filter((x) => x.service === MeshService.Fetcher))
-      await this.healthy(r.process.name, r.address, ServiceIdentity.Fetcher);
+      await this.healthy(r.process.name, await this.listening(r.process.name), ServiceIdentity.Fetcher);
   }
 
   /** Every instance's GetStatus (an instance that does not answer is reported with its error). */
@@ -518,6 +579,44 @@ function serviceEnvironment(service: MeshService): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (k.startsWith(prefix) && v !== undefined) out[k] = v;
   return out;
+}
+
+/** What a service is told to listen on: the loopback address, a port the kernel picks (`listening`). */
+const ANY_LOOPBACK_PORT = "127.0.0.1:0";
+
+/** Its listen file's report, undefined while there is none (not yet written, or removed for a restart). */
+function readListenReport(file: string): ListenReport | undefined {
+  try {
+    return parseListenReport(readFileSync(file, "utf8"));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The client port nats-server chose (`-p -1`), from the ports file it writes (`--ports_file_dir`) as
+ * `nats-server_<pid>.ports`: `{"nats":["nats://127.0.0.1:PORT"]}`.
+ */
+async function natsPort(nats: SupervisedProcess, portsDir: string, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pid = nats.pid;
+    if (pid !== undefined) {
+      try {
+        const ports = JSON.parse(readFileSync(join(portsDir, `nats-server_${pid}.ports`), "utf8")) as {
+          nats?: unknown;
+        };
+        const url = Array.isArray(ports.nats) ? ports.nats[0] : undefined;
+        const port = typeof url === "string" ? Number(new URL(url).port) : Number.NaN;
+        if (Number.isInteger(port) && port > 0) return port;
+      } catch {
+        // Not written yet (or half): look again.
+      }
+    }
+    if (Date.now() > deadline)
+      throw new Error(`nats-server did not report its client port in ${timeoutMs} ms (see its log)`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
 /** The path of every service's Prometheus endpoint. */

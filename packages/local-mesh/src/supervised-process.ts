@@ -7,6 +7,11 @@
  * line before a failing exit (services do, see service-kit's exit codes); `lastExit` holds the exit status and
  * that line. `restartPolicy` decides per exit whether to restart and after how long.
  *
+ * Where it listens: with `listenFile` the process is told (`CLOUDTAP_LISTEN_FILE`) where to report the ports
+ * its servers bound (service-kit `recordListening`); the file is removed before every start, so what it holds
+ * is the current process's. `pin` changes the command line of the starts after it (the supervisor pins a
+ * port the first process chose, so a restart listens where its peers were told to connect).
+ *
  * Ending with this process: the child's stdin is a pipe this process holds open and never writes to, and
  * `CLOUDTAP_EXIT_WITH_PARENT=stdin` tells a service to shut down when it closes, which the kernel does when
  * this process dies, SIGKILL included (service-kit `exitWithParent`). A program that cannot watch it
@@ -14,11 +19,9 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, readFileSync, rmSync, type WriteStream } from "node:fs";
+import { EXIT_REASON_FILE_ENV, EXIT_WITH_PARENT_ENV, LISTEN_FILE_ENV } from "@cloudtap/service-kit";
 
-/** The variable telling a service where to write its exit reason (service-kit `EXIT_REASON_FILE_ENV`). */
-export const EXIT_REASON_FILE_ENV = "CLOUDTAP_EXIT_REASON_FILE";
-/** The variable telling a service to end when its stdin closes (service-kit `EXIT_WITH_PARENT_ENV`). */
-export const EXIT_WITH_PARENT_ENV = "CLOUDTAP_EXIT_WITH_PARENT";
+export { EXIT_REASON_FILE_ENV };
 
 export interface ProcessExit {
   readonly code: number | null;
@@ -51,6 +54,8 @@ export interface SupervisedProcessOptions {
   readonly restartPolicy?: (exit: ProcessExit, restarts: number) => number | undefined;
   /** Where the process writes its exit reason (passed as `CLOUDTAP_EXIT_REASON_FILE`). */
   readonly exitReasonFile?: string;
+  /** Where the process reports the ports it bound (passed as `CLOUDTAP_LISTEN_FILE`). */
+  readonly listenFile?: string;
   /** Called on every start after the first (the new process started), with the exit that caused it. */
   readonly onRestart?: (name: string, exit: ProcessExit) => void;
   /** Called with the pid of every process started (the first and each restart). */
@@ -70,9 +75,19 @@ export class SupervisedProcess {
   /** When the next restart is due (ISO 8601), while one is scheduled. */
   restartAt: string | undefined;
   private exited: Promise<void> = Promise.resolve();
+  private args: readonly string[];
+  private env: Readonly<Record<string, string>>;
 
   constructor(private readonly o: SupervisedProcessOptions) {
     this.log = createWriteStream(o.logFile, { flags: "a", mode: 0o600 });
+    this.args = o.args;
+    this.env = o.env;
+  }
+
+  /** Replaces the arguments and adds to the environment of every later start (the running one is unchanged). */
+  pin(change: { readonly args?: readonly string[]; readonly env?: Readonly<Record<string, string>> }): void {
+    if (change.args) this.args = change.args;
+    if (change.env) this.env = { ...this.env, ...change.env };
   }
 
   get name(): string {
@@ -99,20 +114,18 @@ export class SupervisedProcess {
 
   start(): void {
     if (this.o.exitReasonFile) rmSync(this.o.exitReasonFile, { force: true });
-    const child = spawn(
-      process.execPath === this.o.command ? process.execPath : this.o.command,
-      this.o.args,
-      {
-        env: {
-          PATH: process.env["PATH"] ?? "/usr/bin:/bin",
-          ...this.o.env,
-          ...(this.o.exitReasonFile ? { [EXIT_REASON_FILE_ENV]: this.o.exitReasonFile } : {}),
-          [EXIT_WITH_PARENT_ENV]: "stdin",
-        },
-        // stdin: held open, never written; it closes when this process dies.
-        stdio: ["pipe", "pipe", "pipe"],
+    if (this.o.listenFile) rmSync(this.o.listenFile, { force: true });
+    const child = spawn(process.execPath === this.o.command ? process.execPath : this.o.command, this.args, {
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        ...this.env,
+        ...(this.o.exitReasonFile ? { [EXIT_REASON_FILE_ENV]: this.o.exitReasonFile } : {}),
+        ...(this.o.listenFile ? { [LISTEN_FILE_ENV]: this.o.listenFile } : {}),
+        [EXIT_WITH_PARENT_ENV]: "stdin",
       },
-    );
+      // stdin: held open, never written; it closes when this process dies.
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     this.child = child;
     // A child that exits or never reads its stdin must not fail this process with EPIPE.
     child.stdin?.on("error", () => {});

@@ -35,6 +35,8 @@ export {
   recordExitReason,
   ServiceExitCode,
 } from "./exit.js";
+export type { ListenReport } from "./listening.js";
+export { LISTEN_FILE_ENV, ListenRole, parseListenReport, recordListening } from "./listening.js";
 export type { LogDestination, LogFields, Logger, LoggerOptions } from "./logger.js";
 export { createLogger, LogLevel, logFileFromEnv, logLevelFromEnv } from "./logger.js";
 export { isSecretFieldName, REDACTED_TEXT, redactValue } from "./redact.js";

@@ -20,7 +20,7 @@ export {
   prometheusName,
   SpanName,
 } from "./registry.js";
-export type { ServiceTelemetryOptions } from "./service-telemetry.js";
+export type { ServiceTelemetry, ServiceTelemetryOptions } from "./service-telemetry.js";
 export { startServiceTelemetry } from "./service-telemetry.js";
 export type { Attributes, Context, Link, Span, SpanContext, SpanOptions } from "./tracing.js";
 export {

@@ -20,7 +20,12 @@ export interface ServiceTelemetryOptions {
   readonly log: { info(msg: string, fields?: Readonly<Record<string, unknown>>): void };
 }
 
-export async function startServiceTelemetry(options: ServiceTelemetryOptions): Promise<void> {
+/** What it started: the Prometheus endpoint's bound port, when one listens (the port asked may be 0). */
+export interface ServiceTelemetry {
+  readonly metricsPort?: number;
+}
+
+export async function startServiceTelemetry(options: ServiceTelemetryOptions): Promise<ServiceTelemetry> {
   const telemetry =
     activeTelemetry() ?? startTelemetry({ serviceName: options.service, serviceInstance: options.instance });
   options.shutdown.onShutdown("telemetry", () => shutdownTelemetry());
@@ -29,6 +34,9 @@ export async function startServiceTelemetry(options: ServiceTelemetryOptions): P
     const server = await serveMetrics(options.metricsListen, options.service);
     options.shutdown.onShutdown("metrics server", () => server.close());
     options.log.info("metrics endpoint listening", { port: server.port, path: "/metrics" });
+    options.log.info("telemetry", { serviceName: telemetry.serviceName, otlp: telemetry.otlp });
+    return { metricsPort: server.port };
   }
   options.log.info("telemetry", { serviceName: telemetry.serviceName, otlp: telemetry.otlp });
+  return {};
 }

@@ -18,7 +18,14 @@ import {
 import { asStoreCannotOpen, isStoreCannotOpen, openCheckedStore, openStore } from "@cloudtap/object-store";
 import { ReplayService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { bootService, formatHostPort, recordExitReason, ServiceExitCode } from "@cloudtap/service-kit";
+import {
+  bootService,
+  formatHostPort,
+  ListenRole,
+  recordExitReason,
+  recordListening,
+  ServiceExitCode,
+} from "@cloudtap/service-kit";
 import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { loadFetcherConfig, SERVICE } from "./config.js";
@@ -32,7 +39,7 @@ const { config, instance, log, shutdown, counters } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
-await startServiceTelemetry({
+const telemetry = await startServiceTelemetry({
   service: SERVICE,
   instance,
   read: () => counters.series?.() ?? [],
@@ -41,6 +48,7 @@ await startServiceTelemetry({
   shutdown,
   log,
 });
+recordListening(ListenRole.Metrics, telemetry.metricsPort);
 
 const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
@@ -155,6 +163,7 @@ if (c.statusListen) {
     ],
     onError: (err) => log.warn("rpc error", { error: err }),
   });
+  recordListening(ListenRole.Rpc, server.port);
   log.info("status server listening", { port: server.port });
   shutdown.onShutdown("status server", () => server.shutdown(5000).then(() => {}));
 }

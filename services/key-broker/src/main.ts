@@ -24,7 +24,14 @@ import {
   ServiceIdentity,
   serverCredentials,
 } from "@cloudtap/rpc";
-import { bootService, formatHostPort, recordExitReason, ServiceExitCode } from "@cloudtap/service-kit";
+import {
+  bootService,
+  formatHostPort,
+  ListenRole,
+  recordExitReason,
+  recordListening,
+  ServiceExitCode,
+} from "@cloudtap/service-kit";
 import {
   Attr,
   extractMetadata,
@@ -46,7 +53,7 @@ registerCloudStores();
 let state = "starting";
 /** The broker's and watcher's counters: what GetStatus returns and the metrics read (set once both exist). */
 let brokerCounters: () => Record<string, number> = () => ({});
-await startServiceTelemetry({
+const telemetry = await startServiceTelemetry({
   service: SERVICE,
   instance,
   read: () => seriesOfRecord(brokerCounters()),
@@ -55,6 +62,7 @@ await startServiceTelemetry({
   shutdown,
   log,
 });
+recordListening(ListenRole.Metrics, telemetry.metricsPort);
 
 const bus = await connectBus({
   servers: c.natsUrl.split(",").map((s) => s.trim()),
@@ -132,6 +140,7 @@ shutdown.onShutdown("rpc server", async () => {
   if (forced) log.warn("rpc calls still in flight at the shutdown deadline were cancelled");
 });
 state = "serving";
+recordListening(ListenRole.Rpc, server.port);
 log.info("listening", { port: server.port });
 
 /** Status counter names in the mesh's snake_case (`keyLogsIngested` -> `key_logs_ingested`). */

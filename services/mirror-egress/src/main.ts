@@ -17,7 +17,7 @@ import {
 import { openStore } from "@cloudtap/object-store";
 import { MirrorService, StatusService } from "@cloudtap/proto";
 import { createRpcServer, registerService, ServiceIdentity, serverCredentials } from "@cloudtap/rpc";
-import { bootService, formatHostPort } from "@cloudtap/service-kit";
+import { bootService, formatHostPort, ListenRole, recordListening } from "@cloudtap/service-kit";
 import { startServiceTelemetry } from "@cloudtap/telemetry";
 import { ServerCredentials } from "@grpc/grpc-js";
 import { egressSpecOf, loadMirrorEgressConfig, SERVICE } from "./config.js";
@@ -31,7 +31,7 @@ const { config, instance, log, shutdown, counters } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
-await startServiceTelemetry({
+const telemetry = await startServiceTelemetry({
   service: SERVICE,
   instance,
   read: () => counters.series?.() ?? [],
@@ -39,6 +39,7 @@ await startServiceTelemetry({
   shutdown,
   log,
 });
+recordListening(ListenRole.Metrics, telemetry.metricsPort);
 // Durable state: the journal says where each capture file resumes and which frames were written.
 const durable = c.stateDir ? await EgressJournal.open(c.stateDir) : undefined;
 let egress: Awaited<ReturnType<typeof openEgress>>;
@@ -150,6 +151,7 @@ const server = await createRpcServer({
   ],
   onError: (err) => log.warn("rpc error", { error: err }),
 });
+recordListening(ListenRole.Rpc, server.port);
 log.info("listening", { port: server.port, outputs: egress.egress.outputs.map((o) => o.name) });
 shutdown.onShutdown("server", () => server.shutdown(10_000).then(() => {}));
 

@@ -33,7 +33,13 @@ import {
   ServiceIdentity,
   serverCredentials,
 } from "@cloudtap/rpc";
-import { bootService, formatHostPort, parseHostPort } from "@cloudtap/service-kit";
+import {
+  bootService,
+  formatHostPort,
+  ListenRole,
+  parseHostPort,
+  recordListening,
+} from "@cloudtap/service-kit";
 import { Attr, startServiceTelemetry } from "@cloudtap/telemetry";
 import { credentials, ServerCredentials } from "@grpc/grpc-js";
 import { loadStitcherConfig, SERVICE } from "./config.js";
@@ -47,7 +53,7 @@ const { config, instance, log, shutdown, counters } = bootService(
   (loaded) => loaded.values.instance,
 );
 const c = config.values;
-await startServiceTelemetry({
+const telemetry = await startServiceTelemetry({
   service: SERVICE,
   instance,
   read: () => counters.series?.() ?? [],
@@ -56,6 +62,7 @@ await startServiceTelemetry({
   shutdown,
   log,
 });
+recordListening(ListenRole.Metrics, telemetry.metricsPort);
 // Elastic (STITCHER_SHARDS=auto): the shards come by lease (shard-leases.ts); the replays keep every shard.
 const elastic = c.shards === "auto";
 const range = c.shards === "auto" ? undefined : c.shards;
@@ -121,6 +128,7 @@ if (c.statusListen) {
     ],
     onError: (err) => log.warn("rpc error", { error: err }),
   });
+  recordListening(ListenRole.Rpc, server.port);
   log.info("status server listening", { port: server.port });
   shutdown.onShutdown("status server", () => server.shutdown(5000).then(() => {}));
 }
