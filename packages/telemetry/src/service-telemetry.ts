@@ -30,13 +30,13 @@ export async function startServiceTelemetry(options: ServiceTelemetryOptions): P
     activeTelemetry() ?? startTelemetry({ serviceName: options.service, serviceInstance: options.instance });
   options.shutdown.onShutdown("telemetry", () => shutdownTelemetry());
   bindCounterMetrics(options.read, options.attributes ? { attributes: options.attributes } : {});
+  let metricsPort: number | undefined;
   if (options.metricsListen) {
     const server = await serveMetrics(options.metricsListen, options.service);
     options.shutdown.onShutdown("metrics server", () => server.close());
     options.log.info("metrics endpoint listening", { port: server.port, path: "/metrics" });
-    options.log.info("telemetry", { serviceName: telemetry.serviceName, otlp: telemetry.otlp });
-    return { metricsPort: server.port };
+    metricsPort = server.port;
   }
   options.log.info("telemetry", { serviceName: telemetry.serviceName, otlp: telemetry.otlp });
-  return {};
+  return metricsPort === undefined ? {} : { metricsPort };
 }
